@@ -1,0 +1,75 @@
+"""`FeatureConfig`: the one frozen description of the front end.
+
+It is saved inside every checkpoint and exported model, so inference can never compute different features
+from training. The defaults are the BirdCLEF seed recipe: 32 kHz, n_fft 2048, hop 512, 128 mel bands from
+50 Hz to 14 kHz, power spectrogram in dB with no ``top_db`` clipping, 5-s clips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ParameterError
+
+__all__ = ["FeatureConfig", "CHANNELS"]
+
+# Channels a model input can stack, in this order of names. "mfcc*" channels hold n_mfcc coefficients and are
+# zero-padded to n_mels rows so they stack with the mel channels.
+CHANNELS = ("logmel", "logmel_delta", "logmel_delta2", "mfcc", "mfcc_delta", "mfcc_delta2")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    sample_rate: int = 32_000
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    fmin: float = 50.0
+    fmax: float = 14_000.0
+    power: float = 2.0
+    scale: str = "db"  # "db" (10*log10 with amin 1e-10, ref 1.0) or "pcen"
+    top_db: float | None = None
+    preemphasis: float = 0.0  # 0 disables; the seed recipe's value is 0.97
+    channels: tuple[str, ...] = ("logmel",)
+    n_mfcc: int = 20
+    delta_width: int = 9
+    normalize: str = "standardize"  # per sample and channel: "standardize", "minmax" or "none"
+    clip_duration: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0 or self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
+            raise ParameterError(f"FeatureConfig: sample_rate, n_fft, hop_length, n_mels must be > 0 ({self})")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            raise ParameterError(
+                f"FeatureConfig: need 0 <= fmin < fmax <= sample_rate/2, got fmin={self.fmin}, fmax={self.fmax}, "
+                f"sample_rate={self.sample_rate}"
+            )
+        if self.scale not in ("db", "pcen"):
+            raise ParameterError(f"FeatureConfig: scale must be 'db' or 'pcen', got {self.scale!r}")
+        if self.normalize not in ("standardize", "minmax", "none"):
+            raise ParameterError(f"FeatureConfig: normalize must be standardize|minmax|none, got {self.normalize!r}")
+        if not 0.0 <= self.preemphasis < 1.0:
+            raise ParameterError(f"FeatureConfig: preemphasis must be in [0, 1), got {self.preemphasis}")
+        channels = tuple(self.channels)
+        object.__setattr__(self, "channels", channels)
+        bad = [c for c in channels if c not in CHANNELS]
+        if not channels or bad or len(set(channels)) != len(channels):
+            raise ParameterError(f"FeatureConfig: channels must be distinct names from {CHANNELS}, got {channels}")
+        if any(c.startswith("mfcc") for c in channels) and not 0 < self.n_mfcc <= self.n_mels:
+            raise ParameterError(f"FeatureConfig: n_mfcc must be in 1..n_mels, got {self.n_mfcc}")
+        if self.delta_width < 3 or self.delta_width % 2 == 0:
+            raise ParameterError(f"FeatureConfig: delta_width must be odd and >= 3, got {self.delta_width}")
+        if self.clip_duration <= 0:
+            raise ParameterError(f"FeatureConfig: clip_duration must be > 0, got {self.clip_duration}")
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.clip_duration * self.sample_rate))
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.channels)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames of a centred STFT (librosa's ``center=True``) of ``num_samples`` samples."""
+        return 1 + num_samples // self.hop_length
