@@ -7,3 +7,5 @@ from .io import info as info
 from .io import load as load
 from .io import stream as stream
 from .io import write_audio as write_audio
+from .clips import clip_times as clip_times
+from .clips import num_clips as num_clips

@@ -9,8 +9,10 @@ from __future__ import annotations
 import typer
 
 from . import demo as _demo
+from . import predict as _predict
 from . import score as _score
 from . import synth as _synth
+from . import train as _train
 
 app = typer.Typer(
     name="birdcall",
@@ -39,6 +41,8 @@ def _root(
 
 _synth.register(app)
 _score.register(app)
+_train.register(app)
+_predict.register(app)
 _demo.register(app)
 
 

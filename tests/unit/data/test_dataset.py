@@ -1,0 +1,85 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from birdcall.audio import write_audio
+from birdcall.data import ClipDataset, read_clip_table
+from birdcall.errors import DataError
+from birdcall.features import FeatureConfig
+
+
+def _tone(seconds, freq=2000.0, sample_rate=32000):
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def _make(root, rows, taxonomy=("aaa", "bbb", "ccc")):
+    for row in rows:
+        path = root / "train_audio" / row["filename"]
+        if not row.pop("_missing", False):
+            write_audio(path, _tone(row.pop("_seconds", 5.0)), 32000)
+        row.pop("_seconds", None)
+    pd.DataFrame(rows).to_csv(root / "train_metadata.csv", index=False)
+    if taxonomy:
+        pd.DataFrame({"species_code": list(taxonomy), "scientific_name": ["X y"] * len(taxonomy), "common_name": ["Z"] * len(taxonomy)}).to_csv(root / "taxonomy.csv", index=False)
+
+
+def test_birdclef_columns_with_secondary_labels(tmp_path):
+    _make(tmp_path, [
+        {"filename": "aaa/1.wav", "primary_label": "aaa", "secondary_labels": "['ccc']"},
+        {"filename": "bbb/2.wav", "primary_label": "bbb", "secondary_labels": "[]"},
+    ])
+    table = read_clip_table(tmp_path)
+    assert table.labels.codes == ("aaa", "bbb", "ccc")  # taxonomy order
+    assert table.frame["labels"].tolist() == [["aaa", "ccc"], ["bbb"]]
+    assert table.frame["secondary"].tolist() == [["ccc"], []]
+
+
+def test_labels_column_space_separated_and_no_taxonomy(tmp_path):
+    _make(tmp_path, [{"filename": "bbb/1.wav", "labels": "bbb aaa"}], taxonomy=None)
+    table = read_clip_table(tmp_path)
+    assert table.labels.codes == ("aaa", "bbb") and table.frame["labels"][0] == ["bbb", "aaa"]
+
+
+def test_all_problems_reported_at_once_or_skipped(tmp_path):
+    _make(tmp_path, [
+        {"filename": "aaa/ok.wav", "primary_label": "aaa", "secondary_labels": "[]"},
+        {"filename": "aaa/missing.wav", "primary_label": "aaa", "secondary_labels": "[]", "_missing": True},
+        {"filename": "zzz/unknown.wav", "primary_label": "zzz", "secondary_labels": "[]"},
+        {"filename": "aaa/bad.wav", "primary_label": "aaa", "secondary_labels": "['bbb'"},
+        {"filename": "aaa/ok.wav", "primary_label": "aaa", "secondary_labels": "[]", "_missing": True},
+    ])
+    with pytest.raises(DataError) as info:
+        read_clip_table(tmp_path)
+    message = str(info.value)
+    assert "train_metadata.csv" in message and "4 bad row(s)" in message and "\n" not in message
+    for expected in ("audio file missing", "unknown species code(s) ['zzz']", "cannot parse labels", "duplicate row"):
+        assert expected in message
+    table = read_clip_table(tmp_path, skip_bad=True)
+    assert table.frame["filename"].tolist() == ["aaa/ok.wav"] and len(table.problems) == 4
+
+
+@pytest.mark.parametrize("content", ["", "just,a\n", "filename\n"])
+def test_malformed_metadata(tmp_path, content):
+    (tmp_path / "train_metadata.csv").write_text(content)
+    with pytest.raises(DataError, match="train_metadata.csv"):
+        read_clip_table(tmp_path)
+
+
+def test_clip_dataset_crops_reproducibly(tmp_path):
+    path = tmp_path / "long.wav"
+    write_audio(path, np.random.default_rng(0).standard_normal(32000 * 9).astype(np.float32) * 0.1, 32000)
+    short = tmp_path / "short.wav"
+    write_audio(short, _tone(2.0), 32000)
+    features = FeatureConfig()
+    targets = np.eye(2, dtype=np.float32)
+    train = ClipDataset([path, short], targets, features, train=True, seed=3)
+    x0, y0 = train[0]
+    assert x0.shape == (features.clip_samples,) and x0.dtype.is_floating_point and y0.tolist() == [1.0, 0.0]
+    assert np.array_equal(train[0][0].numpy(), x0.numpy())  # same epoch, same crop
+    train.set_epoch(1)
+    assert not np.array_equal(train[0][0].numpy(), x0.numpy())  # new epoch, new crop
+    xs, _ = train[1]
+    assert np.all(xs.numpy()[2 * 32000 :] == 0) and np.abs(xs.numpy()[: 2 * 32000]).max() > 0.2  # zero padded
+    evaluation = ClipDataset([path], targets[:1], features, train=False)
+    assert np.allclose(evaluation[0][0].numpy(), train._audio(0)[: features.clip_samples], atol=1e-6)  # eval starts at 0

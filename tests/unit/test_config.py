@@ -1,0 +1,49 @@
+from dataclasses import dataclass, field
+
+import pytest
+
+from birdcall.config import apply_overrides, from_dict, from_yaml, parse_override, to_dict, to_yaml
+from birdcall.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class Inner:
+    n_mels: int = 128
+    channels: tuple[str, ...] = ("logmel",)
+
+
+@dataclass(frozen=True)
+class Outer:
+    lr: float = 1e-3
+    name: str = "x"
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_yaml_round_trip_restores_nested_dataclass_and_tuples(tmp_path):
+    config = Outer(lr=0.5, inner=Inner(n_mels=64, channels=("logmel", "mfcc")))
+    to_yaml(config, tmp_path / "c.yaml")
+    back = from_yaml(Outer, tmp_path / "c.yaml")
+    assert back == config
+    assert isinstance(back.inner, Inner) and back.inner.channels == ("logmel", "mfcc")
+
+
+def test_from_dict_rejects_unknown_keys():
+    with pytest.raises(ParameterError, match="unknown key.*bogus"):
+        from_dict(Outer, {"bogus": 1})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("epochs=5", ("epochs", 5)), ("lr=0.01", ("lr", 0.01)), ("flag=true", ("flag", True)), ("name=abc", ("name", "abc")), ("l=[a, b]", ("l", ["a", "b"]))],
+)
+def test_parse_override_reads_yaml_values(text, expected):
+    assert parse_override(text) == expected
+
+
+def test_apply_overrides_reaches_nested_and_rejects_unknown():
+    config = apply_overrides(Outer(), ["inner.n_mels=32", "lr=0.1"])
+    assert config.inner.n_mels == 32 and config.lr == 0.1 and to_dict(config)["name"] == "x"
+    with pytest.raises(ParameterError, match="unknown key"):
+        apply_overrides(Outer(), ["inner.nope=1"])
+    with pytest.raises(ParameterError, match="not of the form"):
+        apply_overrides(Outer(), ["lr"])
