@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,8 +45,33 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
             value = from_dict(hint, value)
         elif isinstance(value, list):
             value = tuple(value)
+        else:
+            value = _coerce(cls, key, value, hint)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def _coerce(cls: type, key: str, value: Any, hint: Any) -> Any:
+    """Convert scalars to the field's declared type where YAML guessed otherwise (``2e-3`` is a str in
+    YAML 1.1, ``1`` an int for a float field); anything that does not convert is an error naming the key."""
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for target in (float, int, str, bool):
+        if target in allowed and isinstance(value, target) and not (target is int and isinstance(value, bool)):
+            return value
+    for target in (int, float):
+        if target in allowed and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            try:
+                converted = target(value)
+            except ValueError:
+                continue
+            if target is int and isinstance(value, float) and converted != value:
+                continue
+            return converted
+    if any(t in allowed for t in (float, int, str, bool)):
+        raise ParameterError(f"{cls.__name__}.{key}: expected {hint}, got {value!r}")
+    return value
 
 
 def to_yaml(config: Any, path: str | Path) -> None:

@@ -61,6 +61,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DemoConfig(), *, show_pro
         num_background=config.num_background,
         num_soundscapes=config.num_soundscapes,
         soundscape_duration=config.soundscape_duration,
+        overwrite=True,
     )
     timings["synthesise"] = time.perf_counter() - started
 
@@ -86,7 +87,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DemoConfig(), *, show_pro
     solution = read_solution(data_dir / "solution.csv")
     submission = pd.read_csv(submission_path)
     scores = score_submission(solution, submission)
-    per_species = scores.pop("per_species", None)
+    per_species = pd.DataFrame(scores.pop("per_species"))
     summary = {"scores": scores, "seconds": timings, "best_epoch": result.best_epoch, "model": config.train.model}
     atomic_write_text(out_dir / "scores.json", json.dumps(summary, indent=2, default=float))
-    return DemoResult(out_dir, scores, per_species if per_species is not None else pd.DataFrame(), timings)
+    return DemoResult(out_dir, scores, per_species, timings)

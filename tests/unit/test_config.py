@@ -47,3 +47,21 @@ def test_apply_overrides_reaches_nested_and_rejects_unknown():
         apply_overrides(Outer(), ["inner.nope=1"])
     with pytest.raises(ParameterError, match="not of the form"):
         apply_overrides(Outer(), ["lr"])
+
+
+@dataclass(frozen=True)
+class Typed:
+    lr: float = 1e-3
+    epochs: int = 1
+    threads: int | None = None
+    name: str = "a"
+
+
+def test_values_are_coerced_to_field_types_or_rejected():
+    config = apply_overrides(Typed(), ["lr=2e-3", "epochs=3", "threads=null"])
+    assert config.lr == 0.002 and isinstance(config.lr, float) and config.epochs == 3 and config.threads is None
+    assert isinstance(from_dict(Typed, {"lr": 1}).lr, float)
+    with pytest.raises(ParameterError, match="Typed.epochs"):
+        from_dict(Typed, {"epochs": "many"})
+    with pytest.raises(ParameterError, match="Typed.epochs"):
+        from_dict(Typed, {"epochs": 2.5})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from . import config as _config
 from . import demo as _demo
 from . import predict as _predict
 from . import score as _score
@@ -44,6 +45,7 @@ _score.register(app)
 _train.register(app)
 _predict.register(app)
 _demo.register(app)
+_config.register(app)
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ from rich.console import Console
 
 from ..errors import BirdcallError
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)  # one message, one line: never wrap paths
+out = Console(soft_wrap=True)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,58 @@
+"""`birdcall train` and `birdcall predict` through the real typer app, on a tiny generated data set."""
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from birdcall.cli import app
+from birdcall.synth import make_dataset
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    make_dataset(root, num_species=3, seed=2, clips_per_species=4, num_background=2, num_soundscapes=1, soundscape_duration=20.0, audio_format="flac")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    result = runner.invoke(app, ["train", str(data_dir), "--out", str(run), "--quiet", "model=test_cnn", "epochs=2", "batch_size=4",
+                                 "features.n_mels=32", "features.clip_duration=2.0", "threads=1"])
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def test_train_writes_run_folder_with_overrides_applied(trained):
+    assert (trained / "best.safetensors").is_file() and (trained / "last.safetensors").is_file()
+    config = (trained / "config.yaml").read_text()
+    assert "n_mels: 32" in config and "model: test_cnn" in config and "epochs: 2" in config
+    assert pd.read_csv(trained / "metrics.csv")["epoch"].tolist() == [1, 2]
+
+
+def test_predict_writes_every_window_and_reports_bad_files(trained, data_dir, tmp_path):
+    bad = tmp_path / "broken.ogg"
+    bad.write_text("this is not audio")
+    out = tmp_path / "sub.csv"
+    result = runner.invoke(app, ["predict", "--model", str(trained / "best.safetensors"), "--out", str(out), "--quiet",
+                                 str(data_dir / "soundscapes"), str(bad)])
+    assert result.exit_code == 1, result.output  # partial success is not silent
+    assert "broken.ogg" in result.output and "not an audio file" in result.output and "1 file(s) skipped" in result.output
+    sub = pd.read_csv(out)
+    stem = sorted((data_dir / "soundscapes").iterdir())[0].stem
+    assert sub["row_id"].tolist() == [f"{stem}_{s}" for s in range(2, 21, 2)]  # 2-s clips of a 20-s recording
+    assert list(sub.columns[1:]) == list(pd.read_csv(data_dir / "taxonomy.csv")["species_code"])
+
+
+def test_bad_data_dir_is_one_line_error(tmp_path):
+    result = runner.invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 2
+    assert "error:" in result.output and "train_metadata.csv: file not found" in result.output
+
+
+def test_bad_override_is_one_line_error(data_dir, tmp_path):
+    result = runner.invoke(app, ["train", str(data_dir), "--out", str(tmp_path / "run"), "--quiet", "epochz=3"])
+    assert result.exit_code == 2 and "unknown key" in result.output
