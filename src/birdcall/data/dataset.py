@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..audio import AUDIO_EXTENSIONS, load
-from ..errors import DataError
+from ..errors import DataError, ParameterError
 from ..features import FeatureConfig, crop_or_pad
 from ..types import Pathlike
 from .labels import LabelSet
@@ -152,6 +152,9 @@ class ClipDataset:
     Training crops at random (or weighted by energy), evaluation from the start. Randomness comes from a
     generator seeded by ``(seed, epoch, index)``, so results do not depend on worker count or order.
     Decoded audio can be cached in memory (``cache=True``), so epochs after the first do not decode again.
+
+    In training, with probability ``noise_p`` a random crop of one of ``noise_paths`` (no-call recordings such
+    as a data set's ``background/``) is added at a signal-to-noise ratio drawn from ``noise_snr_db``.
     """
 
     def __init__(
@@ -164,7 +167,14 @@ class ClipDataset:
         crop: str = "random",
         seed: int = 0,
         cache: bool = True,
+        noise_paths: list[Path] = (),
+        noise_p: float = 0.0,
+        noise_snr_db: tuple[float, float] = (3.0, 30.0),
     ):
+        if not 0.0 <= noise_p <= 1.0 or noise_snr_db[0] > noise_snr_db[1]:
+            raise ParameterError(f"noise_p must be in [0, 1] and noise_snr_db increasing, got {noise_p}, {noise_snr_db}")
+        if noise_p > 0 and not noise_paths:
+            raise ParameterError("noise_p > 0 needs noise_paths (e.g. the data set's background/ clips)")
         if len(paths) != len(targets):
             raise DataError(str(paths[0]) if paths else "<dataset>", f"{len(paths)} paths for {len(targets)} targets")
         self.paths = list(paths)
@@ -174,7 +184,10 @@ class ClipDataset:
         self.crop = crop if train else "start"
         self.seed = seed
         self.epoch = 0
-        self._cache: dict[int, np.ndarray] | None = {} if cache else None
+        self._cache: dict[Path, np.ndarray] | None = {} if cache else None
+        self.noise_paths = list(noise_paths)
+        self.noise_p = noise_p if train else 0.0
+        self.noise_snr_db = noise_snr_db
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -182,17 +195,24 @@ class ClipDataset:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def _audio(self, index: int) -> np.ndarray:
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
-        y = load(self.paths[index], sample_rate=self.features.sample_rate)
+    def _audio(self, path: Path) -> np.ndarray:
+        if self._cache is not None and path in self._cache:
+            return self._cache[path]
+        y = load(path, sample_rate=self.features.sample_rate)
         if self._cache is not None:
-            self._cache[index] = y
+            self._cache[path] = y
         return y
 
     def __getitem__(self, index: int):
         import torch
 
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        y = crop_or_pad(self._audio(index), num_samples=self.features.clip_samples, mode=self.crop, rng=rng)
+        y = crop_or_pad(self._audio(self.paths[index]), num_samples=self.features.clip_samples, mode=self.crop, rng=rng)
+        if self.noise_p and rng.random() < self.noise_p:
+            noise_path = self.noise_paths[rng.integers(len(self.noise_paths))]
+            noise = crop_or_pad(self._audio(noise_path), num_samples=len(y), mode="random", rng=rng)
+            signal_rms, noise_rms = np.sqrt(np.mean(y**2)), np.sqrt(np.mean(noise**2))
+            if noise_rms > 0 and signal_rms > 0:
+                snr_db = rng.uniform(*self.noise_snr_db)
+                y = y + noise * (signal_rms / noise_rms / 10 ** (snr_db / 20))
         return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)), torch.from_numpy(self.targets[index])

@@ -33,12 +33,9 @@ libsndfile writes a random stream serial number.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
-import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +48,7 @@ from .. import __version__
 from ..audio import write_audio
 from ..config import to_dict
 from ..errors import ParameterError
+from ..fileio import atomic_path, atomic_write_text
 from ..types import Pathlike
 from .calls import MAX_SPECIES, SpeciesSpec, _jitter_factor, _make_bank, render_call
 from .noise import render_background
@@ -433,30 +431,11 @@ def _render_soundscape(
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """Write a CSV atomically (temporary file in the same folder, then ``os.replace``)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write a CSV atomically (see :mod:`birdcall.fileio`)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
 
 
 def _seconds(value: float) -> str:
@@ -622,7 +601,7 @@ def _generate(root: Path, cfg: SynthConfig) -> SynthDataset:
     _write_csv(root / TRAIN_EVENTS, ["filename", "start", "end", "species_code", "sound_type"], event_rows)
     _write_csv(root / SOUNDSCAPE_EVENTS, ["soundscape", "start", "end", "species_code"], soundscape_event_rows)
     _write_csv(root / SOLUTION, ["row_id", *codes], solution_rows)
-    _write_text(root / CONFIG_FILE, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    atomic_write_text(root / CONFIG_FILE, yaml.safe_dump(to_dict(cfg), sort_keys=False))
     return SynthDataset(
         root=root,
         config=cfg,

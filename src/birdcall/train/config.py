@@ -26,6 +26,10 @@ class TrainConfig:
     mix_p: float = 0.5  # sum-mix probability (union labels)
     mix_min_gain_db: float = -6.0
     mix_max_gain_db: float = 0.0
+    background_negatives: bool = True  # add the data set's background/ clips as all-negative training clips
+    noise_p: float = 0.5  # mix a background/ clip into a training clip with this probability
+    noise_min_snr_db: float = 3.0
+    noise_max_snr_db: float = 30.0
     crop: str = "random"  # training crop: "random" or "energy"
     seed: int = 0
     num_workers: int = 0

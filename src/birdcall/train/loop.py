@@ -135,7 +135,15 @@ def fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, show_prog
     targets = encode_targets(table, config.secondary_weight)
     train_idx, val_idx = split_holdout(list(table.frame["primary_label"]), fraction=config.val_fraction, seed=config.seed)
     paths = list(table.frame["path"])
-    train_ds = ClipDataset([paths[i] for i in train_idx], targets[train_idx], config.features, train=True, crop=config.crop, seed=config.seed)
+    train_paths, train_targets = [paths[i] for i in train_idx], targets[train_idx]
+    background = table.background_files
+    if config.background_negatives and background:  # teach the model that "no species" is an answer
+        train_paths += background
+        train_targets = np.concatenate([train_targets, np.zeros((len(background), targets.shape[1]), np.float32)])
+    train_ds = ClipDataset(
+        train_paths, train_targets, config.features, train=True, crop=config.crop, seed=config.seed,
+        noise_paths=background, noise_p=config.noise_p if background else 0.0, noise_snr_db=(config.noise_min_snr_db, config.noise_max_snr_db),
+    )
     loader_kwargs = {"batch_size": config.batch_size, "num_workers": config.num_workers, "persistent_workers": config.num_workers > 0}
     train_loader = torch.utils.data.DataLoader(
         train_ds, shuffle=True, drop_last=len(train_ds) > config.batch_size, generator=torch.Generator().manual_seed(config.seed), **loader_kwargs
@@ -148,7 +156,7 @@ def fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, show_prog
     model = create_model(config.model, num_classes=len(table.labels), features=config.features, drop_rate=config.drop_rate)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, len(train_loader)))
-    extra = {"train_config_model": config.model, "num_train_clips": len(train_idx), "num_val_clips": len(val_idx)}
+    extra = {"train_config_model": config.model, "num_train_clips": len(train_ds), "num_val_clips": len(val_idx)}
 
     history: list[dict] = []
     best_score, best_epoch, best_metrics = -1.0, 0, {}

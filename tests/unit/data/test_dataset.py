@@ -82,4 +82,22 @@ def test_clip_dataset_crops_reproducibly(tmp_path):
     xs, _ = train[1]
     assert np.all(xs.numpy()[2 * 32000 :] == 0) and np.abs(xs.numpy()[: 2 * 32000]).max() > 0.2  # zero padded
     evaluation = ClipDataset([path], targets[:1], features, train=False)
-    assert np.allclose(evaluation[0][0].numpy(), train._audio(0)[: features.clip_samples], atol=1e-6)  # eval starts at 0
+    assert np.allclose(evaluation[0][0].numpy(), train._audio(path)[: features.clip_samples], atol=1e-6)  # eval starts at 0
+
+
+def test_background_noise_is_mixed_at_the_drawn_snr(tmp_path):
+    clip, noise_path = tmp_path / "clip.wav", tmp_path / "noise.wav"
+    write_audio(clip, _tone(5.0), 32000)
+    write_audio(noise_path, np.random.default_rng(1).standard_normal(32000 * 6).astype(np.float32) * 0.05, 32000)
+    features = FeatureConfig()
+    plain = ClipDataset([clip], np.ones((1, 1)), features, train=True)[0][0].numpy()
+    noisy_ds = ClipDataset([clip], np.ones((1, 1)), features, train=True, noise_paths=[noise_path], noise_p=1.0, noise_snr_db=(10.0, 10.0))
+    noisy = noisy_ds[0][0].numpy()
+    added = noisy - plain
+    snr = 20 * np.log10(np.sqrt(np.mean(plain**2)) / np.sqrt(np.mean(added**2)))
+    assert snr == pytest.approx(10.0, abs=0.05)
+    evaluation = ClipDataset([clip], np.ones((1, 1)), features, train=False, noise_paths=[noise_path], noise_p=1.0)
+    np.testing.assert_array_equal(evaluation[0][0].numpy(), plain)  # never in evaluation
+    from birdcall.errors import ParameterError
+    with pytest.raises(ParameterError, match="needs noise_paths"):
+        ClipDataset([clip], np.ones((1, 1)), features, train=True, noise_p=0.5)
