@@ -33,7 +33,7 @@ class DemoConfig:
     num_background: int = 20
     num_soundscapes: int = 3
     soundscape_duration: float = 180.0
-    train: TrainConfig = TrainConfig(model="cnn_mobilenetv3_large", epochs=12, batch_size=32, lr=2e-3, val_fraction=0.15)
+    train: TrainConfig = TrainConfig(model="cnn_mobilenetv3_large", epochs=30, batch_size=32, lr=3e-3, val_fraction=0.15)
 
 
 @dataclass(frozen=True)

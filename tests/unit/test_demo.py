@@ -17,11 +17,11 @@ def demo_run(tmp_path_factory):
     config = DemoConfig(
         num_species=4,
         seed=1,
-        clips_per_species=10,
+        clips_per_species=16,
         num_background=4,
         num_soundscapes=1,
         soundscape_duration=60.0,
-        train=TrainConfig(model="cnn_mobilenetv3_small", epochs=6, batch_size=16, lr=5e-3, val_fraction=0.2, threads=2),
+        train=TrainConfig(model="cnn_mobilenetv3_small", epochs=12, batch_size=8, lr=3e-3, val_fraction=0.2, threads=2),
     )
     return run_demo(out, config, show_progress=False, log=lambda m: None)
 
@@ -32,8 +32,9 @@ def test_run_folder_holds_every_artifact(demo_run):
                 "train/best.safetensors", "submission.csv", "scores.json"):
         assert (root / rel).is_file(), rel
     history = pd.read_csv(root / "train" / "metrics.csv")
-    assert history["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert history["epoch"].tolist() == list(range(1, 13))
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]  # it learned something
+    assert history["macro_auc"].max() > history["macro_auc"].iloc[0] + 0.1
     saved = json.loads((root / "scores.json").read_text())
     assert saved["scores"]["padded_cmap"] == pytest.approx(demo_run.scores["padded_cmap"])
 
@@ -50,4 +51,5 @@ def test_submission_covers_every_window_and_beats_chance(demo_run):
     shuffled = submission.copy()
     shuffled.iloc[:, 1:] = rng.permutation(submission.iloc[:, 1:].to_numpy())
     chance = np.mean([score_submission(solution, shuffled.assign(**{c: rng.permutation(shuffled[c].to_numpy()) for c in shuffled.columns[1:]}))["cmap"] for _ in range(20)])
-    assert demo_run.scores["cmap"] > chance + 0.1, (demo_run.scores, chance)
+    # measured: cmAP 0.93 against 0.40 for shuffled scores; a model that learned nothing sits at chance
+    assert demo_run.scores["cmap"] > chance + 0.25, (demo_run.scores, chance)
