@@ -13,10 +13,10 @@ T = TypeVar("T")
 
 __all__ = ["track", "make_progress"]
 
-_console = Console(stderr=True)
+_console = Console(stderr=True, soft_wrap=True)
 
 
-def make_progress(*, disable: bool = False, unit: str = "it") -> Progress:
+def make_progress(*, disable: bool = False) -> Progress:
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
