@@ -7,7 +7,7 @@ HASH   := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(HASH)
 OUT    ?= runs/demo
 
-.PHONY: setup demo test test-all bench lock clean
+.PHONY: setup demo test test-fast bench lock clean
 
 setup: $(STAMP)
 
@@ -21,11 +21,16 @@ $(STAMP):
 demo: setup
 	$(VENV)/bin/birdcall demo --out $(OUT)
 
+# What CI runs: every tier that needs no GPU and no network, the slow demo acceptance test included (~5 min).
 test: setup
-	$(PY) -m pytest -m "not slow and not gpu and not network" -q
-
-test-all: setup
 	$(PY) -m pytest -m "not gpu and not network" -q
+
+# The quick default tier (plain `pytest` does the same): under a minute.
+test-fast: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/feature_speed.py
 
 lock: setup
 	$(PY) -m pip freeze --exclude-editable | grep -v '^torch==' > requirements.tmp

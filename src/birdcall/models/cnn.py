@@ -52,7 +52,6 @@ class BirdCNN(nn.Module):
         self.num_features = self.backbone.num_features
         self.drop = nn.Dropout(config.drop_rate)
         self.classifier = nn.Linear(self.num_features, config.num_classes)
-        self.spec_augment: nn.Module | None = None  # set by training (issue: SpecAugment); identity at inference
 
     @property
     def num_classes(self) -> int:
@@ -60,10 +59,7 @@ class BirdCNN(nn.Module):
 
     def forward_features(self, waveform: torch.Tensor) -> torch.Tensor:
         """``(B, N)`` waveform -> backbone feature map ``(B, C, H, W)``."""
-        spec = self.frontend(waveform)
-        if self.training and self.spec_augment is not None:
-            spec = self.spec_augment(spec)
-        return self.backbone.forward_features(spec)
+        return self.backbone.forward_features(self.frontend(waveform))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Feature map -> ``(B, num_features)`` embedding (``pre_logits``) or ``(B, num_classes)`` logits."""
