@@ -62,6 +62,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DemoConfig(), *, show_pro
         num_soundscapes=config.num_soundscapes,
         soundscape_duration=config.soundscape_duration,
         overwrite=True,
+        show_progress=show_progress,
     )
     timings["synthesise"] = time.perf_counter() - started
 

@@ -34,6 +34,7 @@ def synth(
     sample_rate: int = typer.Option(32_000, "--sample-rate", help="Audio sample rate in Hz (>= 24000)."),
     audio_format: AudioFormat = typer.Option(AudioFormat.ogg, "--format", help="Audio file format."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a data set already written in OUT."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Generate a synthetic BirdCLEF-layout data set: train_audio/, background/, soundscapes/ and the CSVs."""
     from ..synth import make_dataset  # scipy and friends: imported only when the command runs
@@ -53,6 +54,7 @@ def synth(
             sample_rate=sample_rate,
             audio_format=AudioFormat(audio_format).value,
             overwrite=overwrite,
+            show_progress=not quiet,
         )
     _print_summary(dataset, time.perf_counter() - started)
 

@@ -49,6 +49,7 @@ from ..audio import write_audio
 from ..config import to_dict
 from ..errors import ParameterError
 from ..fileio import atomic_path, atomic_write_text
+from ..progress import make_progress
 from ..types import Pathlike
 from .calls import MAX_SPECIES, SpeciesSpec, _jitter_factor, _make_bank, render_call
 from .noise import render_background
@@ -480,6 +481,7 @@ def make_dataset(
     sample_rate: int = 32_000,
     audio_format: str = "ogg",
     overwrite: bool = False,
+    show_progress: bool = False,
 ) -> SynthDataset:
     """Generate and write the synthetic chorus data set (layout and label rule in the module docstring).
 
@@ -505,6 +507,7 @@ def make_dataset(
         sample_rate: audio rate in Hz (at least 24 kHz: calls reach 10.5 kHz plus pitch variation).
         audio_format: ``ogg`` (Vorbis), ``flac`` or ``wav`` (16-bit PCM).
         overwrite: replace the outputs of an earlier run in ``out_dir``; without it such outputs raise.
+        show_progress: show a progress bar over the files written.
 
     Returns:
         A :class:`SynthDataset` describing what was written.
@@ -528,10 +531,10 @@ def make_dataset(
     )  # fmt: skip
     root = Path(out_dir)
     _prepare_dir(root, overwrite)
-    return _generate(root, cfg)
+    return _generate(root, cfg, show_progress=show_progress)
 
 
-def _generate(root: Path, cfg: SynthConfig) -> SynthDataset:
+def _generate(root: Path, cfg: SynthConfig, *, show_progress: bool = False) -> SynthDataset:
     sr, ext = cfg.sample_rate, cfg.audio_format
     species = _make_bank(cfg.num_species, np.random.default_rng(cfg.seed))  # == species_bank(num_species, seed=seed)
     nontarget_seq, train_seq, background_seq, soundscape_seq = np.random.SeedSequence(cfg.seed).spawn(4)
@@ -548,49 +551,55 @@ def _generate(root: Path, cfg: SynthConfig) -> SynthDataset:
     )
     source = f"birdcall.synth {__version__} seed={cfg.seed}"
 
-    # Training clips.
-    metadata_rows, event_rows, train_files = [], [], []
-    clip_seeds = train_seq.spawn(cfg.num_species * cfg.clips_per_species)
-    for s, spec in enumerate(species):
-        others = [other for other in species if other.code != spec.code]
-        for j in range(cfg.clips_per_species):
-            rng = np.random.default_rng(clip_seeds[s * cfg.clips_per_species + j])
-            audio, events = _render_train_clip(rng, primary=spec, others=others, nontarget=nontarget, cfg=cfg)
-            name = f"{spec.code}/{spec.code}_{j + 1:04d}.{ext}"
-            write_audio(root / TRAIN_AUDIO / name, audio, sr)
-            secondary = sorted({e.code for e in events} - {spec.code})
-            metadata_rows.append(
-                [name, spec.code, str(secondary), " ".join(sorted([spec.code, *secondary])), "call",
-                 f"{len(audio) / sr:.3f}", spec.scientific_name, spec.common_name, source]
-            )  # fmt: skip
-            event_rows.extend(
-                [f"{TRAIN_AUDIO}/{name}", _seconds(e.start), _seconds(e.end), e.code, "call"] for e in events
+    total_files = cfg.num_species * cfg.clips_per_species + cfg.num_background + cfg.num_soundscapes
+    with make_progress(disable=not show_progress) as progress:
+        task = progress.add_task("synthesise", total=total_files, rate="")
+        # Training clips.
+        metadata_rows, event_rows, train_files = [], [], []
+        clip_seeds = train_seq.spawn(cfg.num_species * cfg.clips_per_species)
+        for s, spec in enumerate(species):
+            others = [other for other in species if other.code != spec.code]
+            for j in range(cfg.clips_per_species):
+                rng = np.random.default_rng(clip_seeds[s * cfg.clips_per_species + j])
+                audio, events = _render_train_clip(rng, primary=spec, others=others, nontarget=nontarget, cfg=cfg)
+                name = f"{spec.code}/{spec.code}_{j + 1:04d}.{ext}"
+                write_audio(root / TRAIN_AUDIO / name, audio, sr)
+                progress.advance(task)
+                secondary = sorted({e.code for e in events} - {spec.code})
+                metadata_rows.append(
+                    [name, spec.code, str(secondary), " ".join(sorted([spec.code, *secondary])), "call",
+                     f"{len(audio) / sr:.3f}", spec.scientific_name, spec.common_name, source]
+                )  # fmt: skip
+                event_rows.extend(
+                    [f"{TRAIN_AUDIO}/{name}", _seconds(e.start), _seconds(e.end), e.code, "call"] for e in events
+                )
+                train_files.append(name)
+
+        # Background clips.
+        background_files = []
+        for j, seq in enumerate(background_seq.spawn(cfg.num_background)):
+            audio = _render_background_clip(np.random.default_rng(seq), nontarget=nontarget, cfg=cfg)
+            name = f"{BACKGROUND}/background_{j + 1:04d}.{ext}"
+            write_audio(root / name, audio, sr)
+            progress.advance(task)
+            background_files.append(name)
+
+        # Soundscapes, one at a time (each is rendered in memory: 4 bytes per sample).
+        codes = [spec.code for spec in species]
+        solution_rows, soundscape_event_rows, soundscape_files = [], [], []
+        for k, seq in enumerate(soundscape_seq.spawn(cfg.num_soundscapes)):
+            stem = f"soundscape_{k + 1:04d}"
+            audio, events = _render_soundscape(
+                np.random.default_rng(seq), index=k, species=species, nontarget=nontarget, cfg=cfg
             )
-            train_files.append(name)
-
-    # Background clips.
-    background_files = []
-    for j, seq in enumerate(background_seq.spawn(cfg.num_background)):
-        audio = _render_background_clip(np.random.default_rng(seq), nontarget=nontarget, cfg=cfg)
-        name = f"{BACKGROUND}/background_{j + 1:04d}.{ext}"
-        write_audio(root / name, audio, sr)
-        background_files.append(name)
-
-    # Soundscapes, one at a time (each is rendered in memory: 4 bytes per sample).
-    codes = [spec.code for spec in species]
-    solution_rows, soundscape_event_rows, soundscape_files = [], [], []
-    for k, seq in enumerate(soundscape_seq.spawn(cfg.num_soundscapes)):
-        stem = f"soundscape_{k + 1:04d}"
-        audio, events = _render_soundscape(
-            np.random.default_rng(seq), index=k, species=species, nontarget=nontarget, cfg=cfg
-        )
-        name = f"{SOUNDSCAPES}/{stem}.{ext}"
-        write_audio(root / name, audio, sr)
-        del audio
-        soundscape_files.append(name)
-        soundscape_event_rows.extend([stem, _seconds(e.start), _seconds(e.end), e.code] for e in events)
-        labels = window_labels(events, duration=cfg.soundscape_duration, species_codes=codes)
-        solution_rows.extend([f"{stem}_{(w + 1) * WINDOW_DURATION}", *row.tolist()] for w, row in enumerate(labels))
+            name = f"{SOUNDSCAPES}/{stem}.{ext}"
+            write_audio(root / name, audio, sr)
+            del audio
+            progress.advance(task)
+            soundscape_files.append(name)
+            soundscape_event_rows.extend([stem, _seconds(e.start), _seconds(e.end), e.code] for e in events)
+            labels = window_labels(events, duration=cfg.soundscape_duration, species_codes=codes)
+            solution_rows.extend([f"{stem}_{(w + 1) * WINDOW_DURATION}", *row.tolist()] for w, row in enumerate(labels))
 
     # Tables last: a data set without them is visibly incomplete.
     _write_csv(root / TAXONOMY, ["species_code", "scientific_name", "common_name", "taxon"],
