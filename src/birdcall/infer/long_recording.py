@@ -66,8 +66,10 @@ class TorchScorer:
             torch.set_num_threads(threads)
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
+        from ..models import clip_logits
+
         with self.torch.inference_mode():
-            return self.torch.sigmoid(self.model(self.torch.from_numpy(windows))).numpy()
+            return self.torch.sigmoid(clip_logits(self.model(self.torch.from_numpy(windows)))).numpy()
 
 
 def predict_file(

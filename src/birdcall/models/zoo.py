@@ -1,27 +1,49 @@
 """Model entry points and ``create_model``. Each architecture family registers here, with a tiny ``test_``
-variant for fast tests (as timm registers ``test_efficientnet``)."""
+variant for fast tests (as timm registers ``test_efficientnet``).
+
+Presets are named ``<family>_<backbone>``: every family (``cnn``, ``sed``, ``crnn``) on every backbone of
+``BACKBONES``, so ``sed_eca_nfnet_l0`` is the BirdCLEF 2022-2023 SED recipe and ``cnn_efficientnet_b0`` the
+seed recipe's classifier.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 
 from ..errors import ParameterError
 from ..features import FeatureConfig
 from ..registry import Registry
 from .cnn import BirdCNN, ModelConfig
+from .crnn import BirdCRNN
+from .sed import BirdSED
 
-__all__ = ["create_model", "list_models", "model_registry"]
+__all__ = ["BACKBONES", "create_model", "list_models", "model_config", "model_registry"]
 
-model_registry: Registry = Registry("model")
+model_registry: Registry = Registry("model architecture")
+
+# Preset suffix -> timm backbone.
+BACKBONES = {
+    "efficientnet_b0": "efficientnet_b0",
+    "mobilenetv3_large": "mobilenetv3_large_100",
+    "mobilenetv3_small": "mobilenetv3_small_100",
+    "resnet34": "resnet34",
+    "resnext50": "resnext50_32x4d",
+    "regnety_008": "regnety_008",
+    "eca_nfnet_l0": "eca_nfnet_l0",
+    "convnext_tiny": "convnext_tiny",
+    "convnext_nano": "convnext_nano",
+}
 
 # Named presets: name -> ModelConfig fields (num_classes comes from the data).
-_PRESETS = {
-    "cnn_efficientnet_b0": {"arch": "cnn", "backbone": "efficientnet_b0"},
-    "cnn_mobilenetv3_large": {"arch": "cnn", "backbone": "mobilenetv3_large_100"},
-    "cnn_mobilenetv3_small": {"arch": "cnn", "backbone": "mobilenetv3_small_100"},
-    "cnn_resnet34": {"arch": "cnn", "backbone": "resnet34"},
-    "test_cnn": {"arch": "cnn", "backbone": "test_efficientnet", "drop_rate": 0.0},
-}
+_PRESETS = {f"{arch}_{short}": {"arch": arch, "backbone": timm_name} for arch in ("cnn", "sed", "crnn") for short, timm_name in BACKBONES.items()}
+_PRESETS.update(
+    {
+        "test_cnn": {"arch": "cnn", "backbone": "test_efficientnet", "drop_rate": 0.0},
+        "test_sed": {"arch": "sed", "backbone": "test_efficientnet", "drop_rate": 0.0},
+        "test_crnn": {"arch": "crnn", "backbone": "test_resnet", "drop_rate": 0.0, "rnn_hidden": 16},
+    }
+)
 
 
 @model_registry.register(name="cnn")
@@ -29,19 +51,23 @@ def _cnn(config: ModelConfig, features: FeatureConfig) -> BirdCNN:
     return BirdCNN(config, features)
 
 
-def list_models() -> list[str]:
-    return sorted(_PRESETS)
+@model_registry.register(name="sed")
+def _sed(config: ModelConfig, features: FeatureConfig) -> BirdSED:
+    return BirdSED(config, features)
 
 
-def create_model(name_or_config: str | ModelConfig, *, num_classes: int | None = None, features: FeatureConfig | None = None, **overrides):
-    """Build a model from a preset name (``list_models()``) or a :class:`ModelConfig`.
+@model_registry.register(name="crnn")
+def _crnn(config: ModelConfig, features: FeatureConfig) -> BirdCRNN:
+    return BirdCRNN(config, features)
 
-    Args:
-        name_or_config: preset name such as ``"cnn_efficientnet_b0"``, or a full ``ModelConfig``.
-        num_classes: number of species (required with a preset name).
-        features: the front end; defaults to the seed recipe ``FeatureConfig()``.
-        **overrides: ModelConfig fields (``drop_rate=0.3``, ``backbone="resnet34"``...).
-    """
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Preset names matching the shell-style ``pattern`` (``"sed_*"``), sorted."""
+    return sorted(name for name in _PRESETS if fnmatch.fnmatchcase(name, pattern))
+
+
+def model_config(name_or_config: str | ModelConfig, *, num_classes: int | None = None, **overrides) -> ModelConfig:
+    """The :class:`ModelConfig` that ``create_model`` would build, without building it (same arguments)."""
     if isinstance(name_or_config, ModelConfig):
         fields = dataclasses.asdict(name_or_config)
     else:
@@ -50,6 +76,32 @@ def create_model(name_or_config: str | ModelConfig, *, num_classes: int | None =
         fields = dict(_PRESETS[name_or_config])
     if num_classes is not None:
         fields["num_classes"] = num_classes
-    fields.update(overrides)
-    config = ModelConfig(**fields)
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ParameterError(f"unknown ModelConfig field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    config = ModelConfig(**{**fields, **overrides})
+    model_registry.get(config.arch)  # raises ParameterError for an unknown family
+    return config
+
+
+def create_model(name_or_config: str | ModelConfig, *, num_classes: int | None = None, features: FeatureConfig | None = None, **overrides):
+    """Build a model from a preset name (``list_models()``) or a :class:`ModelConfig`.
+
+    Args:
+        name_or_config: preset name such as ``"cnn_efficientnet_b0"`` or ``"sed_eca_nfnet_l0"``, or a full
+            ``ModelConfig``.
+        num_classes: number of species (required with a preset name).
+        features: the front end; defaults to the seed recipe ``FeatureConfig()``.
+        **overrides: ModelConfig fields (``drop_rate=0.3``, ``backbone="resnet34"``, ``clip_score=(0.5, 0.5)``...).
+
+    Returns:
+        A :class:`BirdCNN` (``forward -> (B, C)`` logits), :class:`BirdSED` or :class:`BirdCRNN`
+        (``forward -> {"clipwise": (B, C), "framewise": (B, T', C)}`` logits); ``clip_logits(output)`` gives
+        the clip logits of any of them.
+
+    Raises:
+        ParameterError: unknown preset, family, backbone or field, or an invalid field value.
+    """
+    config = model_config(name_or_config, num_classes=num_classes, **overrides)
     return model_registry.get(config.arch)(config, features or FeatureConfig())
