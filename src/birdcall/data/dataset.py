@@ -19,6 +19,7 @@ from ..audio import AUDIO_EXTENSIONS, load
 from ..errors import DataError, ParameterError
 from ..features import FeatureConfig, crop_or_pad
 from ..types import Pathlike
+from .cache import AudioCache
 from .labels import LabelSet
 
 __all__ = ["ClipTable", "read_clip_table", "read_taxonomy", "ClipDataset"]
@@ -149,12 +150,11 @@ def read_clip_table(root: Pathlike, *, skip_bad: bool = False, check_files: bool
 class ClipDataset:
     """Map-style torch dataset of fixed-length clips: ``(waveform (clip_samples,), target (num_classes,))``.
 
-    Training crops at random (or weighted by energy), evaluation from the start. Randomness comes from a
-    generator seeded by ``(seed, epoch, index)``, so results do not depend on worker count or order.
-    Decoded audio can be cached in memory (``cache=True``), so epochs after the first do not decode again.
-
-    In training, with probability ``noise_p`` a random crop of one of ``noise_paths`` (no-call recordings such
-    as a data set's ``background/``) is added at a signal-to-noise ratio drawn from ``noise_snr_db``.
+    Training crops at random (or weighted by energy), evaluation from the start; in training the optional
+    ``augment`` (a waveform transform of :mod:`birdcall.augment`, e.g. background noise, pitch shift, gain)
+    then runs on the crop. Randomness comes from a generator seeded by ``(seed, epoch, index)``, so results
+    do not depend on worker count or order. Decoded audio comes from ``audio_cache`` (memory-mapped on disk,
+    shared by workers) or, without one, is kept in memory per process (``cache=True``).
     """
 
     def __init__(
@@ -167,16 +167,13 @@ class ClipDataset:
         crop: str = "random",
         seed: int = 0,
         cache: bool = True,
-        noise_paths: list[Path] = (),
-        noise_p: float = 0.0,
-        noise_snr_db: tuple[float, float] = (3.0, 30.0),
+        augment=None,
+        audio_cache: AudioCache | None = None,
     ):
-        if not 0.0 <= noise_p <= 1.0 or noise_snr_db[0] > noise_snr_db[1]:
-            raise ParameterError(f"noise_p must be in [0, 1] and noise_snr_db increasing, got {noise_p}, {noise_snr_db}")
-        if noise_p > 0 and not noise_paths:
-            raise ParameterError("noise_p > 0 needs noise_paths (e.g. the data set's background/ clips)")
         if len(paths) != len(targets):
             raise DataError(str(paths[0]) if paths else "<dataset>", f"{len(paths)} paths for {len(targets)} targets")
+        if audio_cache is not None and audio_cache.sample_rate != features.sample_rate:
+            raise ParameterError(f"audio cache at {audio_cache.sample_rate} Hz for features at {features.sample_rate} Hz")
         self.paths = list(paths)
         self.targets = np.asarray(targets, dtype=np.float32)
         self.features = features
@@ -184,10 +181,9 @@ class ClipDataset:
         self.crop = crop if train else "start"
         self.seed = seed
         self.epoch = 0
-        self._cache: dict[Path, np.ndarray] | None = {} if cache else None
-        self.noise_paths = list(noise_paths)
-        self.noise_p = noise_p if train else 0.0
-        self.noise_snr_db = noise_snr_db
+        self.augment = augment if train else None
+        self.audio_cache = audio_cache
+        self._memory: dict[Path, np.ndarray] | None = {} if cache and audio_cache is None else None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -196,11 +192,13 @@ class ClipDataset:
         return len(self.paths)
 
     def _audio(self, path: Path) -> np.ndarray:
-        if self._cache is not None and path in self._cache:
-            return self._cache[path]
+        if self.audio_cache is not None:
+            return self.audio_cache.get(path)
+        if self._memory is not None and path in self._memory:
+            return self._memory[path]
         y = load(path, sample_rate=self.features.sample_rate)
-        if self._cache is not None:
-            self._cache[path] = y
+        if self._memory is not None:
+            self._memory[path] = y
         return y
 
     def __getitem__(self, index: int):
@@ -208,11 +206,6 @@ class ClipDataset:
 
         rng = np.random.default_rng([self.seed, self.epoch, index])
         y = crop_or_pad(self._audio(self.paths[index]), num_samples=self.features.clip_samples, mode=self.crop, rng=rng)
-        if self.noise_p and rng.random() < self.noise_p:
-            noise_path = self.noise_paths[rng.integers(len(self.noise_paths))]
-            noise = crop_or_pad(self._audio(noise_path), num_samples=len(y), mode="random", rng=rng)
-            signal_rms, noise_rms = np.sqrt(np.mean(y**2)), np.sqrt(np.mean(noise**2))
-            if noise_rms > 0 and signal_rms > 0:
-                snr_db = rng.uniform(*self.noise_snr_db)
-                y = y + noise * (signal_rms / noise_rms / 10 ** (snr_db / 20))
+        if self.augment is not None:
+            y = self.augment(y, sample_rate=self.features.sample_rate, rng=rng)
         return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)), torch.from_numpy(self.targets[index])

@@ -85,19 +85,32 @@ def test_clip_dataset_crops_reproducibly(tmp_path):
     assert np.allclose(evaluation[0][0].numpy(), train._audio(path)[: features.clip_samples], atol=1e-6)  # eval starts at 0
 
 
-def test_background_noise_is_mixed_at_the_drawn_snr(tmp_path):
+def test_waveform_augment_runs_on_training_crops_only(tmp_path):
+    from birdcall.augment import AddBackgroundNoise
+
     clip, noise_path = tmp_path / "clip.wav", tmp_path / "noise.wav"
     write_audio(clip, _tone(5.0), 32000)
     write_audio(noise_path, np.random.default_rng(1).standard_normal(32000 * 6).astype(np.float32) * 0.05, 32000)
     features = FeatureConfig()
+    augment = AddBackgroundNoise([noise_path], min_snr_db=10.0, max_snr_db=10.0, p=1.0)
     plain = ClipDataset([clip], np.ones((1, 1)), features, train=True)[0][0].numpy()
-    noisy_ds = ClipDataset([clip], np.ones((1, 1)), features, train=True, noise_paths=[noise_path], noise_p=1.0, noise_snr_db=(10.0, 10.0))
-    noisy = noisy_ds[0][0].numpy()
+    noisy = ClipDataset([clip], np.ones((1, 1)), features, train=True, augment=augment)[0][0].numpy()
     added = noisy - plain
     snr = 20 * np.log10(np.sqrt(np.mean(plain**2)) / np.sqrt(np.mean(added**2)))
     assert snr == pytest.approx(10.0, abs=0.05)
-    evaluation = ClipDataset([clip], np.ones((1, 1)), features, train=False, noise_paths=[noise_path], noise_p=1.0)
+    evaluation = ClipDataset([clip], np.ones((1, 1)), features, train=False, augment=augment)
     np.testing.assert_array_equal(evaluation[0][0].numpy(), plain)  # never in evaluation
+
+
+def test_audio_cache_backs_the_dataset(tmp_path):
+    from birdcall.data import AudioCache
+
+    clip = tmp_path / "clip.wav"
+    write_audio(clip, _tone(5.0), 32000)
+    cache = AudioCache(tmp_path / "cache", sample_rate=32000, dtype="float32")
+    ds = ClipDataset([clip], np.ones((1, 1)), FeatureConfig(), train=False, audio_cache=cache)
+    np.testing.assert_allclose(ds[0][0].numpy(), _tone(5.0), atol=1e-4)
+    assert cache.entry_path(clip).is_file()
     from birdcall.errors import ParameterError
-    with pytest.raises(ParameterError, match="needs noise_paths"):
-        ClipDataset([clip], np.ones((1, 1)), features, train=True, noise_p=0.5)
+    with pytest.raises(ParameterError, match="audio cache at 16000 Hz"):
+        ClipDataset([clip], np.ones((1, 1)), FeatureConfig(), train=False, audio_cache=AudioCache(tmp_path / "c2", sample_rate=16000))
