@@ -18,24 +18,37 @@ def train(
     data_dir: Path = typer.Argument(..., help="BirdCLEF-layout folder (train_metadata.csv, train_audio/)."),
     out_dir: Path = typer.Option(..., "--out", help="Run folder (created)."),
     config_file: Path = typer.Option(None, "--config", help="YAML TrainConfig; CLI overrides win."),
+    folds: int = typer.Option(None, "--folds", help="K-fold cross-validation with K folds (overrides the config's folds)."),
+    fold: int = typer.Option(None, "--fold", help="Train only this fold (0-based) of the K folds."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in RUN (same config)."),
     skip_bad: bool = typer.Option(False, help="Drop bad metadata rows (listed) instead of stopping."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. epochs=5 features.n_mels=64"),
 ) -> None:
-    """Train and keep the best epoch (by validation padded cmAP) as RUN/best.safetensors."""
+    """Train and keep the best epoch (by validation padded cmAP) as RUN/best.safetensors (RUN/fold<i>/ with --folds)."""
     from ..config import apply_overrides, from_yaml
     from ..data import read_clip_table
-    from ..train import TrainConfig, fit
+    from ..train import TrainConfig, fit, fit_folds
+
+    from ..errors import ParameterError
 
     with user_errors():
         config = from_yaml(TrainConfig, config_file) if config_file else TrainConfig()
-        config = apply_overrides(config, overrides or [])
+        config = apply_overrides(config, list(overrides or []) + ([f"folds={folds}"] if folds is not None else []))
+        if fold is not None and config.folds < 2:
+            raise ParameterError("--fold needs --folds K (K >= 2)")
         table = read_clip_table(data_dir, skip_bad=skip_bad)
         for where, cause in table.problems:
             console.print(f"[yellow]skipped[/] {where}: {cause}", highlight=False)
-        result = fit(table, config, out_dir, show_progress=not quiet)
-    out.print(f"best epoch {result.best_epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items() if isinstance(v, float)))
-    out.print(f"model: {result.best_path}")
+        if config.folds >= 2:
+            results = fit_folds(table, config, out_dir, only_fold=fold, resume=resume, show_progress=not quiet)
+        else:
+            results = [fit(table, config, out_dir, resume=resume, show_progress=not quiet)]
+    for result in results:
+        out.print(f"{result.run_dir}: best epoch {result.best_epoch}: "
+                  + ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items() if isinstance(v, float) and k != "lr"))
+    if config.folds >= 2 and (out_dir / "summary.csv").is_file():
+        out.print(f"summary: {out_dir / 'summary.csv'}")
 
 
 def models() -> None:

@@ -1,6 +1,7 @@
-"""Training: config, loop and model selection."""
+"""Training: config, loop, cross-validation, losses, optimisers, EMA and resumable checkpoints."""
 
 from .config import TrainConfig as TrainConfig
+from .cv import fit_folds as fit_folds
 from .loop import FitResult as FitResult
 from .loop import evaluate as evaluate
 from .loop import fit as fit

@@ -1,12 +1,15 @@
-"""The training loop, in small functions: ``split``, ``make_loaders``, ``train_one_epoch``, ``evaluate``, ``fit``.
+"""The training loop, in small functions: data loaders, ``train_one_epoch``, ``evaluate``, ``fit``.
 
 ``fit`` writes into a run folder: ``config.yaml`` (resolved config), ``metrics.csv`` (one row per epoch,
-rewritten atomically), ``last.safetensors`` and ``best.safetensors`` (best validation padded cmAP).
+rewritten atomically), ``last.safetensors`` and ``best.safetensors`` (best validation padded cmAP),
+``oof.csv`` (validation scores of the best epoch, for evaluation and ensembling) and ``train_state.pt``
+(everything needed to resume exactly). Under ``torchrun`` it trains with DistributedDataParallel: every
+rank trains on its share of each epoch, rank 0 evaluates and writes.
 """
 
 from __future__ import annotations
 
-import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,17 +19,22 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..augment import sum_mix
-from ..config import to_yaml
+from ..augment import AddBackgroundNoise, Compose, build_batch_augment, build_spectrogram_augment, build_waveform_augment, sum_mix
+from ..config import from_yaml, to_dict, to_yaml
+from ..data.cache import AudioCache
 from ..data.dataset import ClipDataset, ClipTable
-from ..errors import BirdcallError
+from ..errors import BirdcallError, ParameterError
 from ..fileio import atomic_to_csv
 from ..metrics import score_arrays
-from ..models import create_model, save_model
+from ..models import clip_logits, create_model, save_model
 from ..progress import make_progress
+from .checkpoint import STATE_FILE, load_train_state, save_train_state
 from .config import TrainConfig
+from .ema import ModelEma
+from .losses import build_loss, class_weights
+from .optim import build_optimizer, build_scheduler
 
-__all__ = ["FitResult", "split_holdout", "encode_targets", "train_one_epoch", "evaluate", "fit"]
+__all__ = ["FitResult", "split_holdout", "encode_targets", "train_one_epoch", "evaluate", "fit", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class FitResult:
     best_epoch: int
     best_metrics: dict
     history: pd.DataFrame
+    model: nn.Module | None = None  # the model as trained in the last epoch (EMA weights when enabled)
 
 
 def encode_targets(table: ClipTable, secondary_weight: float) -> np.ndarray:
@@ -58,38 +67,72 @@ def split_holdout(primary: list[str], *, fraction: float, seed: int) -> tuple[np
     return np.sort(np.array(train_idx, dtype=int)), np.sort(np.array(val_idx, dtype=int))
 
 
-def _lr_lambda(config: TrainConfig, steps_per_epoch: int):
-    warmup = max(1, int(config.warmup_epochs * steps_per_epoch))
-    total = max(warmup + 1, config.epochs * steps_per_epoch)
-
-    def fn(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / (total - warmup)))
-
-    return fn
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device {name!r} requested but CUDA is not available")
+    return device
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, *, config: TrainConfig, generator: torch.Generator, epoch: int, progress=None) -> float:
-    """One pass over ``loader``; returns the mean loss. A non-finite loss stops with the step number."""
+def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
+def _autocast(device: torch.device, enabled: bool):
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
+
+
+def train_one_epoch(
+    model, loader, optimizer, scheduler, criterion, *, config: TrainConfig, generator: torch.Generator, epoch: int,
+    device: torch.device, ema: ModelEma | None = None, scaler=None, progress=None,
+) -> float:
+    """One pass over ``loader``; returns the mean loss. A non-finite loss stops with the epoch and step.
+
+    Per batch: sum-mix (union labels), the waveform-domain batch stage of ``config.augment`` (mixup/cutmix),
+    then, when a spectrogram stage is configured (masks, spectrogram cutmix), the front end runs here, the
+    stage is applied, and the model continues from the augmented features.
+    """
     model.train()
-    criterion = nn.BCEWithLogitsLoss()
+    batch_augment = build_batch_augment(config.augment)
+    spec_augment = build_spectrogram_augment(config.augment)
+    frontend = _unwrap(model).frontend
     total, count = 0.0, 0
     task = progress.add_task(f"epoch {epoch} train", total=len(loader), rate="") if progress else None
     for step, (waveforms, targets) in enumerate(loader):
         waveforms, targets = sum_mix(
             waveforms, targets, generator=generator, p=config.mix_p, min_gain_db=config.mix_min_gain_db, max_gain_db=config.mix_max_gain_db
         )
-        logits = model(waveforms)
-        loss = criterion(logits, targets)
+        waveforms, targets = batch_augment(waveforms, targets, generator=generator)
+        waveforms, targets = waveforms.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        if len(spec_augment.transforms):
+            with torch.no_grad():  # the front end has no trainable parameters
+                features = frontend(waveforms)
+            features, targets = spec_augment(features.cpu(), targets.cpu(), generator=generator)
+            waveforms, targets = features.to(device), targets.to(device)  # the model takes features as they are
+        with _autocast(device, config.amp):
+            logits = clip_logits(model(waveforms))
+        loss = criterion(logits.float(), targets)
         if not torch.isfinite(loss):
-            raise BirdcallError(f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step}")
+            raise BirdcallError(f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step} (lower lr or enable grad_clip)")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
         if config.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         scheduler.step()
+        if ema is not None:
+            ema.update(_unwrap(model))
         total += loss.item() * len(waveforms)
         count += len(waveforms)
         if progress:
@@ -99,42 +142,69 @@ def train_one_epoch(model, loader, optimizer, scheduler, *, config: TrainConfig,
 
 
 @torch.no_grad()
-def predict_loader(model, loader, *, progress=None, description: str = "predict") -> tuple[np.ndarray, np.ndarray]:
+def predict_loader(model, loader, *, device: torch.device = torch.device("cpu"), progress=None, description: str = "predict") -> tuple[np.ndarray, np.ndarray]:
     """Sigmoid scores and targets for every batch of ``loader``."""
     model.eval()
     scores, targets = [], []
     task = progress.add_task(description, total=len(loader), rate="") if progress else None
     for waveforms, target in loader:
-        scores.append(torch.sigmoid(model(waveforms)).numpy())
+        scores.append(torch.sigmoid(clip_logits(model(waveforms.to(device)))).float().cpu().numpy())
         targets.append(target.numpy())
         if progress:
             progress.update(task, advance=1)
     return np.concatenate(scores), np.concatenate(targets)
 
 
-def evaluate(model, loader, *, progress=None) -> dict:
-    """Validation metrics (padded cmAP, cmAP, macro AUC, BCE loss) on ``loader``."""
-    scores, targets = predict_loader(model, loader, progress=progress, description="validate")
-    eps = 1e-7
-    clipped = np.clip(scores, eps, 1 - eps)
+def evaluate(model, loader, *, device: torch.device = torch.device("cpu"), progress=None) -> tuple[dict, np.ndarray]:
+    """Validation metrics (BCE loss, padded cmAP, cmAP, macro AUC) and the scores they were computed from."""
+    scores, targets = predict_loader(model, loader, device=device, progress=progress, description="validate")
+    clipped = np.clip(scores, 1e-7, 1 - 1e-7)
     bce = float(-np.mean(targets * np.log(clipped) + (1 - targets) * np.log(1 - clipped)))
     metrics = score_arrays((targets >= 0.5).astype(np.int64), scores)
-    return {"val_loss": bce, **{k: metrics[k] for k in ("padded_cmap", "cmap", "macro_auc")}}
+    return {"val_loss": bce, **{k: metrics[k] for k in ("padded_cmap", "cmap", "macro_auc")}}, scores
 
 
-def fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, show_progress: bool = True) -> FitResult:
-    """Train ``config.model`` on ``table`` with a stratified hold-out; keep the best epoch by padded cmAP."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    to_yaml(config, run_dir / "config.yaml")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+def _unwrap(model):
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
-    targets = encode_targets(table, config.secondary_weight)
-    train_idx, val_idx = split_holdout(list(table.frame["primary_label"]), fraction=config.val_fraction, seed=config.seed)
+
+def _distributed() -> tuple[int, int]:
+    """``(rank, world_size)``; initialises the process group when launched by torchrun with several ranks."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _check_resume_config(run_dir: Path, config: TrainConfig) -> None:
+    saved = run_dir / "config.yaml"
+    if saved.is_file() and to_dict(from_yaml(TrainConfig, saved)) != to_dict(config):
+        raise ParameterError(f"{saved}: resume needs the same config as the interrupted run (compare with your overrides)")
+
+
+def waveform_augment(config: TrainConfig, background: list[Path]):
+    """Per-clip training transforms: the data set's background/ clips mixed in (``noise_p``), then ``config.augment``."""
+    stages = []
+    if background and config.noise_p > 0:
+        stages.append(AddBackgroundNoise(background, min_snr_db=config.noise_min_snr_db, max_snr_db=config.noise_max_snr_db, cache=True, p=config.noise_p))
+    stages.append(build_waveform_augment(config.augment))
+    return Compose(stages)
+
+
+def _datasets(table: ClipTable, config: TrainConfig, targets: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray):
     paths = list(table.frame["path"])
+    cache = AudioCache(config.cache_dir, sample_rate=config.features.sample_rate) if config.cache_dir else None
     train_paths, train_targets = [paths[i] for i in train_idx], targets[train_idx]
     background = table.background_files
     if config.background_negatives and background:  # teach the model that "no species" is an answer
@@ -142,42 +212,158 @@ def fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, show_prog
         train_targets = np.concatenate([train_targets, np.zeros((len(background), targets.shape[1]), np.float32)])
     train_ds = ClipDataset(
         train_paths, train_targets, config.features, train=True, crop=config.crop, seed=config.seed,
-        noise_paths=background, noise_p=config.noise_p if background else 0.0, noise_snr_db=(config.noise_min_snr_db, config.noise_max_snr_db),
-    )
-    loader_kwargs = {"batch_size": config.batch_size, "num_workers": config.num_workers, "persistent_workers": config.num_workers > 0}
-    train_loader = torch.utils.data.DataLoader(
-        train_ds, shuffle=True, drop_last=len(train_ds) > config.batch_size, generator=torch.Generator().manual_seed(config.seed), **loader_kwargs
-    )
-    val_loader = None
+        augment=waveform_augment(config, background), audio_cache=cache,
+    )  # fmt: skip
+    val_ds = None
     if len(val_idx):
-        val_ds = ClipDataset([paths[i] for i in val_idx], targets[val_idx], config.features, train=False, seed=config.seed)
-        val_loader = torch.utils.data.DataLoader(val_ds, shuffle=False, **loader_kwargs)
+        val_ds = ClipDataset([paths[i] for i in val_idx], targets[val_idx], config.features, train=False, seed=config.seed, audio_cache=cache)
+    return train_ds, val_ds
 
-    model = create_model(config.model, num_classes=len(table.labels), features=config.features, drop_rate=config.drop_rate)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, len(train_loader)))
-    extra = {"train_config_model": config.model, "num_train_clips": len(train_ds), "num_val_clips": len(val_idx)}
 
+def _train_loader(train_ds: ClipDataset, config: TrainConfig, generator: torch.Generator, rank: int, world: int):
+    sampler = None
+    if world > 1:
+        sampler = torch.utils.data.distributed.DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True)
+    elif config.balanced_sampling:
+        from ..data.sampling import balanced_sampler
+
+        sampler = balanced_sampler(train_ds.targets, generator=generator)
+    return torch.utils.data.DataLoader(
+        train_ds, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler, generator=generator,
+        drop_last=len(train_ds) > config.batch_size * world, num_workers=config.num_workers, persistent_workers=config.num_workers > 0,
+    )  # fmt: skip
+
+
+def fit(
+    table: ClipTable,
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    train_idx: np.ndarray | None = None,
+    val_idx: np.ndarray | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> FitResult:
+    """Train ``config.model`` on ``table`` and keep the best epoch by validation padded cmAP.
+
+    Args:
+        table: the labelled clips.
+        config: the recipe.
+        run_dir: output folder (see module docstring).
+        train_idx, val_idx: row indices of ``table.frame``; default: a stratified hold-out of ``val_fraction``.
+        resume: continue from ``run_dir/train_state.pt`` (same config required); the result equals an
+            uninterrupted run.
+
+    Raises:
+        BirdcallError: non-finite loss (names epoch and step); ParameterError: resume with another config.
+    """
+    run_dir = Path(run_dir)
+    rank, world = _distributed()
+    is_main = rank == 0
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+    if resume:
+        _check_resume_config(run_dir, config)
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        to_yaml(config, run_dir / "config.yaml")
+
+    targets = encode_targets(table, config.secondary_weight)
+    if train_idx is None or val_idx is None:
+        train_idx, val_idx = split_holdout(list(table.frame["primary_label"]), fraction=config.val_fraction, seed=config.seed)
+    train_ds, val_ds = _datasets(table, config, targets, np.asarray(train_idx), np.asarray(val_idx))
+    loader_generator = torch.Generator()
+    train_loader = _train_loader(train_ds, config, loader_generator, rank, world)
+    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=config.batch_size, num_workers=config.num_workers) if val_ds is not None else None
+
+    torch.manual_seed(config.seed)  # identical initial weights on every rank
+    model = create_model(config.model, num_classes=len(table.labels), features=config.features, drop_rate=config.drop_rate).to(device)
+    weights = class_weights(train_ds.targets, power=config.class_weight_power) if config.class_weight_power else None
+    criterion = build_loss(
+        config.loss, label_smoothing=config.label_smoothing, class_weights=weights, gamma=config.focal_gamma, alpha=config.focal_alpha,
+        bce_weight=config.bce_weight, focal_weight=config.focal_weight,
+    ).to(device)  # fmt: skip
+    optimizer = build_optimizer(
+        model, name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum, no_decay_bias_norm=config.no_decay_bias_norm
+    )
+    steps = len(train_loader)
+    scheduler = build_scheduler(optimizer, warmup_steps=int(config.warmup_epochs * steps), total_steps=config.epochs * steps, min_lr_ratio=config.min_lr_ratio)
+    ema = ModelEma(model, decay=config.ema_decay, warmup=config.ema_warmup) if config.ema_decay else None
+    scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    extra = {"num_train_clips": len(train_ds), "num_val_clips": len(val_idx)}
     history: list[dict] = []
-    best_score, best_epoch, best_metrics = -1.0, 0, {}
-    with make_progress(disable=not show_progress) as progress:
-        for epoch in range(1, config.epochs + 1):
+    best = {"score": -np.inf, "epoch": 0, "metrics": {}}
+    start_epoch = 1
+    if resume:
+        state = load_train_state(run_dir / STATE_FILE)
+        _unwrap(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        history, best, start_epoch = list(state["history"]), dict(state["best"]), int(state["epoch"]) + 1
+
+    with make_progress(disable=not (show_progress and is_main)) as progress:
+        for epoch in range(start_epoch, config.epochs + 1):
             started = time.perf_counter()
+            # Every draw of the epoch is reseeded from (seed, epoch): a resumed run repeats the original exactly.
+            torch.manual_seed(_epoch_seed(config.seed, epoch, rank))
+            loader_generator.manual_seed(_epoch_seed(config.seed, epoch))
+            mix_generator = torch.Generator().manual_seed(_epoch_seed(config.seed + 1, epoch, rank))
             train_ds.set_epoch(epoch)
-            loss = train_one_epoch(model, train_loader, optimizer, scheduler, config=config, generator=generator, epoch=epoch, progress=progress)
-            metrics = evaluate(model, val_loader, progress=progress) if val_loader is not None else {}
-            row = {"epoch": epoch, "train_loss": loss, **metrics, "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
-            history.append(row)
-            atomic_to_csv(pd.DataFrame(history), run_dir / "metrics.csv")
-            save_model(model, run_dir / "last.safetensors", labels=table.labels, extra={**extra, "epoch": epoch, "metrics": row})
-            score = metrics.get("padded_cmap", -loss)  # no validation split: fall back to the lowest training loss
-            if score > best_score:
-                best_score, best_epoch, best_metrics = score, epoch, row
-                save_model(model, run_dir / "best.safetensors", labels=table.labels, extra={**extra, "epoch": epoch, "metrics": row})
-            progress.console.print(
-                f"epoch {epoch}/{config.epochs}  loss {loss:.4f}"
-                + "".join(f"  {k} {v:.4f}" for k, v in metrics.items())
-                + f"  ({row['seconds']:.1f} s)",
-                highlight=False,
-            )
-    return FitResult(run_dir, run_dir / "best.safetensors", best_epoch, best_metrics, pd.DataFrame(history))
+            if isinstance(train_loader.sampler, torch.utils.data.distributed.DistributedSampler):
+                train_loader.sampler.set_epoch(epoch)
+            loss = train_one_epoch(
+                model, train_loader, optimizer, scheduler, criterion, config=config, generator=mix_generator, epoch=epoch,
+                device=device, ema=ema, scaler=scaler, progress=progress,
+            )  # fmt: skip
+            if is_main:
+                eval_model = ema.module if ema is not None else _unwrap(model)
+                metrics, val_scores = evaluate(eval_model, val_loader, device=device, progress=progress) if val_loader is not None else ({}, None)
+                row = {"epoch": epoch, "train_loss": loss, **metrics, "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
+                history.append(row)
+                _save_epoch(run_dir, eval_model, table, extra, row, history)
+                score = metrics.get("padded_cmap", -loss)  # no validation split: the lowest training loss wins
+                if score > best["score"]:
+                    best = {"score": float(score), "epoch": epoch, "metrics": row}
+                    save_model(eval_model, run_dir / "best.safetensors", labels=table.labels, extra={**extra, "epoch": epoch, "metrics": row})
+                    if val_scores is not None:
+                        _save_oof(run_dir / "oof.csv", table, np.asarray(val_idx), val_scores, epoch)
+                save_train_state(
+                    run_dir / STATE_FILE, model=_unwrap(model).state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                    ema=ema.state_dict() if ema is not None else None, scaler=scaler.state_dict() if scaler is not None else None,
+                    epoch=epoch, history=history, best=best,
+                )  # fmt: skip
+                progress.console.print(
+                    f"epoch {epoch}/{config.epochs}  loss {loss:.4f}" + "".join(f"  {k} {v:.4f}" for k, v in metrics.items()) + f"  ({row['seconds']:.1f} s)",
+                    highlight=False,
+                )
+            _barrier(world)
+    if world > 1:  # BatchNorm statistics follow each rank's own last batches: take rank 0's everywhere
+        import torch.distributed as dist
+
+        for buffer in _unwrap(model).buffers():
+            dist.broadcast(buffer, src=0)
+    final = ema.module if ema is not None else _unwrap(model)
+    return FitResult(run_dir, run_dir / "best.safetensors", int(best["epoch"]), best["metrics"], pd.DataFrame(history), final)
+
+
+def _save_epoch(run_dir: Path, model, table: ClipTable, extra: dict, row: dict, history: list[dict]) -> None:
+    atomic_to_csv(pd.DataFrame(history), run_dir / "metrics.csv")
+    save_model(model, run_dir / "last.safetensors", labels=table.labels, extra={**extra, "epoch": row["epoch"], "metrics": row})
+
+
+def _save_oof(path: Path, table: ClipTable, val_idx: np.ndarray, scores: np.ndarray, epoch: int) -> None:
+    """Out-of-fold scores of the best epoch: one row per validation clip, one column per species."""
+    frame = pd.DataFrame(scores, columns=list(table.labels.codes))
+    frame.insert(0, "filename", table.frame["filename"].to_numpy()[val_idx])
+    frame.insert(1, "epoch", epoch)
+    atomic_to_csv(frame, path, float_format="%.6g")

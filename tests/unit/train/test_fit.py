@@ -1,0 +1,103 @@
+"""fit: run folder contents, exact resume after an interruption, k-fold layout, divergence handling."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from birdcall.errors import BirdcallError, ParameterError
+from birdcall.models import load_model
+from birdcall.train import fit, fit_folds
+from birdcall.train import loop as loop_module
+
+
+def test_run_folder_and_best_model(tiny_table, tiny_config, tmp_path):
+    result = fit(tiny_table, tiny_config, tmp_path, show_progress=False)
+    for name in ("config.yaml", "metrics.csv", "last.safetensors", "best.safetensors", "oof.csv", "train_state.pt"):
+        assert (tmp_path / name).is_file(), name
+    history = pd.read_csv(tmp_path / "metrics.csv")
+    assert history["epoch"].tolist() == [1, 2, 3]
+    assert result.best_epoch == int(history.loc[history["padded_cmap"].idxmax(), "epoch"])
+    model, labels, info = load_model(result.best_path)
+    assert info["extra"]["epoch"] == result.best_epoch and labels == tiny_table.labels
+    oof = pd.read_csv(tmp_path / "oof.csv")
+    assert set(oof["filename"]) <= set(tiny_table.frame["filename"]) and list(oof.columns[2:]) == list(labels.codes)
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tiny_table, tiny_config, tmp_path, monkeypatch):
+    full = fit(tiny_table, tiny_config, tmp_path / "full", show_progress=False)
+
+    original = loop_module.train_one_epoch
+
+    def killed_at_epoch_3(*args, epoch, **kwargs):
+        if epoch == 3:
+            raise KeyboardInterrupt  # as if the job were killed during epoch 3
+        return original(*args, epoch=epoch, **kwargs)
+
+    monkeypatch.setattr(loop_module, "train_one_epoch", killed_at_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_table, tiny_config, tmp_path / "cut", show_progress=False)
+    assert pd.read_csv(tmp_path / "cut" / "metrics.csv")["epoch"].tolist() == [1, 2]
+    monkeypatch.setattr(loop_module, "train_one_epoch", original)
+    resumed = fit(tiny_table, tiny_config, tmp_path / "cut", resume=True, show_progress=False)
+
+    a, b = load_file(tmp_path / "full" / "last.safetensors"), load_file(tmp_path / "cut" / "last.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    pd.testing.assert_frame_equal(full.history.drop(columns="seconds"), resumed.history.drop(columns="seconds"))
+
+
+def test_resume_refuses_a_different_config(tiny_table, tiny_config, tmp_path):
+    fit(tiny_table, tiny_config.__class__(**{**tiny_config.__dict__, "epochs": 1}), tmp_path, show_progress=False)
+    with pytest.raises(ParameterError, match="same config"):
+        fit(tiny_table, tiny_config, tmp_path, resume=True, show_progress=False)
+
+
+def test_non_finite_loss_stops_naming_epoch_and_step(tiny_table, tiny_config, tmp_path):
+    bad = tiny_config.__class__(**{**tiny_config.__dict__, "lr": 1e12, "grad_clip": 0.0, "epochs": 2})
+    with pytest.raises(BirdcallError, match=r"loss is (nan|inf) at epoch \d+, step \d+"):
+        fit(tiny_table, bad, tmp_path, show_progress=False)
+
+
+def test_k_fold_layout_and_summary(tiny_table, tiny_config, tmp_path):
+    config = tiny_config.__class__(**{**tiny_config.__dict__, "folds": 3, "epochs": 1})
+    results = fit_folds(tiny_table, config, tmp_path, show_progress=False)
+    assert len(results) == 3
+    folds = pd.read_csv(tmp_path / "folds.csv")
+    assert sorted(folds["fold"].unique()) == [0, 1, 2] and len(folds) == len(tiny_table.frame)
+    oof = pd.read_csv(tmp_path / "oof.csv")
+    assert sorted(oof["filename"]) == sorted(tiny_table.frame["filename"])  # every clip predicted exactly once
+    for fold in range(3):
+        fold_oof = pd.read_csv(tmp_path / f"fold{fold}" / "oof.csv")
+        assert set(fold_oof["filename"]) == set(folds.loc[folds["fold"] == fold, "filename"])
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert summary["fold"].astype(str).tolist() == ["0", "1", "2", "oof"]
+    assert np.isfinite(summary["padded_cmap"]).all()
+    with pytest.raises(ParameterError):
+        fit_folds(tiny_table, config, tmp_path, only_fold=3, show_progress=False)
+
+
+def test_every_augmentation_stage_and_the_full_loss_optimiser_set_train(tiny_table, tiny_config, tmp_path, monkeypatch):
+    from birdcall.augment import AugmentConfig
+
+    augment = AugmentConfig(gain_p=0.5, time_shift_p=0.5, pink_noise_p=0.5, mixup_p=0.5, cutmix_p=0.5, freq_mask_p=1.0, time_mask_p=1.0,
+                            freq_mask_max_width=4, time_mask_max_width=4)
+    config = tiny_config.__class__(**{**tiny_config.__dict__, "epochs": 2, "augment": augment, "loss": "bce+focal", "label_smoothing": 0.05,
+                                      "class_weight_power": 0.5, "optimizer": "sgd", "lr": 0.05, "ema_decay": 0.9, "amp": True,
+                                      "balanced_sampling": True, "cache_dir": str(tmp_path / "cache")})
+    seen = []
+    from birdcall.models.cnn import WaveformModel
+
+    original = WaveformModel.forward_features
+
+    def spy(self, x):
+        seen.append(x.ndim)
+        return original(self, x)
+
+    monkeypatch.setattr(WaveformModel, "forward_features", spy)
+    result = fit(tiny_table, config, tmp_path / "run", show_progress=False)
+    assert 4 in seen and 2 in seen  # training fed augmented features, evaluation raw waveforms
+    assert np.isfinite(result.history["train_loss"]).all()
+    assert any((tmp_path / "cache").rglob("*.npy"))  # clips decoded once into the memory-mapped cache
