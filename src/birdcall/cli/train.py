@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -44,6 +45,8 @@ def train(
             results = fit_folds(table, config, out_dir, only_fold=fold, resume=resume, show_progress=not quiet)
         else:
             results = [fit(table, config, out_dir, resume=resume, show_progress=not quiet)]
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+        return
     for result in results:
         out.print(f"{result.run_dir}: best epoch {result.best_epoch}: "
                   + ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items() if isinstance(v, float) and k != "lr"))

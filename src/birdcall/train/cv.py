@@ -7,6 +7,7 @@ written to ``RUN/folds.csv`` so evaluation and ensembling can find out-of-fold p
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,10 +46,12 @@ def fit_folds(
     if only_fold is not None and not 0 <= only_fold < config.folds:
         raise ParameterError(f"fold must be in 0..{config.folds - 1}, got {only_fold}")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    to_yaml(config, run_dir / "config.yaml")
-    folds = assign_folds(table, n_splits=config.folds, seed=config.seed)
-    atomic_to_csv(pd.DataFrame({"filename": table.frame["filename"], "fold": folds}), run_dir / "folds.csv")
+    is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes
+    folds = assign_folds(table, n_splits=config.folds, seed=config.seed)  # deterministic: the same on every rank
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        to_yaml(config, run_dir / "config.yaml")
+        atomic_to_csv(pd.DataFrame({"filename": table.frame["filename"], "fold": folds}), run_dir / "folds.csv")
     results = []
     for fold in range(config.folds) if only_fold is None else [only_fold]:
         fold_dir = run_dir / f"fold{fold}"
@@ -57,7 +60,8 @@ def fit_folds(
             fit(table, replace(config, folds=config.folds), fold_dir, train_idx=np.flatnonzero(folds != fold), val_idx=np.flatnonzero(folds == fold),
                 resume=resume_fold, show_progress=show_progress)  # fmt: skip
         )
-    write_summary(table, run_dir, config.folds)
+    if is_main:
+        write_summary(table, run_dir, config.folds)
     return results
 
 

@@ -1,0 +1,5 @@
+"""`python -m birdcall`: the birdcall command line."""
+
+from .cli import main
+
+main()
