@@ -17,7 +17,7 @@ from .audio import AUDIO_EXTENSIONS
 from .data import read_clip_table
 from .fileio import atomic_write_text
 from .infer import TorchScorer, predict_files, write_submission
-from .metrics import read_solution, score_submission
+from .metrics import read_solution, read_submission, score_submission
 from .models import load_model
 from .synth import make_dataset
 from .train import TrainConfig, fit
@@ -86,7 +86,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DemoConfig(), *, show_pro
 
     log("[4/4] scoring submission.csv against solution.csv")
     solution = read_solution(data_dir / "solution.csv")
-    submission = pd.read_csv(submission_path)
+    submission = read_submission(submission_path)
     scores = score_submission(solution, submission)
     per_species = pd.DataFrame(scores.pop("per_species"))
     summary = {"scores": scores, "seconds": timings, "best_epoch": result.best_epoch, "model": config.train.model}
