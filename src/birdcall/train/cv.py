@@ -16,19 +16,19 @@ import pandas as pd
 
 from ..config import to_yaml
 from ..data.dataset import ClipTable
-from ..data.folds import iterative_stratified_folds
+from ..data.folds import make_folds
 from ..errors import ParameterError
 from ..fileio import atomic_to_csv
 from ..metrics import score_arrays
 from .config import TrainConfig
-from .loop import FitResult, encode_targets, fit
+from .loop import FitResult, fit
 
 __all__ = ["assign_folds", "fit_folds"]
 
 
 def assign_folds(table: ClipTable, *, n_splits: int, seed: int) -> np.ndarray:
     """Fold id of every clip (iterative stratification on all labels, secondaries included)."""
-    return iterative_stratified_folds((encode_targets(table, 1.0) > 0).astype(np.int64), n_splits=n_splits, seed=seed)
+    return make_folds(table, n_splits=n_splits, seed=seed)["fold"].to_numpy()
 
 
 def fit_folds(
@@ -47,11 +47,12 @@ def fit_folds(
         raise ParameterError(f"fold must be in 0..{config.folds - 1}, got {only_fold}")
     run_dir = Path(run_dir)
     is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes
-    folds = assign_folds(table, n_splits=config.folds, seed=config.seed)  # deterministic: the same on every rank
+    fold_table = make_folds(table, n_splits=config.folds, seed=config.seed)  # deterministic: the same on every rank
+    folds = fold_table["fold"].to_numpy()
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         to_yaml(config, run_dir / "config.yaml")
-        atomic_to_csv(pd.DataFrame({"filename": table.frame["filename"], "fold": folds}), run_dir / "folds.csv")
+        atomic_to_csv(fold_table, run_dir / "folds.csv")
     results = []
     for fold in range(config.folds) if only_fold is None else [only_fold]:
         fold_dir = run_dir / f"fold{fold}"
