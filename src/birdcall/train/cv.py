@@ -67,17 +67,21 @@ def fit_folds(
 
 
 def write_summary(table: ClipTable, run_dir: Path, n_folds: int) -> pd.DataFrame:
-    """``summary.csv`` (per-fold best metrics + the pooled out-of-fold scores) and ``oof.csv``."""
+    """``summary.csv`` (per-fold metrics of the kept epoch + the pooled out-of-fold scores) and ``oof.csv``."""
     rows, oofs = [], []
     for fold in range(n_folds):
         metrics_path, oof_path = run_dir / f"fold{fold}" / "metrics.csv", run_dir / f"fold{fold}" / "oof.csv"
         if not metrics_path.is_file():
             continue
         history = pd.read_csv(metrics_path)
-        best = history.loc[history["padded_cmap"].idxmax()] if "padded_cmap" in history else history.iloc[-1]
+        fold_oof = pd.read_csv(oof_path).assign(fold=fold) if oof_path.is_file() else None
+        if fold_oof is not None and len(fold_oof):  # the epoch fit kept (best or last, by config.select)
+            best = history.loc[history["epoch"] == int(fold_oof["epoch"].iloc[0])].iloc[0]
+        else:
+            best = history.loc[history["padded_cmap"].idxmax()] if "padded_cmap" in history else history.iloc[-1]
         rows.append({"fold": fold, **best.to_dict()})
-        if oof_path.is_file():
-            oofs.append(pd.read_csv(oof_path).assign(fold=fold))
+        if fold_oof is not None:
+            oofs.append(fold_oof)
     summary = pd.DataFrame(rows)
     if oofs:
         oof = pd.concat(oofs, ignore_index=True)

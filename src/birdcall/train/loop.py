@@ -244,7 +244,7 @@ def fit(
     resume: bool = False,
     show_progress: bool = True,
 ) -> FitResult:
-    """Train ``config.model`` on ``table`` and keep the best epoch by validation padded cmAP.
+    """Train ``config.model`` on ``table`` and keep the best epoch by validation padded cmAP (or the last one).
 
     Args:
         table: the labelled clips.
@@ -331,7 +331,9 @@ def fit(
                 row = {"epoch": epoch, "train_loss": loss, **metrics, "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
                 history.append(row)
                 _save_epoch(run_dir, eval_model, table, extra, row, history)
-                score = metrics.get("padded_cmap", -loss)  # no validation split: the lowest training loss wins
+                # "last" keeps the final epoch: out-of-fold scores then owe nothing to the validation fold.
+                # Without a validation split the lowest training loss wins.
+                score = float(epoch) if config.select == "last" else metrics.get("padded_cmap", -loss)
                 if score > best["score"]:
                     best = {"score": float(score), "epoch": epoch, "metrics": row}
                     save_model(eval_model, run_dir / "best.safetensors", labels=table.labels, extra={**extra, "epoch": epoch, "metrics": row})

@@ -25,6 +25,21 @@ def test_run_folder_and_best_model(tiny_table, tiny_config, tmp_path):
     assert set(oof["filename"]) <= set(tiny_table.frame["filename"]) and list(oof.columns[2:]) == list(labels.codes)
 
 
+def test_select_last_keeps_the_final_epoch(tiny_table, tiny_config, tmp_path):
+    from dataclasses import replace
+
+    result = fit(tiny_table, replace(tiny_config, select="last"), tmp_path, show_progress=False)
+    assert result.best_epoch == tiny_config.epochs
+    _, _, info = load_model(result.best_path)
+    assert info["extra"]["epoch"] == tiny_config.epochs
+    assert set(pd.read_csv(tmp_path / "oof.csv")["epoch"]) == {tiny_config.epochs}
+    last = load_file(tmp_path / "last.safetensors")
+    best = load_file(tmp_path / "best.safetensors")
+    assert all(torch.equal(last[k], best[k]) for k in last)
+    with pytest.raises(ParameterError, match="select"):
+        replace(tiny_config, select="median")
+
+
 def test_resume_after_interruption_equals_uninterrupted_run(tiny_table, tiny_config, tmp_path, monkeypatch):
     full = fit(tiny_table, tiny_config, tmp_path / "full", show_progress=False)
 
