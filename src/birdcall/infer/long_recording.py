@@ -20,9 +20,9 @@ from ..errors import AudioLoadError, ParameterError
 from ..progress import track
 from ..types import Pathlike
 
-__all__ = ["iter_windows", "TorchScorer", "predict_file", "predict_files", "PredictResult"]
+__all__ = ["iter_windows", "predict_file", "predict_files", "PredictResult"]
 
-Scorer = Callable[[np.ndarray], np.ndarray]  # (batch, num_samples) float32 -> (batch, num_classes) probabilities
+Scorer = Callable[[np.ndarray], np.ndarray]  # any callable (batch, num_samples) -> (batch, classes); see scorer.Scorer
 
 
 def iter_windows(chunks: Iterable[np.ndarray], *, clip_samples: int, hop_samples: int, final_clip: str = "pad") -> Iterator[tuple[int, np.ndarray]]:
@@ -52,24 +52,6 @@ def iter_windows(chunks: Iterable[np.ndarray], *, clip_samples: int, hop_samples
         window[: len(part)] = part
         yield next_start, window
         next_start += hop_samples
-
-
-class TorchScorer:
-    """Wrap a birdcall torch model as a :data:`Scorer` (sigmoid probabilities, no gradients)."""
-
-    def __init__(self, model, *, threads: int | None = None):
-        import torch
-
-        self.torch = torch
-        self.model = model.eval()
-        if threads:
-            torch.set_num_threads(threads)
-
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        from ..models import clip_logits
-
-        with self.torch.inference_mode():
-            return self.torch.sigmoid(clip_logits(self.model(self.torch.from_numpy(windows)))).numpy()
 
 
 def predict_file(
