@@ -1,12 +1,33 @@
 """Inference on recordings of any length, and writers for its results."""
 
+from .detections import DETECTION_COLUMNS as DETECTION_COLUMNS
+from .detections import empty_detections as empty_detections
+from .detections import read_species_list as read_species_list
+from .detections import to_detections as to_detections
+from .ensemble import EnsembleScorer as EnsembleScorer
+from .ensemble import align_labels as align_labels
+from .ensemble import combine as combine
+from .ensemble import load_ensemble as load_ensemble
 from .long_recording import PredictResult as PredictResult
 from .long_recording import iter_windows as iter_windows
 from .long_recording import predict_file as predict_file
 from .long_recording import predict_files as predict_files
+from .postprocess import PostprocessConfig as PostprocessConfig
+from .postprocess import file_level_boost as file_level_boost
+from .postprocess import postprocess as postprocess
+from .postprocess import smooth_neighbours as smooth_neighbours
 from .scorer import BACKENDS as BACKENDS
 from .scorer import Scorer as Scorer
 from .scorer import TorchScorer as TorchScorer
 from .scorer import load_scorer as load_scorer
+from .writers import DEFAULT_HIGH_FREQ as DEFAULT_HIGH_FREQ
+from .writers import RAVEN_COLUMNS as RAVEN_COLUMNS
+from .writers import RAVEN_FILE_COLUMNS as RAVEN_FILE_COLUMNS
+from .writers import to_audacity as to_audacity
+from .writers import to_raven as to_raven
 from .writers import to_submission as to_submission
+from .writers import write_audacity as write_audacity
+from .writers import write_detections_csv as write_detections_csv
+from .writers import write_detections_parquet as write_detections_parquet
+from .writers import write_raven as write_raven
 from .writers import write_submission as write_submission
