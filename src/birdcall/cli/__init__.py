@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import typer
 
+from . import analyze as _analyze
 from . import config as _config
 from . import demo as _demo
+from . import export as _export
 from . import predict as _predict
 from . import score as _score
 from . import synth as _synth
@@ -44,6 +46,8 @@ _synth.register(app)
 _score.register(app)
 _train.register(app)
 _predict.register(app)
+_export.register(app)
+_analyze.register(app)
 _demo.register(app)
 _config.register(app)
 

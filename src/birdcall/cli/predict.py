@@ -1,4 +1,9 @@
-"""`birdcall predict`: a BirdCLEF submission (one row per 5-s window) for audio files."""
+"""`birdcall predict`: a BirdCLEF submission (one row per window, one column per species) for audio files.
+
+The run is resumable: finished files are kept in ``.<name>.parts/`` next to ``--out`` (parts, manifest,
+errors.csv; see :mod:`birdcall.infer.pipeline`), a rerun of the same command skips them, and the CSV is
+rebuilt from the parts at the end of every run. The options shared with ``birdcall analyze`` live here too.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +13,128 @@ import typer
 
 from ._common import console, out, user_errors
 
+# ------------------------------------------------------------------------------------------------ shared options
+
+MODEL = typer.Option(
+    None, "--model",
+    help="A .safetensors checkpoint, a training run folder (ensemble of its folds), an .onnx or OpenVINO .xml model.",
+)
+BACKEND = typer.Option(None, "--backend", help="torch, onnx or openvino (default: from the model's suffix; torch for a folder).")
+THREADS = typer.Option(None, "--threads", help="Intra-op threads of the backend.")
+WORKERS = typer.Option(0, "--workers", help="Processes decoding audio in parallel (0: decode in the main process).")
+SHARD = typer.Option(None, "--shard", help="Run shard I/N only: every N-th file of the sorted inputs, from the I-th.")
+BATCH_SIZE = typer.Option(32, "--batch-size", help="Windows per model call (each --tta shift counts as one).")
+TTA = typer.Option(None, "--tta", help="Time shifts in seconds whose scores are averaged per window, e.g. --tta=0,1,-1.")
+BOOST = typer.Option(False, "--boost/--no-boost", help="Boost a species in every window of a file where it scores >= --boost-threshold.")
+BOOST_THRESHOLD = typer.Option(0.96, "--boost-threshold", help="File maximum that triggers --boost.")
+BOOST_FACTOR = typer.Option(1.5, "--boost-factor", help="Multiplier of --boost (scores capped at 1).")
+SMOOTH = typer.Option(None, "--smooth", help="Average each window with its neighbours: previous,self,next weights, e.g. 0.25,0.5,0.25.")
+RETRY_FAILED = typer.Option(False, "--retry-failed", help="Redo files an earlier run of this command recorded as failed.")
+MERGE = typer.Option(False, "--merge", help="Only merge: bring in the shards that ran into the folders given as arguments, rebuild the outputs.")
+QUIET = typer.Option(False, "--quiet", help="No progress bar.")
+
+
+def parse_floats(text: str | None, *, name: str) -> tuple[float, ...] | None:
+    """``"0,1,-1"`` -> ``(0.0, 1.0, -1.0)``; None stays None."""
+    from ..errors import ParameterError
+
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ParameterError(f"{name} takes comma-separated numbers, got {text!r}") from None
+
+
+def postprocess_config(boost: bool, boost_threshold: float, boost_factor: float, smooth: str | None):
+    """The :class:`~birdcall.infer.postprocess.PostprocessConfig` of the flags, None when nothing is asked."""
+    weights = parse_floats(smooth, name="--smooth")
+    if not boost and weights is None:
+        return None
+    from ..infer.postprocess import PostprocessConfig
+
+    return PostprocessConfig(boost_threshold=boost_threshold if boost else None, boost_factor=boost_factor, smooth_weights=weights)
+
+
+def report(summary, *, target: Path, errors_csv: Path) -> None:
+    """Print skipped files, the summary line and what is missing; exit 1 when a file was skipped."""
+    for path, cause in summary.errors:
+        console.print(f"[yellow]skipped[/] {path}: {cause}", highlight=False)
+    if not summary.complete:
+        console.print(f"[yellow]combined outputs incomplete:[/] {'; '.join(summary.missing)}", highlight=False)
+    out.print(f"{summary.line()} -> {target}", highlight=False)
+    if summary.resumed:
+        out.print(f"{summary.resumed} file(s) were done by an earlier run and skipped", highlight=False)
+    if summary.skipped:
+        out.print(f"{summary.skipped} file(s) skipped (listed in {errors_csv})", highlight=False)
+        raise typer.Exit(code=1)
+
+
+def report_merge(result: dict, *, target: Path, errors_csv: Path) -> None:
+    """Print the outcome of a merge; exit 1 when files failed or shards are missing."""
+    if not result["complete"]:
+        console.print(f"[yellow]combined outputs incomplete:[/] {'; '.join(result['missing'])}", highlight=False)
+    out.print(f"merged: {result['files']} files, {result['windows']} windows, {result['skipped']} skipped -> {target}", highlight=False)
+    if result["skipped"]:
+        out.print(f"{result['skipped']} file(s) skipped (listed in {errors_csv})", highlight=False)
+    if result["skipped"] or not result["complete"]:
+        raise typer.Exit(code=1)
+
+
+def require_model(model_path: Path | None, audio: list[Path] | None) -> None:
+    from ..errors import ParameterError
+
+    if model_path is None:
+        raise ParameterError("--model is required (unless --merge)")
+    if not audio:
+        raise ParameterError("give at least one audio file or folder")
+
+
+# ------------------------------------------------------------------------------------------------ command
+
 
 def register(app: typer.Typer) -> None:
     app.command("predict")(predict)
 
 
 def predict(
-    audio: list[Path] = typer.Argument(..., help="Audio files (or folders, searched recursively)."),
-    model_path: Path = typer.Option(..., "--model", help="A birdcall model file (.safetensors)."),
-    out_path: Path = typer.Option(Path("submission.csv"), "--out", help="Submission CSV to write."),
-    batch_size: int = typer.Option(32, help="Windows per model call."),
-    threads: int = typer.Option(None, help="torch intra-op threads."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    audio: list[Path] = typer.Argument(None, help="Audio files or folders (searched recursively). With --merge: other shards' CSVs."),
+    model_path: Path = MODEL,
+    out_path: Path = typer.Option(Path("submission.csv"), "--out", help="Submission CSV to write (its run state: .<name>.parts/ beside it)."),
+    backend: str = BACKEND,
+    threads: int = THREADS,
+    workers: int = WORKERS,
+    shard: str = SHARD,
+    batch_size: int = BATCH_SIZE,
+    tta: str = TTA,
+    boost: bool = BOOST,
+    boost_threshold: float = BOOST_THRESHOLD,
+    boost_factor: float = BOOST_FACTOR,
+    smooth: str = SMOOTH,
+    retry_failed: bool = RETRY_FAILED,
+    merge: bool = MERGE,
+    quiet: bool = QUIET,
 ) -> None:
-    """Score every 5-s window of every file; unreadable files are reported and skipped (exit code 1)."""
-    from ..audio import AUDIO_EXTENSIONS
-    from ..infer import TorchScorer, predict_files, write_submission
-    from ..models import load_model
+    """Score every window of every file into a submission CSV; unreadable files are reported and skipped (exit code 1).
 
+    An interrupted run resumes when the same command is run again (its state: .<name>.parts/ beside --out).
+
+    Shards (--shard I/N) with the same --out share that state; the CSV holds every shard finished so far.
+    """
+    from ..infer.pipeline import merge_outputs, run_inference, state_dir
+
+    errors_csv = state_dir(out_path, "submission") / "errors.csv"
     with user_errors():
-        files: list[Path] = []
-        for item in audio:
-            files.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if item.is_dir() else [item])
-        model, labels, _ = load_model(model_path)
-        features = model.feature_config
-        result = predict_files(
-            TorchScorer(model, threads=threads), files, labels=labels, sample_rate=features.sample_rate,
-            clip_duration=features.clip_duration, batch_size=batch_size, show_progress=not quiet,
-        )
-        write_submission(result.scores, out_path)
-    for path, cause in result.errors:
-        console.print(f"[yellow]skipped[/] {path}: {cause}", highlight=False)
-    out.print(f"{len(result.scores)} windows from {len(files) - len(result.errors)} file(s) -> {out_path}"
-              + (f"; {len(result.errors)} file(s) skipped" if result.errors else ""))
-    if result.errors:
-        raise typer.Exit(code=1)
+        if merge:
+            result = merge_outputs(out_path, list(audio or []), kind="submission")
+        else:
+            require_model(model_path, audio)
+            summary = run_inference(
+                model_path, audio, out_path, kind="submission", shard=shard, workers=workers, batch_size=batch_size,
+                tta_shifts=parse_floats(tta, name="--tta") or (0.0,), postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
+                backend=backend, threads=threads, retry_failed=retry_failed, show_progress=not quiet,
+            )
+    if merge:
+        report_merge(result, target=out_path, errors_csv=errors_csv)
+    else:
+        report(summary, target=out_path, errors_csv=errors_csv)

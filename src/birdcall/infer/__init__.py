@@ -12,6 +12,13 @@ from .long_recording import PredictResult as PredictResult
 from .long_recording import iter_windows as iter_windows
 from .long_recording import predict_file as predict_file
 from .long_recording import predict_files as predict_files
+from .pipeline import DetectionOptions as DetectionOptions
+from .pipeline import RunSummary as RunSummary
+from .pipeline import combine_outputs as combine_outputs
+from .pipeline import discover_inputs as discover_inputs
+from .pipeline import merge_outputs as merge_outputs
+from .pipeline import run_inference as run_inference
+from .pipeline import score_files as score_files
 from .postprocess import PostprocessConfig as PostprocessConfig
 from .postprocess import file_level_boost as file_level_boost
 from .postprocess import postprocess as postprocess

@@ -1,0 +1,93 @@
+"""`birdcall analyze`: detection tables (CSV, Parquet, Raven, Audacity) for audio files and folders.
+
+Writes into OUT_DIR: detections.csv, detections.parquet, raven/<stem>.selections.txt per file and
+raven/combined.selections.txt, audacity/<stem>.txt, errors.csv, and the run state (run.json, plans/,
+manifest*.jsonl, parts/) that lets a rerun of the same command resume; see :mod:`birdcall.infer.pipeline`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._common import user_errors
+from .predict import (
+    BACKEND,
+    BATCH_SIZE,
+    BOOST,
+    BOOST_FACTOR,
+    BOOST_THRESHOLD,
+    MERGE,
+    MODEL,
+    QUIET,
+    RETRY_FAILED,
+    SHARD,
+    SMOOTH,
+    THREADS,
+    TTA,
+    WORKERS,
+    parse_floats,
+    postprocess_config,
+    report,
+    report_merge,
+    require_model,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("analyze")(analyze)
+
+
+def analyze(
+    audio: list[Path] = typer.Argument(None, help="Audio files or folders (searched recursively). With --merge: other shards' output folders."),
+    model_path: Path = MODEL,
+    out_dir: Path = typer.Option(..., "--out", help="Output folder (created; a rerun resumes into it)."),
+    min_confidence: float = typer.Option(0.1, "--min-confidence", help="Lowest score reported as a detection."),
+    top_k: int = typer.Option(None, "--top-k", help="At most this many species per window."),
+    hop: float = typer.Option(None, "--hop", help="Seconds between window starts (default: the clip duration; less overlaps)."),
+    include: Path = typer.Option(None, "--include", help="Report only the species codes listed in this file (one per line)."),
+    exclude: Path = typer.Option(None, "--exclude", help="Never report the species codes listed in this file."),
+    backend: str = BACKEND,
+    threads: int = THREADS,
+    workers: int = WORKERS,
+    shard: str = SHARD,
+    batch_size: int = BATCH_SIZE,
+    tta: str = TTA,
+    boost: bool = BOOST,
+    boost_threshold: float = BOOST_THRESHOLD,
+    boost_factor: float = BOOST_FACTOR,
+    smooth: str = SMOOTH,
+    retry_failed: bool = RETRY_FAILED,
+    merge: bool = MERGE,
+    quiet: bool = QUIET,
+) -> None:
+    """Detect species in every window of every file; unreadable files are reported and skipped (exit code 1).
+
+    An interrupted run resumes when the same command is run again.
+
+    Shards (--shard I/N) may run into the same OUT_DIR; its outputs hold every shard finished so far.
+    """
+    from ..infer.detections import read_species_list
+    from ..infer.pipeline import DetectionOptions, merge_outputs, run_inference
+
+    with user_errors():
+        if merge:
+            result = merge_outputs(out_dir, list(audio or []), kind="detections")
+        else:
+            require_model(model_path, audio)
+            detection = DetectionOptions(
+                min_confidence=min_confidence,
+                top_k=top_k,
+                include=read_species_list(include) if include else None,
+                exclude=read_species_list(exclude) if exclude else None,
+            )
+            summary = run_inference(
+                model_path, audio, out_dir, kind="detections", shard=shard, workers=workers, batch_size=batch_size, hop=hop,
+                tta_shifts=parse_floats(tta, name="--tta") or (0.0,), postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
+                detection=detection, backend=backend, threads=threads, retry_failed=retry_failed, show_progress=not quiet,
+            )
+    if merge:
+        report_merge(result, target=out_dir, errors_csv=out_dir / "errors.csv")
+    else:
+        report(summary, target=out_dir, errors_csv=out_dir / "errors.csv")

@@ -1,0 +1,41 @@
+"""`birdcall export`: a model file to ONNX or OpenVINO IR, front end and sigmoid in the graph."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+import typer
+
+from ._common import out, user_errors
+
+
+class ExportFormat(str, enum.Enum):
+    """Formats ``birdcall export`` writes."""
+
+    onnx = "onnx"
+    openvino = "openvino"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+
+
+def export(
+    model_path: Path = typer.Option(..., "--model", help="A birdcall model file (.safetensors)."),
+    export_format: ExportFormat = typer.Option(..., "--format", help="onnx (a .onnx file) or openvino (.xml + .bin)."),
+    out_path: Path = typer.Option(..., "--out", help="File to write: .onnx, or .xml for OpenVINO (its .bin goes beside it)."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset (17+ uses the ONNX STFT operator, 13-16 a DFT convolution)."),
+) -> None:
+    """Export a model: raw waveform windows in, species probabilities out; checked against torch."""
+    from ..export import export_onnx, export_openvino
+    from ..models import load_model
+
+    with user_errors():
+        model, labels, _ = load_model(model_path)
+        if ExportFormat(export_format) is ExportFormat.onnx:
+            path = export_onnx(model, out_path, labels=labels, opset=opset)
+        else:
+            path = export_openvino(model, out_path, labels=labels, opset=opset)
+    out.print(f"{model.config.arch} model, {len(labels)} species, {model.feature_config.clip_duration:g}-s windows -> {path}",
+              highlight=False)

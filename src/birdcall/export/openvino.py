@@ -1,0 +1,177 @@
+"""OpenVINO IR export: the birdcall ONNX graph converted with ``openvino.convert_model``, metadata included.
+
+The IR (``.xml`` + ``.bin`` beside it) keeps the ONNX graph's contract (input ``waveform``, outputs
+``clipwise`` and, for SED/CRNN, ``framewise`` probabilities) and carries the same metadata in its ``rt_info``
+under ``birdcall``: ``format``, ``labels``, ``features`` and ``model`` (JSON text, as in the ONNX
+``metadata_props``), so ``read_export_info("model.xml")`` needs no other file. Weights stay float32
+(``compress_to_fp16=False``).
+
+``openvino`` is an optional dependency (``pip install birdcall[openvino]``); it is imported only when used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.labels import LabelSet
+from ..errors import CheckpointError, ExportError, ParameterError
+from ..features import FeatureConfig
+from ..types import Pathlike
+from .onnx import (
+    _FORMAT_KEY,
+    INPUT_NAME,
+    TOLERANCE,
+    _max_difference,
+    check_windows,
+    export_onnx,
+    read_export_info,
+)
+
+__all__ = ["export_openvino", "import_openvino", "read_ir"]
+
+_RT_SECTION = "birdcall"
+_RT_KEYS = {"format": _FORMAT_KEY, "labels": "labels", "features": "features", "model": "model"}  # rt_info -> ONNX key
+
+
+def import_openvino():
+    """The ``openvino`` module, or a `ParameterError` saying how to install it."""
+    try:
+        import openvino
+    except ImportError:
+        raise ParameterError("OpenVINO is not installed: pip install 'birdcall[openvino]'") from None
+    return openvino
+
+
+def _metadata_of(model, path: Pathlike) -> tuple[LabelSet, FeatureConfig, dict[str, Any]]:
+    from .onnx import parse_metadata
+
+    props = {}
+    for rt_key, onnx_key in _RT_KEYS.items():
+        if model.has_rt_info([_RT_SECTION, rt_key]):
+            props[onnx_key] = model.get_rt_info([_RT_SECTION, rt_key]).astype(str)
+    return parse_metadata(props, path=path)
+
+
+def read_ir(path: Pathlike, core=None):
+    """Read an OpenVINO IR written by `export_openvino` (not compiled).
+
+    Args:
+        path: the ``.xml`` file; its ``.bin`` must be beside it.
+        core: an ``openvino.Core`` to read with (a new one by default).
+
+    Returns:
+        ``(ov_model, labels, features, info)``.
+
+    Raises:
+        CheckpointError: missing or unreadable IR, or an IR without birdcall metadata.
+    """
+    ov = import_openvino()
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(p, "file not found")
+    try:
+        model = (core or ov.Core()).read_model(str(p))
+    except RuntimeError as err:
+        raise CheckpointError(p, f"not a readable OpenVINO IR ({' '.join(str(err).split())[:300]})") from None
+    return (model, *_metadata_of(model, p))
+
+
+def export_openvino(
+    source,
+    path: Pathlike,
+    *,
+    labels: LabelSet | None = None,
+    opset: int = 17,
+    check: bool = True,
+) -> Path:
+    """Write an OpenVINO IR of a birdcall model or of a birdcall ONNX export.
+
+    Args:
+        source: a ``.onnx`` file written by :func:`birdcall.export.export_onnx`, or a birdcall torch model
+            (exported to a temporary ONNX file first, with ``opset`` and ``check``).
+        path: the ``.xml`` to write; the weights go to the ``.bin`` of the same name. Both are written
+            atomically (the ``.bin`` first), and only if the check passes.
+        labels: the model's species; required with a torch model, not allowed with an ONNX file (its own
+            labels are used).
+        opset: ONNX opset of the intermediate export (torch model only).
+        check: compile the IR on CPU in float32 and compare its probabilities with ONNX Runtime on the source
+            graph (`check_windows`).
+
+    Returns:
+        ``Path(path)``.
+
+    Raises:
+        ParameterError: OpenVINO missing, a bad path, or ``labels`` wrongly given or missing.
+        CheckpointError: an ONNX file that is missing or has no birdcall metadata.
+        ExportError: conversion failed or OpenVINO differs from ONNX Runtime by more than `TOLERANCE`.
+    """
+    ov = import_openvino()
+    dest = Path(path)
+    if dest.suffix != ".xml":
+        raise ParameterError(f"{dest}: an OpenVINO IR must be written to a .xml file (its .bin goes beside it)")
+    if isinstance(source, (str, os.PathLike)):
+        if labels is not None:
+            raise ParameterError("export_openvino: labels come from the ONNX file; do not pass labels with one")
+        return _convert(ov, Path(source), dest, check)
+    if labels is None:
+        raise ParameterError("export_openvino: labels are required to export a torch model")
+    with tempfile.TemporaryDirectory(prefix="birdcall-export-", ignore_cleanup_errors=True) as tmp:
+        onnx_path = export_onnx(source, Path(tmp) / f"{dest.stem}.onnx", labels=labels, opset=opset, check=check)
+        return _convert(ov, onnx_path, dest, check)
+
+
+def _convert(ov, onnx_path: Path, dest: Path, check: bool) -> Path:
+    if onnx_path.suffix != ".onnx":
+        raise ParameterError(f"{onnx_path}: export_openvino converts a birdcall .onnx file or a torch model")
+    _, features, info = read_export_info(onnx_path)
+    try:
+        model = ov.convert_model(str(onnx_path))
+    except Exception as err:  # OpenVINO's conversion errors have no common base class
+        raise ExportError(f"{dest}: OpenVINO conversion failed ({type(err).__name__}: {' '.join(str(err).split())[:300]})") from err
+    for rt_key, onnx_key in _RT_KEYS.items():
+        value = info["format"] if rt_key == "format" else json.dumps(info[onnx_key])
+        model.set_rt_info(value, [_RT_SECTION, rt_key])
+    if check:
+        _compare_with_onnxruntime(ov, model, onnx_path, dest, features)
+    _save_atomically(ov, model, dest)
+    return dest
+
+
+def _compare_with_onnxruntime(ov, model, onnx_path: Path, dest: Path, features: FeatureConfig) -> None:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    windows = check_windows(features)
+    expected = session.run(names, {INPUT_NAME: windows})
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
+    result = compiled.create_infer_request().infer({0: windows})
+    actual = [np.array(result[compiled.output(name)]) for name in names]
+    diff, where = _max_difference(expected, actual, names)
+    if not diff <= TOLERANCE:
+        raise ExportError(f"{dest}: OpenVINO (f32) and ONNX Runtime differ by {diff:.2e} on {where} (tolerance {TOLERANCE:g})")
+
+
+def _save_atomically(ov, model, dest: Path) -> None:
+    """``save_model`` into a temporary folder beside ``dest``, then move the ``.bin`` and then the ``.xml`` in."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.stem}.", suffix=".tmp", dir=dest.parent))
+    try:
+        ov.save_model(model, str(tmp / dest.name), compress_to_fp16=False)
+        for name in (dest.with_suffix(".bin").name, dest.name):
+            with open(tmp / name, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp / name, dest.parent / name)
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tmp)

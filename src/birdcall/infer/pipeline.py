@@ -1,0 +1,1134 @@
+"""The batch inference engine behind ``birdcall predict`` and ``birdcall analyze``: parallel, streaming, resumable.
+
+Division of work
+    The log-mel front end lives inside the model (a birdcall torch model starts with its
+    :class:`~birdcall.features.FeatureExtractor`, and ONNX/OpenVINO exports include it in the graph), so a
+    scorer takes raw waveform windows. Worker processes (``workers > 0``; ``multiprocessing`` with the
+    ``spawn`` start method by default, ``forkserver`` works too) therefore only decode, resample and cut
+    windows; the main process batches the windows, across file boundaries, and runs the scorer.
+
+Memory
+    A worker decodes a file in chunks (:func:`birdcall.audio.stream`) and sends blocks of at most one batch
+    of windows (as the audio segment they span, :class:`~birdcall.infer.long_recording.WindowBlock`) through a
+    pipe, which holds at most one block: a worker waits while the main process is busy. Peak memory is a
+    chunk and a block per worker plus one batch, whatever the length of the files; the main process keeps
+    only the scores of the files in flight.
+
+Failures
+    A file that fails to decode (:class:`~birdcall.errors.AudioLoadError`, or anything else its worker
+    raises) is reported with a one-line reason and the run goes on; the windows it produced before failing
+    are dropped. A worker that dies (crash, out-of-memory kill) fails the file it was reading and is
+    replaced; the files queued behind it are re-assigned. Workers exit on their own when the main process
+    disappears.
+
+Never losing work (:func:`run_inference`)
+    Each finished file's table is written atomically to ``parts/`` and only then recorded in a manifest
+    (one JSON line, appended and fsynced); a failed file is recorded with its reason. A rerun of the same
+    command skips every recorded file (failed ones too, unless ``retry_failed``), so a killed run resumes
+    where it stopped. The combined outputs are rebuilt from the parts of the recorded files at the end of
+    every run: one record, hence one part, per file, so a resumed run has no duplicate and no missing rows.
+    The settings that change the results are kept in ``run.json``; a rerun with other settings into the same
+    folder is refused.
+
+Layout of ``OUT_DIR`` (``analyze``; ``predict`` keeps the same state in ``.<name>.parts/`` next to its CSV)::
+
+    run.json                        settings, model digest, labels (written by the first run)
+    plans/shard-I-of-N.json         the files of every shard that ran here (I-of-N = 0-of-1 without --shard)
+    manifest.jsonl                  one record per finished or failed file (manifest.shard-I-of-N.jsonl per shard)
+    parts/<stem>-<hash>.parquet     one file's detections (analyze) or window scores (predict)
+    errors.csv                      file, reason of every failed file
+    detections.csv, detections.parquet
+    raven/<stem>.selections.txt     one Raven selection table per file, raven/combined.selections.txt for all
+    audacity/<stem>.txt             one Audacity label track per file
+
+    Per-file names use the file stem, with ``-<hash>`` added when two inputs share a stem.
+
+Sharding
+    Inputs are discovered (:func:`discover_inputs`: absolute paths, sorted, duplicates removed) and shard
+    ``I/N`` takes every N-th of them starting at the I-th (:func:`select_shard`): deterministic, balanced in
+    file count, and the same on every machine given the same inputs. Shards may run one after another or at
+    once into the same folder (each writes its own plan and manifest and shares ``parts/``); every run ends by
+    rebuilding the combined outputs from all records in the folder (under a lock), so once the last shard
+    ends they equal those of a single run. Shards that ran into separate folders are merged with
+    :func:`merge_outputs` (``birdcall analyze --merge --out OUT_DIR SHARD_DIRS...``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import re
+import shutil
+import signal
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..audio import AUDIO_EXTENSIONS, stream
+from ..data.labels import LabelSet
+from ..errors import AudioLoadError, BirdcallError, ParameterError
+from ..fileio import atomic_path, atomic_write_text
+from ..types import Pathlike
+from .long_recording import (
+    WindowBlock,
+    WindowSpec,
+    iter_window_blocks,
+    score_windows,
+    scores_frame,
+)
+
+__all__ = [
+    "WindowSpec",
+    "FileResult",
+    "DetectionOptions",
+    "RunSummary",
+    "KINDS",
+    "discover_inputs",
+    "parse_shard",
+    "select_shard",
+    "open_model",
+    "iter_file_events",
+    "score_files",
+    "run_inference",
+    "combine_outputs",
+    "merge_outputs",
+    "state_dir",
+]
+
+KINDS = ("detections", "submission")
+_FORMAT = "birdcall.run/1"
+_INDEX = ["file", "start_time", "end_time"]
+_MODEL_SUFFIXES = {".safetensors": "torch", ".onnx": "onnx", ".xml": "openvino"}
+_ASSIGNED_PER_WORKER = 2  # files handed to a worker ahead (so it never idles between files)
+_STARTUP_FAILURES = 3  # consecutive worker deaths without any progress before the run gives up
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+def discover_inputs(inputs: Iterable[Pathlike]) -> list[Path]:
+    """The audio files named by ``inputs``: files as given, folders searched recursively by extension.
+
+    Returns:
+        Absolute, normalised paths (symlinks are not resolved, so names stay the user's), sorted, each file
+        once (two names of the same file count once).
+
+    Raises:
+        ParameterError: a path that does not exist, or no file at all.
+    """
+    found: dict[str, Path] = {}
+    inputs = [Path(p) for p in inputs]
+    for item in inputs:
+        if not item.exists():
+            raise ParameterError(f"{item}: no such file or folder")
+        if item.is_dir():
+            candidates = (p for p in item.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        else:
+            candidates = iter([item])
+        for path in candidates:
+            absolute = Path(os.path.normpath(os.path.abspath(path)))
+            found.setdefault(str(absolute), absolute)
+    unique: dict[str, Path] = {}
+    for key in sorted(found):
+        unique.setdefault(os.path.realpath(key), found[key])
+    if not unique:
+        raise ParameterError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {', '.join(map(str, inputs)) or 'the inputs'}")
+    return sorted(unique.values(), key=str)
+
+
+def parse_shard(shard: tuple[int, int] | str | None) -> tuple[int, int]:
+    """``(I, N)`` from ``(I, N)``, ``"I/N"`` or None (``(0, 1)``: everything).
+
+    Raises:
+        ParameterError: not ``0 <= I < N``.
+    """
+    if shard is None:
+        return 0, 1
+    if isinstance(shard, str):
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", shard)
+        if not match:
+            raise ParameterError(f"shard must look like I/N (e.g. 0/4), got {shard!r}")
+        shard = (int(match.group(1)), int(match.group(2)))
+    try:
+        index, count = (int(v) for v in shard)
+    except (TypeError, ValueError):
+        raise ParameterError(f"shard must be (I, N) or 'I/N', got {shard!r}") from None
+    if not 0 <= index < count:
+        raise ParameterError(f"shard I/N needs 0 <= I < N, got {index}/{count}")
+    return index, count
+
+
+def select_shard(paths: Sequence[Path], shard: tuple[int, int] | str | None) -> list[Path]:
+    """Shard ``I/N`` of ``paths``: every N-th path of the sorted list starting at the I-th."""
+    index, count = parse_shard(shard)
+    return sorted(paths, key=str)[index::count]
+
+
+# ------------------------------------------------------------------------------------------------ model
+
+
+def open_model(model: Any, *, backend: str | None = None, threads: int | None = None):
+    """Open ``model`` as a :class:`~birdcall.infer.scorer.Scorer`.
+
+    Args:
+        model: a Scorer (returned as is); a ``.safetensors`` checkpoint; a run folder (an ensemble of its
+            folds, :func:`~birdcall.infer.ensemble.load_ensemble`); an ``.onnx`` or OpenVINO ``.xml`` model.
+        backend: ``torch``, ``onnx`` or ``openvino``; None picks it from the suffix (torch for a folder).
+        threads: intra-op threads of the backend.
+
+    Raises:
+        ParameterError: a path that does not exist or that no backend opens.
+        CheckpointError: a malformed model file.
+    """
+    if _is_scorer(model):
+        return model
+    path = Path(model)
+    if not path.exists():
+        raise ParameterError(f"{path}: model not found")
+    if path.is_dir():
+        from .ensemble import load_ensemble
+
+        return load_ensemble(path, backend=backend or "torch", threads=threads)
+    chosen = backend or _MODEL_SUFFIXES.get(path.suffix.lower())
+    if chosen is None:
+        raise ParameterError(f"{path}: unknown model format; expected {', '.join(_MODEL_SUFFIXES)} or a run folder (or pass --backend)")
+    from .scorer import load_scorer
+
+    return load_scorer(path, backend=chosen, threads=threads)
+
+
+def _is_scorer(model: Any) -> bool:
+    return callable(model) and hasattr(model, "labels") and hasattr(model, "features")
+
+
+def _effective_backend(model: Any, backend: str | None) -> str | None:
+    """The backend :func:`open_model` uses for ``model`` (None for a Scorer object)."""
+    if _is_scorer(model):
+        return None
+    path = Path(model)
+    return backend or ("torch" if path.is_dir() else _MODEL_SUFFIXES.get(path.suffix.lower()))
+
+
+def _model_digest(model: Any, model_id: str | None) -> str | None:
+    """sha256 over the bytes of the model files (the same on every machine), ``model_id`` for an object."""
+    if model_id is not None:
+        return model_id
+    if _is_scorer(model):
+        return None
+    path = Path(model)
+    if path.is_dir():
+        try:
+            from .ensemble import _run_models
+
+            files = _run_models(path)
+        except (ImportError, BirdcallError):
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (*_MODEL_SUFFIXES, ".bin"))
+    else:
+        files = [path] + ([path.with_suffix(".bin")] if path.suffix.lower() == ".xml" and path.with_suffix(".bin").is_file() else [])
+    digest = hashlib.sha256()
+    for file in files:
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ producers
+
+
+def _failure(err: BaseException) -> str:
+    """One line saying why a file failed."""
+    if isinstance(err, AudioLoadError):
+        return err.cause
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}"[:500] if text else type(err).__name__
+
+
+def iter_file_events(index: int, path: Pathlike, spec: WindowSpec, *, max_windows: int) -> Iterator[tuple]:
+    """What a producer reports about one file, in order.
+
+    Yields ``("start", index)``, then ``("block", index, WindowBlock)`` for each block of windows, then
+    either ``("done", index, seconds_decoded)`` or, if anything fails, ``("error", index, reason)``.
+    """
+    yield ("start", index)
+    decoded = 0
+
+    def counted(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        nonlocal decoded
+        for chunk in chunks:
+            decoded += len(chunk)
+            yield chunk
+
+    try:
+        chunks = counted(stream(path, sample_rate=spec.sample_rate, chunk_duration=spec.chunk_duration))
+        blocks = iter_window_blocks(
+            chunks, clip_samples=spec.clip_samples, hop_samples=spec.hop_samples, shift_samples=spec.shift_samples,
+            final_clip=spec.final_clip, max_windows=max_windows,
+        )
+        for block in blocks:
+            yield ("block", index, block)
+    except Exception as err:  # noqa: BLE001 - any failure of one file is that file's, the run goes on
+        yield ("error", index, _failure(err))
+        return
+    yield ("done", index, decoded / spec.sample_rate)
+
+
+def _local_events(paths: Sequence[Pathlike], spec: WindowSpec, max_windows: int) -> Iterator[tuple]:
+    for i, path in enumerate(paths):
+        yield from iter_file_events(i, path, spec, max_windows=max_windows)
+
+
+def _worker_main(tasks, events, spec: WindowSpec, max_windows: int) -> None:
+    """A decoding process: ``(index, path)`` tasks in, :func:`iter_file_events` out, until None.
+
+    Both ends are pipes: ``send`` returns once the event is in the pipe, so what a worker reported before
+    dying is never lost, and it blocks while the pipe is full (the bound on memory). The worker ends when
+    the main process closes its ends or disappears.
+    """
+    with contextlib.suppress(AttributeError, ValueError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it stops us
+    parent = mp.parent_process()
+    try:
+        while True:
+            while not tasks.poll(1.0):
+                if parent is not None and not parent.is_alive():
+                    return
+            task = tasks.recv()
+            if task is None:
+                return
+            index, path = task
+            for event in iter_file_events(index, path, spec, max_windows=max_windows):
+                events.send(event)
+    except (EOFError, OSError):  # the main process is gone
+        return
+
+
+@dataclass
+class _Worker:
+    process: Any
+    tasks: Any  # Connection main -> worker
+    events: Any  # Connection worker -> main
+    assigned: deque = field(default_factory=deque)  # file indices sent to it, oldest first
+    current: int | None = None  # file it reported starting and has not finished
+
+
+def _parallel_events(paths: Sequence[Pathlike], spec: WindowSpec, max_windows: int, workers: int, start_method: str) -> Iterator[tuple]:
+    """The events of :func:`iter_file_events` for every file, produced by ``workers`` processes.
+
+    Each worker has a task pipe and an event pipe; the main process waits on every event pipe and every
+    worker's exit at once. Files are handed out a couple at a time, so a dead worker's unstarted files go
+    to its replacement.
+    """
+    from multiprocessing.connection import wait
+
+    ctx = mp.get_context(start_method)
+    todo = deque((i, str(p)) for i, p in enumerate(paths))
+    pool: list[_Worker] = []
+    startup_failures = 0
+
+    def launch() -> None:
+        task_reader, task_writer = ctx.Pipe(duplex=False)
+        event_reader, event_writer = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=_worker_main, args=(task_reader, event_writer, spec, max_windows), daemon=True, name="birdcall-decode")
+        process.start()
+        task_reader.close()  # the worker's ends: closing ours lets each side see the other go
+        event_writer.close()
+        worker = _Worker(process, task_writer, event_reader)
+        pool.append(worker)
+        assign(worker)
+
+    def assign(worker: _Worker) -> None:
+        while len(worker.assigned) < _ASSIGNED_PER_WORKER and todo:
+            task = todo.popleft()
+            worker.assigned.append(task[0])
+            with contextlib.suppress(OSError):  # a dead worker is noticed by its sentinel
+                worker.tasks.send(task)
+
+    def receive(worker: _Worker) -> Iterator[tuple]:
+        nonlocal startup_failures
+        event = worker.events.recv()
+        kind, index = event[0], event[1]
+        if kind == "start":
+            worker.current = index
+        yield event
+        if kind in ("done", "error"):
+            startup_failures = 0
+            worker.current = None
+            with contextlib.suppress(ValueError):
+                worker.assigned.remove(index)
+            assign(worker)
+
+    def bury(worker: _Worker) -> Iterator[tuple]:
+        nonlocal startup_failures
+        pool.remove(worker)
+        worker.process.join(timeout=1.0)
+        code = worker.process.exitcode
+        lost = list(worker.assigned)
+        if worker.current is not None:
+            lost.remove(worker.current)
+            yield ("error", worker.current, f"decoding process died (exit code {code}) while reading this file")
+        elif lost:
+            startup_failures += 1
+            if startup_failures >= _STARTUP_FAILURES:
+                raise BirdcallError(f"decoding worker processes keep exiting (last exit code {code}); try --workers 0")
+        todo.extendleft((i, str(paths[i])) for i in reversed(lost))
+        _close(worker)
+        if todo:
+            launch()
+
+    try:
+        for _ in range(min(workers, len(todo))):
+            launch()
+        while any(w.assigned for w in pool):
+            by_handle = {}
+            for worker in pool:
+                by_handle[worker.events] = worker
+                by_handle[worker.process.sentinel] = worker
+            for handle in wait(list(by_handle), timeout=1.0):
+                worker = by_handle[handle]
+                if worker not in pool:
+                    continue
+                try:
+                    if handle is worker.events:
+                        yield from receive(worker)
+                        continue
+                    while worker.events.poll():  # it exited: first take what it sent
+                        yield from receive(worker)
+                except (EOFError, OSError):
+                    pass
+                yield from bury(worker)
+    finally:
+        _shutdown(pool)
+
+
+def _close(worker: _Worker) -> None:
+    for connection in (worker.tasks, worker.events):
+        with contextlib.suppress(OSError):
+            connection.close()
+
+
+def _shutdown(workers: Iterable[_Worker]) -> None:
+    workers = list(workers)
+    for worker in workers:
+        with contextlib.suppress(OSError):
+            worker.tasks.send(None)
+    deadline = time.monotonic() + 5.0
+    for worker in workers:
+        while worker.process.is_alive() and time.monotonic() < deadline:
+            try:
+                if worker.events.poll(0.05):
+                    worker.events.recv()  # unblock a worker stuck sending
+            except (EOFError, OSError):
+                worker.process.join(timeout=0.5)
+                break
+            worker.process.join(timeout=0.01)
+        if worker.process.is_alive():
+            worker.process.terminate()
+            worker.process.join(timeout=2.0)
+        _close(worker)
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One input file, scored or failed.
+
+    Attributes:
+        index: position of the file in the ``paths`` given to :func:`score_files`.
+        path: the file as given.
+        scores: prediction table (index file, start_time, end_time; one column per species), None if failed.
+        reason: one-line reason the file failed, None if scored.
+        duration: seconds of audio decoded (0 for a failed file).
+    """
+
+    index: int
+    path: str
+    scores: pd.DataFrame | None
+    reason: str | None = None
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    @property
+    def num_windows(self) -> int:
+        return 0 if self.scores is None else len(self.scores)
+
+
+@dataclass
+class _InFlight:
+    starts: list = field(default_factory=list)
+    values: list = field(default_factory=list)
+    queued: int = 0  # windows waiting in the batch queue
+    duration: float | None = None  # set by "done"
+
+
+class _Batcher:
+    """Turns producer events into scored files: batches windows across files, routes scores back."""
+
+    def __init__(self, scorer, paths: Sequence[Pathlike], labels: LabelSet, spec: WindowSpec, per_batch: int):
+        self.scorer, self.paths, self.labels, self.spec, self.per_batch = scorer, paths, labels, spec, per_batch
+        self.files: dict[int, _InFlight] = {}
+        self.waiting: deque = deque()  # (file index, starts, windows (b, shifts, clip)) in arrival order
+        self.queued = 0
+
+    def feed(self, event: tuple) -> list[FileResult]:
+        kind, index = event[0], event[1]
+        if kind == "start":
+            self.files[index] = _InFlight()
+            return []
+        if kind == "block":
+            block: WindowBlock = event[2]
+            state = self.files.setdefault(index, _InFlight())
+            windows = block.windows(clip_samples=self.spec.clip_samples, shift_samples=self.spec.shift_samples)
+            self.waiting.append((index, block.starts, windows))
+            state.queued += len(block.starts)
+            self.queued += len(block.starts)
+            finished: list[FileResult] = []
+            while self.queued >= self.per_batch:
+                finished += self._score(self.per_batch)
+            return finished
+        if kind == "done":
+            state = self.files.setdefault(index, _InFlight())
+            state.duration = float(event[2])
+            return self._finished([index])
+        if kind == "error":
+            self.files.pop(index, None)
+            kept = deque(item for item in self.waiting if item[0] != index)
+            self.queued = sum(len(item[1]) for item in kept)
+            self.waiting = kept
+            return [FileResult(index, str(self.paths[index]), None, event[2])]
+        raise ParameterError(f"unknown producer event {kind!r}")
+
+    def close(self) -> list[FileResult]:
+        finished: list[FileResult] = []
+        while self.queued:
+            finished += self._score(min(self.per_batch, self.queued))
+        for index in sorted(self.files):  # a producer always ends a file; anything left is a bug, reported
+            finished.append(FileResult(index, str(self.paths[index]), None, "internal error: the file was not finished"))
+        self.files.clear()
+        return finished
+
+    def _score(self, n: int) -> list[FileResult]:
+        taken = []
+        while n:
+            index, starts, windows = self.waiting[0]
+            if len(starts) <= n:
+                self.waiting.popleft()
+            else:
+                self.waiting[0] = (index, starts[n:], windows[n:])
+                starts, windows = starts[:n], windows[:n]
+            taken.append((index, starts, windows))
+            n -= len(starts)
+        batch = np.concatenate([w for _, _, w in taken]) if len(taken) > 1 else taken[0][2]
+        values = score_windows(self.scorer, batch, num_classes=len(self.labels))
+        row = 0
+        for index, starts, _ in taken:
+            state = self.files[index]
+            state.starts.append(starts)
+            state.values.append(values[row : row + len(starts)])
+            state.queued -= len(starts)
+            self.queued -= len(starts)
+            row += len(starts)
+        return self._finished(dict.fromkeys(index for index, _, _ in taken))
+
+    def _finished(self, indices: Iterable[int]) -> list[FileResult]:
+        out = []
+        for index in indices:
+            state = self.files.get(index)
+            if state is None or state.duration is None or state.queued:
+                continue
+            del self.files[index]
+            starts = np.concatenate(state.starts) if state.starts else np.zeros(0, dtype=np.int64)
+            values = np.concatenate(state.values) if state.values else np.zeros((0, len(self.labels)), dtype=np.float32)
+            order = np.argsort(starts, kind="stable")  # already in order: a file's blocks arrive in order
+            frame = scores_frame(
+                str(self.paths[index]), starts[order], values[order], sample_rate=self.spec.sample_rate,
+                clip_samples=self.spec.clip_samples, codes=self.labels.codes,
+            )
+            out.append(FileResult(index, str(self.paths[index]), frame, None, state.duration))
+        return out
+
+
+def score_files(
+    scorer,
+    paths: Sequence[Pathlike],
+    *,
+    labels: LabelSet | None = None,
+    spec: WindowSpec | None = None,
+    batch_size: int = 32,
+    workers: int = 0,
+    start_method: str = "spawn",
+) -> Iterator[FileResult]:
+    """Score every window of every file; yield each file as soon as it is complete.
+
+    Windows are batched across file boundaries: a scorer call takes ``batch_size`` rows (with TTA, each
+    shift of a window is a row) whichever files they come from. Scores of a file come back in window order.
+    A file that fails is yielded with its reason and the others go on.
+
+    Args:
+        scorer: a :class:`~birdcall.infer.scorer.Scorer` (or any callable ``(B, N) -> (B, C)`` when
+            ``labels`` and ``spec`` are given).
+        paths: the audio files.
+        labels: the scorer's species (None: ``scorer.labels``).
+        spec: how to cut windows (None: the scorer's sample rate and clip duration, no overlap, no TTA).
+        batch_size: rows per scorer call.
+        workers: decoding processes (0: decode in this process).
+        start_method: ``multiprocessing`` start method of the workers (``spawn`` or ``forkserver``).
+
+    Yields:
+        :class:`FileResult` in completion order (input order when ``workers == 0``).
+
+    Raises:
+        ParameterError: invalid arguments, or a scorer returning the wrong shape.
+    """
+    labels = labels if labels is not None else getattr(scorer, "labels", None)
+    if not isinstance(labels, LabelSet):
+        raise ParameterError("score_files: the scorer has no LabelSet; pass labels=")
+    if spec is None:
+        features = scorer.features
+        spec = WindowSpec(features.sample_rate, features.clip_duration)
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
+        raise ParameterError(f"workers must be an integer >= 0, got {workers!r}")
+    per_batch = spec.windows_per_batch(batch_size)
+    paths = list(paths)
+    if workers == 0:
+        events = _local_events(paths, spec, per_batch)
+    else:
+        events = _parallel_events(paths, spec, per_batch, int(workers), start_method)
+    batcher = _Batcher(scorer, paths, labels, spec, per_batch)
+    try:
+        for event in events:
+            yield from batcher.feed(event)
+        yield from batcher.close()
+    finally:
+        events.close()
+
+
+# ------------------------------------------------------------------------------------------------ on disk
+
+
+@dataclass(frozen=True)
+class DetectionOptions:
+    """What :func:`~birdcall.infer.detections.to_detections` keeps of each file's scores."""
+
+    min_confidence: float = 0.1
+    top_k: int | None = None
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("include", "exclude"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(str(c) for c in value))
+
+    def kwargs(self) -> dict:
+        return {"min_confidence": self.min_confidence, "top_k": self.top_k, "include": self.include, "exclude": self.exclude}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run (one shard) did, and where the combined outputs are.
+
+    Attributes:
+        files: files of this shard.
+        windows: windows scored over its finished files (resumed ones included).
+        skipped: files that failed.
+        resumed: files found finished or failed by an earlier run, not redone.
+        errors: ``(file, reason)`` of every failed file of this shard.
+        outputs: the combined output files written.
+        complete: every planned shard has run and every file of every shard is recorded.
+        missing: what keeps the combined outputs incomplete (shards ``I/N`` or a count of files).
+        state_dir: the folder with run.json, plans, manifests and parts.
+    """
+
+    files: int
+    windows: int
+    skipped: int
+    resumed: int
+    errors: tuple[tuple[str, str], ...]
+    outputs: tuple[Path, ...]
+    complete: bool
+    missing: tuple[str, ...]
+    state_dir: Path
+
+    def line(self) -> str:
+        """``"N files, M windows, K skipped"``."""
+        return f"{self.files} files, {self.windows} windows, {self.skipped} skipped"
+
+
+def state_dir(out: Pathlike, kind: str) -> Path:
+    """Where a run keeps run.json, plans, manifests and parts: ``out`` itself for ``detections``; for
+    ``submission`` (``out`` is the CSV) the hidden folder ``.<name>.parts`` next to it."""
+    _check_kind(kind)
+    out = Path(out)
+    return out if kind == "detections" else out.parent / f".{out.name}.parts"
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ParameterError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
+def _shard_name(index: int, count: int) -> str:
+    return f"shard-{index}-of-{count}"
+
+
+def _manifest_name(index: int, count: int) -> str:
+    return "manifest.jsonl" if count == 1 else f"manifest.{_shard_name(index, count)}.jsonl"
+
+
+def _safe_stem(file: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(file).stem)[:60] or "file"
+
+
+def _key_hash(file: str, n: int) -> str:
+    return hashlib.sha1(file.encode("utf-8", "surrogateescape")).hexdigest()[:n]
+
+
+def _part_name(file: str) -> str:
+    return f"parts/{_safe_stem(file)}-{_key_hash(file, 16)}.parquet"
+
+
+def _output_stems(files: Sequence[str]) -> dict[str, str]:
+    """Per-file output names: the stem, plus ``-<hash>`` for stems shared by several inputs."""
+    counts = Counter(Path(f).stem for f in files)
+    return {f: Path(f).stem if counts[Path(f).stem] == 1 else f"{Path(f).stem}-{_key_hash(f, 8)}" for f in files}
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _locked(path: Path, *, wait: bool = True, busy: str = "") -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (fcntl; a no-op where it does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise ParameterError(busy or f"{path}: locked by another process") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+class _Manifest:
+    """Append-only JSON-lines record of finished and failed files; every line is flushed and fsynced."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(path, "ab")
+        if path.stat().st_size:
+            with open(path, "rb") as check:
+                check.seek(-1, os.SEEK_END)
+                if check.read(1) != b"\n":  # a line torn by a kill: start ours on a fresh line
+                    self.handle.write(b"\n")
+
+    def append(self, record: dict) -> None:
+        self.handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def _read_records(state: Path) -> dict[str, dict]:
+    """The record of every file in every manifest of ``state``: a ``done`` record beats a ``failed`` one,
+    a later line beats an earlier one; torn or foreign lines are ignored; a ``done`` record whose part is
+    gone does not count."""
+    records: dict[str, dict] = {}
+    for manifest in sorted(state.glob("manifest*.jsonl")):
+        for line in manifest.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(record, dict) or not isinstance(record.get("file"), str) or record.get("status") not in ("done", "failed"):
+                continue
+            if record["status"] == "done" and not (state / str(record.get("part", ""))).is_file():
+                continue
+            old = records.get(record["file"])
+            if old is None or record["status"] == "done" or old["status"] == "failed":
+                records[record["file"]] = record
+    return records
+
+
+def _read_plans(state: Path) -> dict[tuple[int, int], list[str]]:
+    plans = {}
+    for path in sorted((state / "plans").glob("shard-*-of-*.json")):
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            plan = json.loads(path.read_text(encoding="utf-8"))
+            plans[(int(plan["shard"][0]), int(plan["shard"][1]))] = [str(f) for f in plan["files"]]
+    return plans
+
+
+def _settings_diff(old: dict, new: dict) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if k != "created" and old.get(k) != new.get(k))
+
+
+def _check_or_write_settings(state: Path, settings: dict) -> None:
+    path = state / "run.json"
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            old = {}
+        differ = _settings_diff(old, settings)
+        if differ:
+            raise ParameterError(
+                f"{state}: holds the results of a run with other settings (different {', '.join(differ)}); "
+                "use another output folder, or delete it to start over"
+            )
+        return
+    atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
+
+
+def _empty_scores(codes: Sequence[str]) -> pd.DataFrame:
+    index = pd.MultiIndex.from_arrays([pd.array([], dtype="str"), np.zeros(0), np.zeros(0)], names=_INDEX)
+    return pd.DataFrame(np.zeros((0, len(codes)), dtype=np.float32), index=index, columns=list(codes))
+
+
+def _write_part(state: Path, file: str, frame: pd.DataFrame, kind: str) -> str:
+    name = _part_name(file)
+    path = state / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "detections":
+        from .writers import write_detections_parquet
+
+        write_detections_parquet(frame, path)
+    else:
+        with atomic_path(path) as tmp:
+            frame.reset_index().to_parquet(tmp, engine="pyarrow", index=False)
+    _fsync_dir(path.parent)
+    return name
+
+
+# ------------------------------------------------------------------------------------------------ the run
+
+
+def run_inference(
+    model: Any,
+    inputs: Sequence[Pathlike],
+    out: Pathlike,
+    *,
+    kind: str = "detections",
+    shard: tuple[int, int] | str | None = None,
+    workers: int = 0,
+    batch_size: int = 32,
+    hop: float | None = None,
+    tta_shifts: Sequence[float] = (0.0,),
+    postprocess=None,
+    detection: DetectionOptions | None = None,
+    backend: str | None = None,
+    threads: int | None = None,
+    retry_failed: bool = False,
+    show_progress: bool = False,
+    model_id: str | None = None,
+    chunk_duration: float = 60.0,
+    start_method: str = "spawn",
+) -> RunSummary:
+    """Score ``inputs`` with ``model`` into ``out``, resumably; see the module docstring for the layout.
+
+    Args:
+        model: anything :func:`open_model` opens (a path, a run folder, or a Scorer object).
+        inputs: audio files and folders (:func:`discover_inputs`).
+        out: the output folder (``detections``) or the submission CSV (``submission``).
+        kind: ``"detections"`` (``birdcall analyze``) or ``"submission"`` (``birdcall predict``).
+        shard: ``(I, N)`` or ``"I/N"``: run only shard I of N (:func:`select_shard`).
+        workers: decoding processes (0: in this process).
+        batch_size: rows per scorer call (each TTA shift of a window is a row).
+        hop: seconds between window starts (None: the clip duration).
+        tta_shifts: time shifts (s) averaged per window; ``(0.0,)`` is no TTA.
+        postprocess: a :class:`~birdcall.infer.postprocess.PostprocessConfig` applied to each file's scores.
+        detection: thresholds and species filters (``detections`` only; None: the defaults).
+        backend: scorer backend (None: from the model's suffix).
+        threads: backend intra-op threads.
+        retry_failed: redo files an earlier run recorded as failed.
+        show_progress: a progress bar (files, hours of audio, speed).
+        model_id: identifies a Scorer object in run.json (a model path is identified by its bytes).
+        chunk_duration: seconds decoded at a time.
+        start_method: ``multiprocessing`` start method of the workers.
+
+    Returns:
+        A :class:`RunSummary`.
+
+    Raises:
+        ParameterError: a missing input, invalid options, an output folder holding another run's results, or
+            the same shard already running into it.
+        CheckpointError: the model cannot be opened.
+    """
+    _check_kind(kind)
+    shard_index, shard_count = parse_shard(shard)
+    all_files = discover_inputs(inputs)
+    files = [str(p) for p in select_shard(all_files, (shard_index, shard_count))]
+    scorer = open_model(model, backend=backend, threads=threads)
+    labels = getattr(scorer, "labels", None)
+    if not isinstance(labels, LabelSet):
+        raise ParameterError(f"{model}: the scorer carries no LabelSet (species codes)")
+    clash = sorted(set(labels.codes) & set(_INDEX))
+    if clash:
+        raise ParameterError(f"species codes {clash} clash with the prediction table's index names")
+    features = scorer.features
+    spec = WindowSpec(features.sample_rate, features.clip_duration, hop, tuple(tta_shifts), "pad", chunk_duration)
+    spec.windows_per_batch(batch_size)  # validate before any work
+    if kind == "detections":
+        detection = detection or DetectionOptions()
+        from .detections import to_detections
+
+        to_detections(_empty_scores(labels.codes), labels=labels, **detection.kwargs())  # validates codes and thresholds
+    else:
+        detection = None
+    if postprocess is not None:
+        from .postprocess import PostprocessConfig
+
+        if not isinstance(postprocess, PostprocessConfig):
+            raise ParameterError(f"postprocess must be a PostprocessConfig, got {type(postprocess).__name__}")
+
+    settings = {
+        "format": _FORMAT,
+        "kind": kind,
+        "model": _model_digest(model, model_id),
+        "backend": _effective_backend(model, backend),
+        "labels": labels.to_dict(),
+        "sample_rate": spec.sample_rate,
+        "clip_duration": spec.clip_duration,
+        "fmax": float(getattr(features, "fmax", 0.0) or 0.0) or None,
+        "hop": spec.hop,
+        "tta_shifts": list(spec.tta_shifts),
+        "final_clip": spec.final_clip,
+        "postprocess": asdict(postprocess) if postprocess is not None else None,
+        "detection": asdict(detection) if detection is not None else None,
+    }
+    settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back
+    state = state_dir(out, kind)
+    state.mkdir(parents=True, exist_ok=True)
+    name = _shard_name(shard_index, shard_count)
+    busy = f"{state}: shard {shard_index}/{shard_count} is already running into this folder"
+    with _locked(state / f".{name}.lock", wait=False, busy=busy):
+        with _locked(state / ".lock"):
+            _check_or_write_settings(state, settings)
+            atomic_write_text(state / "plans" / f"{name}.json", json.dumps({"shard": [shard_index, shard_count], "files": files}, indent=1) + "\n")
+        records = _read_records(state)
+        todo = [f for f in files if f not in records or (retry_failed and records[f]["status"] == "failed")]
+        _run_todo(scorer, todo, state=state, manifest=state / _manifest_name(shard_index, shard_count), kind=kind, labels=labels,
+                  spec=spec, batch_size=batch_size, workers=workers, start_method=start_method, postprocess=postprocess,
+                  detection=detection, show_progress=show_progress, description=f"{'analyze' if kind == 'detections' else 'predict'}")
+    combined = combine_outputs(out, kind=kind)
+    records = _read_records(state)
+    mine = [records.get(f) for f in files]
+    errors = tuple((f, r.get("reason", "")) for f, r in zip(files, mine) if r is not None and r["status"] == "failed")
+    return RunSummary(
+        files=len(files),
+        windows=sum(int(r.get("windows", 0)) for r in mine if r is not None and r["status"] == "done"),
+        skipped=len(errors),
+        resumed=len(files) - len(todo),
+        errors=errors,
+        outputs=combined["outputs"],
+        complete=combined["complete"],
+        missing=combined["missing"],
+        state_dir=state,
+    )
+
+
+def _run_todo(scorer, todo: list[str], *, state: Path, manifest: Path, kind: str, labels: LabelSet, spec: WindowSpec, batch_size: int,
+              workers: int, start_method: str, postprocess, detection: DetectionOptions | None, show_progress: bool, description: str) -> None:
+    from ..progress import make_progress
+
+    if postprocess is not None:
+        from .postprocess import postprocess as apply_postprocess
+    if kind == "detections":
+        from .detections import to_detections
+    record = _Manifest(manifest)
+    started = time.perf_counter()
+    audio = 0.0
+    try:
+        with make_progress(disable=not show_progress) as progress:
+            task = progress.add_task(description, total=len(todo), rate="")
+            for result in score_files(scorer, todo, labels=labels, spec=spec, batch_size=batch_size, workers=workers, start_method=start_method):
+                if result.ok:
+                    frame = result.scores
+                    if postprocess is not None:
+                        frame = apply_postprocess(frame, postprocess)
+                    if kind == "detections":
+                        frame = to_detections(frame, labels=labels, **detection.kwargs())
+                    part = _write_part(state, result.path, frame, kind)
+                    record.append({"file": result.path, "status": "done", "part": part, "windows": result.num_windows,
+                                   "duration": result.duration, "rows": len(frame)})
+                else:
+                    record.append({"file": result.path, "status": "failed", "reason": result.reason})
+                audio += result.duration
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                amount = f"{audio / 3600:.2f} h" if audio >= 3600 else f"{audio / 60:.1f} min"
+                progress.update(task, advance=1, rate=f"{amount} audio, {audio / elapsed:.0f}x real time")
+    finally:
+        record.close()
+
+
+# ------------------------------------------------------------------------------------------------ combining
+
+
+def combine_outputs(out: Pathlike, *, kind: str = "detections") -> dict:
+    """Rebuild the combined outputs from every record and part in the state folder of ``out``.
+
+    Only files of the current plans count (a file dropped from the inputs of a rerun drops out); each file
+    contributes its one part, files in sorted order.
+
+    Returns:
+        ``{"outputs": paths written, "complete": bool, "missing": what is incomplete, "files": planned files,
+        "windows": windows of the finished ones, "skipped": failed files}``.
+
+    Raises:
+        ParameterError: no run has been recorded there.
+    """
+    _check_kind(kind)
+    out = Path(out)
+    state = state_dir(out, kind)
+    if not (state / "run.json").is_file():
+        raise ParameterError(f"{state}: no birdcall run here (run.json not found)")
+    with _locked(state / ".lock"):
+        settings = json.loads((state / "run.json").read_text(encoding="utf-8"))
+        if settings.get("kind") != kind:
+            raise ParameterError(f"{state}: holds a {settings.get('kind')!r} run, not {kind!r}")
+        plans = _read_plans(state)
+        records = _read_records(state)
+        planned = sorted({f for files in plans.values() for f in files})
+        done = [f for f in planned if f in records and records[f]["status"] == "done"]
+        failed = [f for f in planned if f in records and records[f]["status"] == "failed"]
+        missing = _missing(plans, planned, records)
+        frames = [pd.read_parquet(state / records[f]["part"]) for f in done]
+        errors = pd.DataFrame({"file": pd.array(failed, dtype="str"), "reason": pd.array([records[f].get("reason", "") for f in failed], dtype="str")})
+        from ..fileio import atomic_to_csv
+
+        if kind == "submission":
+            outputs = _write_submission(out, frames, settings)
+            outputs.append(atomic_to_csv(errors, state / "errors.csv"))
+        else:
+            outputs = _write_detections(out, frames, done, records, settings, stems=_output_stems(planned))
+            outputs.append(atomic_to_csv(errors, out / "errors.csv"))
+    return {
+        "outputs": tuple(outputs),
+        "complete": not missing,
+        "missing": tuple(missing),
+        "files": len(planned),
+        "windows": sum(int(records[f].get("windows", 0)) for f in done),
+        "skipped": len(failed),
+    }
+
+
+def _missing(plans: dict[tuple[int, int], list[str]], planned: list[str], records: dict[str, dict]) -> list[str]:
+    if not plans:
+        return ["no shard has run"]
+    counts = sorted({n for _, n in plans})
+    complete_counts = [n for n in counts if all((i, n) in plans for i in range(n))]
+    missing = []
+    if not complete_counts:
+        n = counts[-1]
+        missing += [f"shard {i}/{n}" for i in range(n) if (i, n) not in plans]
+    unrecorded = sum(f not in records for f in planned)
+    if unrecorded:
+        missing.append(f"{unrecorded} file(s) not processed yet")
+    return missing
+
+
+def _write_submission(out: Path, frames: list[pd.DataFrame], settings: dict) -> list[Path]:
+    from .writers import write_submission
+
+    codes = settings["labels"]["codes"]
+    scores = pd.concat(frames, ignore_index=True).set_index(_INDEX) if frames else _empty_scores(codes)
+    return [write_submission(scores.loc[:, codes], out)]
+
+
+def _write_detections(out: Path, frames: list[pd.DataFrame], done: list[str], records: dict[str, dict], settings: dict, *,
+                      stems: dict[str, str]) -> list[Path]:
+    from .detections import empty_detections
+    from .writers import (
+        write_audacity,
+        write_detections_csv,
+        write_detections_parquet,
+        write_raven,
+    )
+
+    detections = pd.concat(frames, ignore_index=True) if frames else empty_detections()
+    high_freq = settings.get("fmax")
+    outputs = [write_detections_csv(detections, out / "detections.csv"), write_detections_parquet(detections, out / "detections.parquet")]
+    for file, frame in zip(done, frames):
+        write_raven(frame, out / "raven" / f"{stems[file]}.selections.txt", high_freq=high_freq, combined=False)
+        write_audacity(frame, out / "audacity" / f"{stems[file]}.txt")
+    durations = {f: float(records[f].get("duration", 0.0)) for f in done}
+    outputs.append(write_raven(detections, out / "raven" / "combined.selections.txt", high_freq=high_freq, combined=True, durations=durations))
+    return outputs
+
+
+def merge_outputs(out: Pathlike, sources: Sequence[Pathlike] = (), *, kind: str = "detections") -> dict:
+    """Bring the shards that ran into other folders (``sources``) into ``out``, then :func:`combine_outputs`.
+
+    Each source is an output folder (``detections``), a submission CSV or a state folder; its settings must
+    equal those of ``out`` (which takes them when it has none). Plans, manifest lines and parts are copied.
+
+    Returns:
+        As :func:`combine_outputs`.
+
+    Raises:
+        ParameterError: a source without a run, or with other settings.
+    """
+    _check_kind(kind)
+    target = state_dir(out, kind)
+    for source in sources:
+        source = Path(source)
+        src = source if (source / "run.json").is_file() else state_dir(source, kind)
+        if not (src / "run.json").is_file():
+            raise ParameterError(f"{source}: no birdcall run here (run.json not found)")
+        if src.resolve() == target.resolve():
+            continue
+        settings = json.loads((src / "run.json").read_text(encoding="utf-8"))
+        target.mkdir(parents=True, exist_ok=True)
+        with _locked(target / ".lock"):
+            _check_or_write_settings(target, settings)
+            for plan in sorted((src / "plans").glob("shard-*-of-*.json")):
+                atomic_write_text(target / "plans" / plan.name, plan.read_text(encoding="utf-8"))
+            for manifest in sorted(src.glob("manifest*.jsonl")):
+                lines = manifest.read_text(encoding="utf-8").splitlines()
+                for line in lines:
+                    with contextlib.suppress(ValueError, TypeError, AttributeError):
+                        record = json.loads(line)
+                        if record.get("status") == "done" and (src / record["part"]).is_file():
+                            with atomic_path(target / record["part"]) as tmp:
+                                shutil.copyfile(src / record["part"], tmp)
+                existing = set((target / manifest.name).read_text(encoding="utf-8").splitlines()) if (target / manifest.name).is_file() else set()
+                new = [line for line in lines if line and line not in existing]
+                if new:
+                    writer = _Manifest(target / manifest.name)
+                    try:
+                        for line in new:
+                            with contextlib.suppress(ValueError):
+                                writer.append(json.loads(line))
+                    finally:
+                        writer.close()
+    return combine_outputs(out, kind=kind)

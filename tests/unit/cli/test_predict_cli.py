@@ -1,0 +1,94 @@
+"""`birdcall predict` through the real typer app: submission format, TTA, resume, shards, post-processing flags."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from birdcall.audio import write_audio
+from birdcall.cli import app
+from birdcall.data.labels import LabelSet
+from birdcall.features import FeatureConfig
+from birdcall.testing.signals import tone
+
+runner = CliRunner()
+LABELS = LabelSet(("zz_last", "aa_first", "mm_mid"))  # not alphabetical: columns must follow the model
+RATE = 32_000
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    import torch
+
+    from birdcall.models import create_model, save_model
+
+    state = torch.random.get_rng_state()
+    torch.manual_seed(1)
+    model = create_model("test_cnn", num_classes=3, features=FeatureConfig(n_mels=32, n_fft=512, hop_length=256, clip_duration=1.0))
+    torch.random.set_rng_state(state)
+    return save_model(model, tmp_path_factory.mktemp("model") / "tiny.safetensors", labels=LABELS)
+
+
+@pytest.fixture
+def audio(tmp_path):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    for name, seconds in [("site_B", 3.5), ("site_A", 2.0), ("site_C", 1.0)]:
+        write_audio(folder / f"{name}.ogg", tone(frequency_hz=900.0, duration=seconds, sample_rate=RATE, amplitude=0.3), RATE)
+    return folder
+
+
+def predict(*args):
+    return runner.invoke(app, ["predict", "--quiet", *map(str, args)])
+
+
+def test_submission_has_one_row_per_window_and_model_columns(model_path, audio, tmp_path):
+    out = tmp_path / "sub.csv"
+    result = predict("--model", model_path, "--out", out, "--tta=0,0.5,-0.5", "--batch-size", "4", audio)
+    assert result.exit_code == 0, result.output
+    assert "3 files, 7 windows, 0 skipped" in result.output
+    sub = pd.read_csv(out)
+    assert sub.columns.tolist() == ["row_id", "zz_last", "aa_first", "mm_mid"]
+    assert sub["row_id"].tolist() == ["site_A_1", "site_A_2", "site_B_1", "site_B_2", "site_B_3", "site_B_4", "site_C_1"]
+    values = sub[list(LABELS.codes)].to_numpy()
+    assert np.all((values > 0) & (values < 1))
+
+    plain = tmp_path / "plain.csv"
+    assert predict("--model", model_path, "--out", plain, "--batch-size", "4", audio).exit_code == 0
+    assert not np.allclose(pd.read_csv(plain)[list(LABELS.codes)].to_numpy(), values)  # TTA changed the scores
+
+    again = predict("--model", model_path, "--out", out, "--tta=0,0.5,-0.5", "--batch-size", "4", audio)
+    assert again.exit_code == 0 and "3 file(s) were done by an earlier run" in again.output
+    pd.testing.assert_frame_equal(pd.read_csv(out), sub)
+    assert (tmp_path / ".sub.csv.parts" / "manifest.jsonl").is_file()
+
+
+def test_shards_into_one_csv_equal_one_run(model_path, audio, tmp_path):
+    args = ["--model", model_path, "--batch-size", "1", audio]
+    assert predict("--out", tmp_path / "one.csv", *args).exit_code == 0
+    first = predict("--out", tmp_path / "sharded.csv", "--shard", "0/2", *args)
+    assert first.exit_code == 0 and "2 files" in first.output and "shard 1/2" in first.output
+    assert len(pd.read_csv(tmp_path / "sharded.csv")) < 7  # only what is done so far
+    second = predict("--out", tmp_path / "sharded.csv", "--shard", "1/2", *args)
+    assert second.exit_code == 0 and "1 files" in second.output and "incomplete" not in second.output
+    assert (tmp_path / "sharded.csv").read_text() == (tmp_path / "one.csv").read_text()
+
+
+def test_postprocess_flags_change_the_scores(model_path, audio, tmp_path):
+    base = ["--model", model_path, "--batch-size", "1", audio]
+    assert predict("--out", tmp_path / "raw.csv", *base).exit_code == 0
+    assert predict("--out", tmp_path / "smooth.csv", "--smooth", "0.25,0.5,0.25", *base).exit_code == 0
+    raw, smooth = pd.read_csv(tmp_path / "raw.csv"), pd.read_csv(tmp_path / "smooth.csv")
+    codes = list(LABELS.codes)
+    a = raw[raw["row_id"].str.startswith("site_A")][codes].to_numpy()  # site_A: two windows
+    np.testing.assert_allclose(smooth[smooth["row_id"].str.startswith("site_A")][codes].to_numpy(), [
+        (a[0] * 0.5 + a[1] * 0.25) / 0.75, (a[0] * 0.25 + a[1] * 0.5) / 0.75], rtol=1e-5)
+    c = raw[raw["row_id"] == "site_C_1"][codes].to_numpy()
+    np.testing.assert_allclose(smooth[smooth["row_id"] == "site_C_1"][codes].to_numpy(), c, rtol=1e-6)  # one window: unchanged
+
+    result = predict("--out", tmp_path / "boost.csv", "--boost", "--boost-threshold", "0", "--boost-factor", "2", *base)
+    assert result.exit_code == 0
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "boost.csv")[codes].to_numpy(), np.minimum(raw[codes].to_numpy() * 2, 1), rtol=1e-5)
+
+    bad = predict("--out", tmp_path / "bad.csv", "--smooth", "a,b", *base)
+    assert bad.exit_code == 2 and "--smooth takes comma-separated numbers" in bad.output

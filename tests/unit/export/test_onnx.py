@@ -1,0 +1,309 @@
+"""ONNX export (front end and sigmoid in the graph), its metadata, and the ONNX Runtime scorer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from birdcall.config import to_dict
+from birdcall.data import LabelSet
+from birdcall.errors import CheckpointError, ExportError, ParameterError
+from birdcall.export import FORMAT, export_onnx, read_export_info
+from birdcall.export import onnx as onnx_export
+from birdcall.features import FeatureConfig
+from birdcall.infer.scorer import OnnxScorer, Scorer, load_scorer
+from birdcall.models import clip_logits, create_model, save_model
+from birdcall.testing import signals
+
+SMALL = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0)
+LABELS = LabelSet(("erirub", "turmer", "sylatr"), ("Erithacus rubecula", "Turdus merula", "Sylvia atricapilla"),
+                  ("European Robin", "Merle noir – Amsel", "Blackcap"))  # fmt: skip
+TOL = 1e-4
+
+
+def _model(name: str, features: FeatureConfig = SMALL, seed: int = 0):
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return create_model(name, num_classes=len(LABELS), features=features).eval()
+
+
+def _windows(features: FeatureConfig, batch: int, seed: int = 0) -> np.ndarray:
+    """Synthetic windows: silence, a tone, a chirp, a call in pink noise, white noise, repeated to ``batch``."""
+    rng = np.random.default_rng(seed)
+    sr, d = features.sample_rate, features.clip_duration
+    pool = [
+        np.zeros(features.clip_samples, np.float32),
+        signals.tone(frequency_hz=2500.0, duration=d, sample_rate=sr),
+        signals.chirp(start_hz=500.0, end_hz=7000.0, duration=d, sample_rate=sr),
+        signals.call_in_noise(rng=rng, duration=d, call_start=0.2, call_duration=0.3, sample_rate=sr)[0],
+        signals.white_noise(rng=rng, duration=d, sample_rate=sr),
+    ]
+    return np.stack([pool[i % len(pool)] for i in range(batch)])
+
+
+def _torch_probabilities(model, windows: np.ndarray) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        out = model(torch.from_numpy(windows))
+    if isinstance(out, dict):
+        return {k: torch.sigmoid(v).numpy() for k, v in out.items()}
+    return {"clipwise": torch.sigmoid(out).numpy()}
+
+
+def _run(path, windows: np.ndarray) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, {"waveform": windows})))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """``{preset: (model, path)}``: test_cnn, test_sed and test_crnn exported at opset 17 (traced at batch 2)."""
+    folder = tmp_path_factory.mktemp("onnx")
+    out = {}
+    for name in ("test_cnn", "test_sed", "test_crnn"):
+        model = _model(name)
+        out[name] = model, export_onnx(model, folder / f"{name}.onnx", labels=LABELS)
+    return out
+
+
+@pytest.mark.parametrize("name", ["test_cnn", "test_sed", "test_crnn"])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_onnx_runtime_matches_torch_probabilities_for_any_batch(exported, name, batch):
+    model, path = exported[name]
+    windows = _windows(SMALL, batch)
+    expected, actual = _torch_probabilities(model, windows), _run(path, windows)
+    assert sorted(actual) == sorted(expected)
+    for key in expected:
+        assert actual[key].dtype == np.float32 and actual[key].shape == expected[key].shape
+        np.testing.assert_allclose(actual[key], expected[key], rtol=0, atol=TOL, err_msg=f"{name} {key}")
+        assert np.all((actual[key] >= 0) & (actual[key] <= 1))  # probabilities: the sigmoid is in the graph
+
+
+def test_graph_signature_input_waveform_dynamic_batch_static_samples(exported):
+    for name, outputs in (("test_cnn", ["clipwise"]), ("test_sed", ["clipwise", "framewise"]), ("test_crnn", ["clipwise", "framewise"])):
+        graph = onnx.load(str(exported[name][1])).graph
+        (waveform,) = graph.input
+        dims = waveform.type.tensor_type.shape.dim
+        assert waveform.name == "waveform" and waveform.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        assert dims[0].dim_param and not dims[0].dim_value and dims[1].dim_value == SMALL.clip_samples
+        assert [o.name for o in graph.output] == outputs
+        assert all(o.type.tensor_type.shape.dim[0].dim_param for o in graph.output)
+
+
+def test_sed_framewise_has_the_frame_axis(exported):
+    model, path = exported["test_sed"]
+    actual = _run(path, _windows(SMALL, 3))
+    with torch.no_grad():
+        frames = model(torch.zeros(1, SMALL.clip_samples))["framewise"].shape[1]
+    assert actual["clipwise"].shape == (3, 3) and actual["framewise"].shape == (3, frames, 3) and frames > 1
+
+
+def test_metadata_round_trip_and_checker(exported):
+    model, path = exported["test_sed"]
+    onnx.checker.check_model(str(path), full_check=True)
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert set(props) == {"birdcall.format", "labels", "features", "model"}
+    assert props["birdcall.format"] == FORMAT == "birdcall.onnx/1"
+    assert json.loads(props["model"]) == to_dict(model.config)
+    labels, features, info = read_export_info(path)
+    assert labels == LABELS and labels.common_names[1] == "Merle noir – Amsel"
+    assert features == SMALL and info["model"]["arch"] == "sed" and info["format"] == FORMAT
+
+
+def test_opset_picks_the_stft_operator_or_a_dft_convolution(tmp_path):
+    model = _model("test_cnn")
+    windows = _windows(SMALL, 5)
+    expected = _torch_probabilities(model, windows)["clipwise"]
+    for opset, has_stft in ((17, True), (18, True), (13, False), (15, False)):
+        path = export_onnx(model, tmp_path / f"m{opset}.onnx", labels=LABELS, opset=opset)
+        proto = onnx.load(str(path))
+        ops = {n.op_type for n in proto.graph.node}
+        assert ("STFT" in ops) is has_stft and ("Conv" in ops)  # Conv: the backbone, and the DFT below 17
+        assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) == opset
+        np.testing.assert_allclose(_run(path, windows)["clipwise"], expected, rtol=0, atol=TOL, err_msg=f"opset {opset}")
+
+
+def test_multichannel_pcen_front_end_with_preemphasis_exports(tmp_path):
+    features = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0, scale="pcen",
+                             preemphasis=0.97, top_db=80.0, channels=("logmel", "logmel_delta2", "mfcc"))  # fmt: skip
+    model = _model("test_sed", features)
+    windows = _windows(features, 5)
+    for opset in (17, 13):  # PCEN's expm1 has no ONNX form in torch's exporter: written as exp(y) - 1
+        path = export_onnx(model, tmp_path / f"pcen{opset}.onnx", labels=LABELS, opset=opset)
+        actual, expected = _run(path, windows), _torch_probabilities(model, windows)
+        for key in expected:
+            np.testing.assert_allclose(actual[key], expected[key], rtol=0, atol=TOL, err_msg=f"opset {opset} {key}")
+    assert read_export_info(path)[1] == features
+
+
+@pytest.mark.parametrize("bias", [-300.0, 300.0])
+def test_saturated_sed_frames_stay_finite_and_match_torch(tmp_path, bias):
+    model = _model("test_sed")
+    with torch.no_grad():
+        model.head.cla.bias.fill_(bias)  # frame logits near +-300: torch's logsigmoid stays finite
+    windows = _windows(SMALL, 2)
+    path = export_onnx(model, tmp_path / "saturated.onnx", labels=LABELS, opset=17)
+    actual, expected = _run(path, windows), _torch_probabilities(model, windows)
+    for key in expected:
+        assert np.isfinite(actual[key]).all()
+        np.testing.assert_allclose(actual[key], expected[key], rtol=0, atol=TOL)
+
+
+def test_exported_front_end_matches_torch_features_on_half_silent_windows():
+    # White-box: the front end alone, exported as export_onnx does it. A window whose second half is zero padding
+    # (the last window of a recording) mixes -100 dB frames with signal; the graph's standardisation must keep
+    # ONNX Runtime's float32 reductions close to torch (one-pass mean after the max shift: 5e-5 off).
+    import io
+    import warnings
+
+    import onnxruntime as ort
+
+    features = FeatureConfig()  # the seed recipe: 128 mels x 313 frames per map
+    rng = np.random.default_rng(3)
+    windows = np.stack([signals.call_in_noise(rng=rng, duration=5.0, call_start=1.0, sample_rate=features.sample_rate)[0] for _ in range(2)])
+    windows[:, features.clip_samples // 2 :] = 0.0
+    model = _model("test_cnn", features)
+    net = onnx_export._export_copy(model, 17)
+    buffer = io.BytesIO()
+    with onnx_export._ExportOps(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and legacy-exporter warnings
+        torch.onnx.export(net.frontend, (torch.from_numpy(windows),), buffer, dynamo=False, opset_version=17, input_names=["waveform"])
+    actual = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"]).run(None, {"waveform": windows})[0]
+    with torch.no_grad():
+        expected = model.frontend(torch.from_numpy(windows)).numpy()
+    assert float(np.abs(actual - expected).max()) < 3e-5
+
+
+def test_export_leaves_the_model_untouched(tmp_path):
+    model = _model("test_crnn").train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    export_onnx(model, tmp_path / "m.onnx", labels=LABELS, batch_size_hint=1)
+    assert model.training and type(model.frontend.logmel).__name__ == "LogMel"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_graph_that_differs_from_torch_is_refused_and_not_written(tmp_path, monkeypatch):
+    original = onnx_export._export_copy
+
+    def shifted(model, opset):
+        net = original(model, opset)
+        with torch.no_grad():
+            net.classifier.bias += 1e-3  # a small but real difference in every probability
+        return net
+
+    monkeypatch.setattr(onnx_export, "_export_copy", shifted)
+    path = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match=r"m\.onnx: ONNX Runtime and torch differ by 2\.\d+e-04 on clipwise") as err:
+        export_onnx(_model("test_cnn"), path, labels=LABELS)
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a temporary file
+    export_onnx(_model("test_cnn"), path, labels=LABELS, check=False)  # check=False skips the comparison
+    assert path.is_file()
+
+
+def test_bad_arguments_raise_parameter_error(tmp_path):
+    model = _model("test_cnn")
+    with pytest.raises(ParameterError, match="2 labels for a model with 3 outputs"):
+        export_onnx(model, tmp_path / "m.onnx", labels=LabelSet(("a", "b")))
+    with pytest.raises(ParameterError, match=r"m\.txt: an ONNX export must be written to a \.onnx file"):
+        export_onnx(model, tmp_path / "m.txt", labels=LABELS)
+    for opset in (12, 99, 17.0):
+        with pytest.raises(ParameterError, match="opset must be an integer in 13"):
+            export_onnx(model, tmp_path / "m.onnx", labels=LABELS, opset=opset)
+    with pytest.raises(ParameterError, match="batch_size_hint"):
+        export_onnx(model, tmp_path / "m.onnx", labels=LABELS, batch_size_hint=0)
+    with pytest.raises(ParameterError, match="expected a birdcall model"):
+        export_onnx(torch.nn.Linear(2, 3), tmp_path / "m.onnx", labels=LABELS)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _plain_onnx(path):
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])], "plain",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])],
+    )  # fmt: skip
+    onnx.save(onnx.helper.make_model(graph), str(path))
+    return path
+
+
+def test_files_without_birdcall_metadata_give_one_line_errors(tmp_path):
+    plain = _plain_onnx(tmp_path / "plain.onnx")
+    for opener in (read_export_info, lambda p: load_scorer(p, backend="onnx")):
+        with pytest.raises(CheckpointError, match=r"plain\.onnx: exported model without birdcall metadata \(write it with `birdcall export`\)$"):
+            opener(plain)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x00\x01 not a protobuf at all")
+    with pytest.raises(CheckpointError, match=r"garbage\.onnx: not an ONNX model"):
+        read_export_info(garbage)
+    with pytest.raises(CheckpointError, match=r"garbage\.onnx: ONNX Runtime cannot load it"):
+        load_scorer(garbage, backend="onnx")
+    with pytest.raises(CheckpointError, match=r"none\.onnx: file not found"):
+        read_export_info(tmp_path / "none.onnx")
+    with pytest.raises(CheckpointError, match=r"m\.safetensors: not an exported birdcall model"):
+        read_export_info(garbage.rename(tmp_path / "m.safetensors"))
+    proto = onnx.load(str(plain))
+    onnx.helper.set_model_props(proto, {"birdcall.format": "birdcall.onnx/99"})
+    onnx.save(proto, str(plain))
+    with pytest.raises(CheckpointError, match=r"unsupported export format 'birdcall.onnx/99'"):
+        read_export_info(plain)
+    onnx.helper.set_model_props(proto, {"birdcall.format": FORMAT, "labels": "{not json", "features": "{}", "model": "{}"})
+    onnx.save(proto, str(plain))
+    with pytest.raises(CheckpointError, match=r"plain\.onnx: malformed birdcall metadata \(JSONDecodeError"):
+        read_export_info(plain)
+
+
+def test_onnx_scorer_reads_labels_and_features_and_scores_like_torch(exported):
+    model, path = exported["test_sed"]
+    scorer = load_scorer(path, backend="onnx", threads=1)
+    assert isinstance(scorer, OnnxScorer) and isinstance(scorer, Scorer)
+    assert scorer.labels == LABELS and scorer.features == SMALL
+    assert scorer.session.get_providers() == ["CPUExecutionProvider"]
+    assert scorer.session.get_session_options().intra_op_num_threads == 1
+    windows = _windows(SMALL, 5)
+    scores = scorer(windows.astype(np.float64))  # any float input is cast to float32
+    assert scores.dtype == np.float32 and scores.shape == (5, 3)
+    np.testing.assert_allclose(scores, _torch_probabilities(model, windows)["clipwise"], rtol=0, atol=TOL)
+    assert scorer(np.zeros((0, SMALL.clip_samples), np.float32)).shape == (0, 3)
+    with pytest.raises(ParameterError, match=r"expected \(batch, 32000\) windows \(1.0 s at 32000 Hz\), got shape \(2, 100\)"):
+        scorer(np.zeros((2, 100), np.float32))
+
+
+def test_load_scorer_exports_a_checkpoint_on_the_fly_and_rejects_wrong_files(tmp_path):
+    model = _model("test_cnn")
+    checkpoint = save_model(model, tmp_path / "m.safetensors", labels=LABELS)
+    scorer = load_scorer(checkpoint, backend="onnx", threads=1)
+    assert isinstance(scorer, OnnxScorer) and scorer.labels == LABELS and scorer.features == SMALL
+    windows = _windows(SMALL, 4)
+    with torch.no_grad():
+        expected = torch.sigmoid(clip_logits(model(torch.from_numpy(windows)))).numpy()
+    np.testing.assert_allclose(scorer(windows), expected, rtol=0, atol=TOL)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]  # the temporary export is not kept here
+    with pytest.raises(ParameterError, match=r"m\.xml: the onnx backend runs \.onnx files"):
+        load_scorer(tmp_path / "m.xml", backend="onnx")
+    with pytest.raises(ParameterError, match="threads must be a non-negative integer"):
+        load_scorer(checkpoint, backend="onnx", threads=-1)
+
+
+def test_check_windows_are_seeded_and_include_silence():
+    windows = onnx_export.check_windows(SMALL)
+    assert windows.dtype == np.float32 and windows.shape == (4, SMALL.clip_samples)
+    assert not windows[0].any() and all(w.std() > 0 for w in windows[1:])
+    np.testing.assert_array_equal(windows, onnx_export.check_windows(SMALL))
+
+
+@pytest.mark.xfail(strict=True, raises=ExportError, reason=(
+    "known front-end issue, not an export one: for digital silence the MFCC deltas are rounding residue (~1e-7) and "
+    "Normalize (eps=1e-6) amplifies it to O(1), so torch's own features are noise that no runtime reproduces; the fix "
+    "belongs in birdcall.features.normalize"))
+def test_known_issue_mfcc_delta_channels_fail_the_silence_check(tmp_path):
+    features = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0, channels=("logmel", "mfcc_delta"))
+    export_onnx(_model("test_sed", features), tmp_path / "m.onnx", labels=LABELS)

@@ -1,0 +1,186 @@
+"""OpenVINO IR export (converted from the birdcall ONNX graph, metadata in rt_info) and the OpenVINO scorer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from birdcall.data import LabelSet
+from birdcall.errors import CheckpointError, ExportError, ParameterError
+from birdcall.export import FORMAT, export_onnx, export_openvino, read_export_info
+from birdcall.features import FeatureConfig
+from birdcall.infer.scorer import OpenVinoScorer, Scorer, load_scorer
+from birdcall.models import create_model, save_model
+from birdcall.testing import signals
+
+ov = pytest.importorskip("openvino")
+
+SMALL = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0)
+LABELS = LabelSet(("erirub", "turmer", "sylatr"), common_names=("European Robin", "Merle noir – Amsel", 'Black"cap <&>'))
+TOL = 1e-4
+
+
+def _model(name: str, seed: int = 0):
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return create_model(name, num_classes=len(LABELS), features=SMALL).eval()
+
+
+def _windows(batch: int, seed: int = 0) -> np.ndarray:
+    """Silence, a tone, a chirp, a call in pink noise, white noise, repeated to ``batch``."""
+    rng = np.random.default_rng(seed)
+    sr, d = SMALL.sample_rate, SMALL.clip_duration
+    pool = [
+        np.zeros(SMALL.clip_samples, np.float32),
+        signals.tone(frequency_hz=2500.0, duration=d, sample_rate=sr),
+        signals.chirp(start_hz=500.0, end_hz=7000.0, duration=d, sample_rate=sr),
+        signals.call_in_noise(rng=rng, duration=d, call_start=0.2, call_duration=0.3, sample_rate=sr)[0],
+        signals.white_noise(rng=rng, duration=d, sample_rate=sr),
+    ]
+    return np.stack([pool[i % len(pool)] for i in range(batch)])
+
+
+def _torch_probabilities(model, windows: np.ndarray) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        out = model(torch.from_numpy(windows))
+    if isinstance(out, dict):
+        return {k: torch.sigmoid(v).numpy() for k, v in out.items()}
+    return {"clipwise": torch.sigmoid(out).numpy()}
+
+
+@pytest.fixture(scope="module")
+def irs(tmp_path_factory):
+    """``{preset: (model, xml)}``: test_cnn converted from its ONNX file, test_sed and test_crnn from torch."""
+    folder = tmp_path_factory.mktemp("ir")
+    out = {}
+    cnn = _model("test_cnn")
+    onnx_path = export_onnx(cnn, folder / "test_cnn.onnx", labels=LABELS)
+    out["test_cnn"] = cnn, export_openvino(onnx_path, folder / "test_cnn.xml")
+    for name in ("test_sed", "test_crnn"):
+        model = _model(name)
+        out[name] = model, export_openvino(model, folder / f"{name}.xml", labels=LABELS)
+    return out
+
+
+def test_ir_files_are_written_float32_without_leftovers(irs):
+    _, xml = irs["test_cnn"]
+    folder = xml.parent
+    expected = [f"{n}.{ext}" for n in ("test_cnn", "test_sed", "test_crnn") for ext in ("xml", "bin")] + ["test_cnn.onnx"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(expected)  # no temporary folders or files left behind
+    assert 'element_type="f16"' not in xml.read_text()  # compress_to_fp16=False
+
+
+@pytest.mark.parametrize("name", ["test_cnn", "test_sed", "test_crnn"])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_openvino_f32_matches_torch_probabilities_for_any_batch(irs, name, batch):
+    model, xml = irs[name]
+    windows = _windows(batch)
+    expected = _torch_probabilities(model, windows)
+    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
+    result = compiled.create_infer_request().infer({0: windows})
+    assert sorted(n for o in compiled.outputs for n in o.get_names() if n in ("clipwise", "framewise")) == sorted(expected)
+    for key, value in expected.items():
+        actual = np.array(result[compiled.output(key)])
+        assert actual.shape == value.shape
+        np.testing.assert_allclose(actual, value, rtol=0, atol=TOL, err_msg=f"{name} {key}")
+
+
+def test_silence_gives_torch_probabilities_exactly(irs):
+    # OpenVINO fuses torch's standardisation into its MVN kernel, whose mean of a constant -100 dB map is off by
+    # one ulp; divided by std + 1e-6 that gave O(1) features. The export makes constant maps exactly zero.
+    model, xml = irs["test_cnn"]
+    silence = np.zeros((2, SMALL.clip_samples), np.float32)
+    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
+    actual = np.array(compiled.create_infer_request().infer({0: silence})[compiled.output("clipwise")])
+    np.testing.assert_allclose(actual, _torch_probabilities(model, silence)["clipwise"], rtol=0, atol=1e-6)
+
+
+def test_rt_info_carries_the_metadata(irs):
+    _, xml = irs["test_sed"]
+    ir = ov.Core().read_model(str(xml))
+    assert ir.get_rt_info(["birdcall", "format"]).astype(str) == FORMAT
+    assert json.loads(ir.get_rt_info(["birdcall", "labels"]).astype(str)) == LABELS.to_dict()
+    assert json.loads(ir.get_rt_info(["birdcall", "model"]).astype(str))["arch"] == "sed"
+    labels, features, info = read_export_info(xml)
+    assert labels == LABELS and labels.common_names[2] == 'Black"cap <&>' and features == SMALL
+    assert info["format"] == FORMAT and info["model"]["num_classes"] == 3
+
+
+def test_openvino_scorer_compiles_f32_with_threads_and_scores_like_torch(irs):
+    model, xml = irs["test_sed"]
+    scorer = load_scorer(xml, backend="openvino", threads=1)
+    assert isinstance(scorer, OpenVinoScorer) and isinstance(scorer, Scorer)
+    assert scorer.labels == LABELS and scorer.features == SMALL
+    assert scorer.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    assert scorer.compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    windows = _windows(5)
+    scores = scorer(windows)
+    assert scores.dtype == np.float32 and scores.shape == (5, 3)
+    np.testing.assert_allclose(scores, _torch_probabilities(model, windows)["clipwise"], rtol=0, atol=TOL)
+    first = scorer(windows[:1]).copy()
+    scorer(windows[1:])  # the infer request is reused: earlier results must not change
+    np.testing.assert_array_equal(first, scores[:1])
+    assert scorer(np.zeros((0, SMALL.clip_samples), np.float32)).shape == (0, 3)
+    with pytest.raises(ParameterError, match=r"OpenVinoScorer: expected \(batch, 32000\) windows"):
+        scorer(np.zeros(SMALL.clip_samples, np.float32))
+
+
+def test_openvino_scorer_runs_onnx_files_and_checkpoints(tmp_path):
+    model = _model("test_cnn")
+    windows = _windows(4)
+    expected = _torch_probabilities(model, windows)["clipwise"]
+    onnx_path = export_onnx(model, tmp_path / "m.onnx", labels=LABELS)
+    checkpoint = save_model(model, tmp_path / "m.safetensors", labels=LABELS)
+    for source in (onnx_path, checkpoint):  # the checkpoint is exported on the fly to a temporary ONNX file
+        scorer = load_scorer(source, backend="openvino", threads=1)
+        assert isinstance(scorer, OpenVinoScorer) and scorer.labels == LABELS and scorer.features == SMALL
+        np.testing.assert_allclose(scorer(windows), expected, rtol=0, atol=TOL, err_msg=str(source))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.safetensors"]
+    with pytest.raises(ParameterError, match=r"m\.bin: the openvino backend runs OpenVINO IR \.xml or \.onnx files"):
+        load_scorer(tmp_path / "m.bin", backend="openvino")
+
+
+def test_an_ir_without_birdcall_metadata_gives_a_clear_error(tmp_path):
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Relu", ["x"], ["y"])], "plain",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])],
+    )  # fmt: skip
+    onnx.save(onnx.helper.make_model(graph), str(tmp_path / "plain.onnx"))
+    ov.save_model(ov.convert_model(str(tmp_path / "plain.onnx")), str(tmp_path / "plain.xml"))
+    for opener in (read_export_info, lambda p: load_scorer(p, backend="openvino"), lambda p: export_openvino(tmp_path / "plain.onnx", p)):
+        with pytest.raises(CheckpointError, match=r"plain\.(xml|onnx): exported model without birdcall metadata"):
+            opener(tmp_path / "plain.xml")
+    (tmp_path / "broken.xml").write_text("<net><layers>")
+    with pytest.raises(CheckpointError, match=r"broken\.xml: not a readable OpenVINO IR"):
+        read_export_info(tmp_path / "broken.xml")
+    with pytest.raises(CheckpointError, match=r"none\.xml: file not found"):
+        load_scorer(tmp_path / "none.xml", backend="openvino")
+
+
+def test_bad_arguments_raise_parameter_error(tmp_path):
+    model = _model("test_cnn")
+    with pytest.raises(ParameterError, match=r"m\.bin: an OpenVINO IR must be written to a \.xml file"):
+        export_openvino(model, tmp_path / "m.bin", labels=LABELS)
+    with pytest.raises(ParameterError, match="labels are required to export a torch model"):
+        export_openvino(model, tmp_path / "m.xml")
+    onnx_path = export_onnx(model, tmp_path / "m.onnx", labels=LABELS, check=False)
+    with pytest.raises(ParameterError, match="labels come from the ONNX file"):
+        export_openvino(onnx_path, tmp_path / "m.xml", labels=LABELS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_an_ir_that_differs_from_onnx_runtime_is_refused_and_not_written(tmp_path, monkeypatch):
+    model, other = _model("test_cnn", seed=0), _model("test_cnn", seed=1)
+    good = export_onnx(model, tmp_path / "good.onnx", labels=LABELS)
+    wrong = export_onnx(other, tmp_path / "wrong.onnx", labels=LABELS)
+    convert = ov.convert_model
+    monkeypatch.setattr(ov, "convert_model", lambda path, **kw: convert(str(wrong), **kw))  # converts the wrong graph
+    with pytest.raises(ExportError, match=r"m\.xml: OpenVINO \(f32\) and ONNX Runtime differ by \d\.\d\de-\d\d on clipwise") as err:
+        export_openvino(good, tmp_path / "m.xml")
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.onnx", "wrong.onnx"]
