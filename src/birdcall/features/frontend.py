@@ -85,9 +85,10 @@ def extract_features(*, y: np.ndarray, config: FeatureConfig) -> np.ndarray:
 class FeatureExtractor(nn.Module):
     """Waveforms to model input: ``(batch, num_samples)`` -> ``(batch, num_channels, n_mels, n_frames)``.
 
-    Batched (no loop over the batch), deterministic, and built from ops that ``torch.onnx.export`` handles
-    at opset 17 (STFT, matmul, conv1d, pad, reductions); the only Python branches depend on the config or
-    on static shapes. The window, filter bank, DCT and smoothing/delta kernels are registered buffers.
+    Batched (no loop over the batch) and deterministic; the only Python branches depend on the config or
+    on static shapes. ``torch.stft(return_complex=True)`` does not export to ONNX as is:
+    :func:`birdcall.export.export_onnx` swaps in the ONNX STFT operator (opset >= 17) or a DFT convolution,
+    with the same values. The window, filter bank, DCT and smoothing/delta kernels are registered buffers.
 
     Args:
         config: the front end; saved with every checkpoint.
