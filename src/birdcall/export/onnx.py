@@ -121,7 +121,7 @@ class _ExportNormalize(Normalize):
     - The map's maximum is subtracted first, so a constant map (the -100 dB of digital silence) becomes exactly
       zero and standardises to exact zeros, as in torch. Without it OpenVINO (which fuses the standardisation
       into its MVN kernel) was one ulp off -100 in the mean, and the division by ``std + 1e-6`` turned that
-      residue into O(1) features.
+      residue into O(1) features (the std floor was then ``+ 1e-6``; it is now ``max(std, 1e-4)``).
     - The mean is taken in two passes (the mean of what is left after subtracting a first mean is subtracted
       too). The runtimes' float32 reductions over ``n_mels * n_frames`` values are less accurate than torch's,
       and more so after the shift: on a half-silent window one pass left ONNX Runtime's features 5e-5 off
@@ -136,7 +136,7 @@ class _ExportNormalize(Normalize):
         shifted = x - x.amax(dim=dims, keepdim=True)
         centred = shifted - shifted.mean(dim=dims, keepdim=True)
         centred = centred - centred.mean(dim=dims, keepdim=True)  # the rounding error of the first mean
-        return centred / (centred.pow(2).mean(dim=dims, keepdim=True).sqrt() + self.eps)
+        return centred / centred.pow(2).mean(dim=dims, keepdim=True).sqrt().clamp_min(self.eps)
 
 
 def _logsumexp(x: torch.Tensor, dim, keepdim: bool = False) -> torch.Tensor:

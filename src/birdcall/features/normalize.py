@@ -11,7 +11,11 @@ from ..errors import ParameterError
 __all__ = ["NORMALIZE_MODES", "NORMALIZE_EPS", "normalize", "Normalize"]
 
 NORMALIZE_MODES = ("standardize", "minmax", "none")
-NORMALIZE_EPS = 1e-6
+# Floor of the standard deviation in "standardize" (and the range guard in "minmax"). A map whose spread is
+# below it is float rounding residue, not signal: MFCC deltas of digital silence are ~1e-7, and dividing them by
+# their own std (+1e-6, as before) blew that residue up to O(1) features that no other runtime reproduces.
+# Real features (dB, MFCC, deltas) spread far more than 1e-4, so they are standardised exactly.
+NORMALIZE_EPS = 1e-4
 
 
 def _check_mode(mode: str, eps: float) -> None:
@@ -24,14 +28,15 @@ def _check_mode(mode: str, eps: float) -> None:
 def normalize(x: np.ndarray, *, mode: str = "standardize", eps: float = NORMALIZE_EPS) -> np.ndarray:
     """Normalise each ``(rows, n_frames)`` map of ``x`` on its own.
 
-    ``"standardize"``: ``(x - mean) / (std + eps)`` (population std), so mean 0 and std 1 up to ``eps``;
+    ``"standardize"``: ``(x - mean) / max(std, eps)`` (population std), so mean 0 and std 1 exactly for maps
+    whose std exceeds ``eps``, and near-constant maps (rounding residue) stay near 0;
     ``"minmax"``: ``(x - min) / (max - min + eps)``, within [0, 1]; ``"none"``: unchanged. A constant map
     becomes all zeros under both.
 
     Args:
         x: features, ``(..., rows, n_frames)``.
         mode: ``"standardize"``, ``"minmax"`` or ``"none"``.
-        eps: keeps constant maps finite.
+        eps: floor of the std (``"standardize"``) and guard of the range (``"minmax"``).
 
     Returns:
         Array of the shape of ``x``, float dtype of ``x`` (float32 for integer input).
@@ -46,7 +51,7 @@ def normalize(x: np.ndarray, *, mode: str = "standardize", eps: float = NORMALIZ
     v = x.astype(np.float64)
     if mode == "standardize":
         centred = v - v.mean(axis=(-2, -1), keepdims=True)
-        out = centred / (np.sqrt(np.mean(centred**2, axis=(-2, -1), keepdims=True)) + eps)
+        out = centred / np.maximum(np.sqrt(np.mean(centred**2, axis=(-2, -1), keepdims=True)), eps)
     else:
         low = v.min(axis=(-2, -1), keepdims=True)
         out = (v - low) / (v.max(axis=(-2, -1), keepdims=True) - low + eps)
@@ -69,7 +74,7 @@ class Normalize(nn.Module):
             return x
         if self.mode == "standardize":
             centred = x - x.mean(dim=(-2, -1), keepdim=True)
-            return centred / (centred.pow(2).mean(dim=(-2, -1), keepdim=True).sqrt() + self.eps)
+            return centred / centred.pow(2).mean(dim=(-2, -1), keepdim=True).sqrt().clamp_min(self.eps)
         low = x.amin(dim=(-2, -1), keepdim=True)
         return (x - low) / (x.amax(dim=(-2, -1), keepdim=True) - low + self.eps)
 
