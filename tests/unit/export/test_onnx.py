@@ -18,6 +18,7 @@ from birdcall.features import FeatureConfig
 from birdcall.infer.scorer import OnnxScorer, Scorer, load_scorer
 from birdcall.models import clip_logits, create_model, save_model
 from birdcall.testing import signals
+from birdcall.testing.export import probe_windows, torch_probabilities
 
 SMALL = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0)
 LABELS = LabelSet(("erirub", "turmer", "sylatr"), ("Erithacus rubecula", "Turdus merula", "Sylvia atricapilla"),
@@ -29,28 +30,6 @@ def _model(name: str, features: FeatureConfig = SMALL, seed: int = 0):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return create_model(name, num_classes=len(LABELS), features=features).eval()
-
-
-def _windows(features: FeatureConfig, batch: int, seed: int = 0) -> np.ndarray:
-    """Synthetic windows: silence, a tone, a chirp, a call in pink noise, white noise, repeated to ``batch``."""
-    rng = np.random.default_rng(seed)
-    sr, d = features.sample_rate, features.clip_duration
-    pool = [
-        np.zeros(features.clip_samples, np.float32),
-        signals.tone(frequency_hz=2500.0, duration=d, sample_rate=sr),
-        signals.chirp(start_hz=500.0, end_hz=7000.0, duration=d, sample_rate=sr),
-        signals.call_in_noise(rng=rng, duration=d, call_start=0.2, call_duration=0.3, sample_rate=sr)[0],
-        signals.white_noise(rng=rng, duration=d, sample_rate=sr),
-    ]
-    return np.stack([pool[i % len(pool)] for i in range(batch)])
-
-
-def _torch_probabilities(model, windows: np.ndarray) -> dict[str, np.ndarray]:
-    with torch.no_grad():
-        out = model(torch.from_numpy(windows))
-    if isinstance(out, dict):
-        return {k: torch.sigmoid(v).numpy() for k, v in out.items()}
-    return {"clipwise": torch.sigmoid(out).numpy()}
 
 
 def _run(path, windows: np.ndarray) -> dict[str, np.ndarray]:
@@ -78,8 +57,8 @@ def exported(tmp_path_factory):
 @pytest.mark.parametrize("batch", [1, 5])
 def test_onnx_runtime_matches_torch_probabilities_for_any_batch(exported, name, batch):
     model, path = exported[name]
-    windows = _windows(SMALL, batch)
-    expected, actual = _torch_probabilities(model, windows), _run(path, windows)
+    windows = probe_windows(SMALL, batch)
+    expected, actual = torch_probabilities(model, windows), _run(path, windows)
     assert sorted(actual) == sorted(expected)
     for key in expected:
         assert actual[key].dtype == np.float32 and actual[key].shape == expected[key].shape
@@ -100,7 +79,7 @@ def test_graph_signature_input_waveform_dynamic_batch_static_samples(exported):
 
 def test_sed_framewise_has_the_frame_axis(exported):
     model, path = exported["test_sed"]
-    actual = _run(path, _windows(SMALL, 3))
+    actual = _run(path, probe_windows(SMALL, 3))
     with torch.no_grad():
         frames = model(torch.zeros(1, SMALL.clip_samples))["framewise"].shape[1]
     assert actual["clipwise"].shape == (3, 3) and actual["framewise"].shape == (3, frames, 3) and frames > 1
@@ -120,8 +99,8 @@ def test_metadata_round_trip_and_checker(exported):
 
 def test_opset_picks_the_stft_operator_or_a_dft_convolution(tmp_path):
     model = _model("test_cnn")
-    windows = _windows(SMALL, 5)
-    expected = _torch_probabilities(model, windows)["clipwise"]
+    windows = probe_windows(SMALL, 5)
+    expected = torch_probabilities(model, windows)["clipwise"]
     for opset, has_stft in ((17, True), (18, True), (13, False), (15, False)):
         path = export_onnx(model, tmp_path / f"m{opset}.onnx", labels=LABELS, opset=opset)
         proto = onnx.load(str(path))
@@ -135,10 +114,10 @@ def test_multichannel_pcen_front_end_with_preemphasis_exports(tmp_path):
     features = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0, scale="pcen",
                              preemphasis=0.97, top_db=80.0, channels=("logmel", "logmel_delta2", "mfcc"))  # fmt: skip
     model = _model("test_sed", features)
-    windows = _windows(features, 5)
+    windows = probe_windows(features, 5)
     for opset in (17, 13):  # PCEN's expm1 has no ONNX form in torch's exporter: written as exp(y) - 1
         path = export_onnx(model, tmp_path / f"pcen{opset}.onnx", labels=LABELS, opset=opset)
-        actual, expected = _run(path, windows), _torch_probabilities(model, windows)
+        actual, expected = _run(path, windows), torch_probabilities(model, windows)
         for key in expected:
             np.testing.assert_allclose(actual[key], expected[key], rtol=0, atol=TOL, err_msg=f"opset {opset} {key}")
     assert read_export_info(path)[1] == features
@@ -149,15 +128,15 @@ def test_saturated_sed_frames_stay_finite_and_match_torch(tmp_path, bias):
     model = _model("test_sed")
     with torch.no_grad():
         model.head.cla.bias.fill_(bias)  # frame logits near +-300: torch's logsigmoid stays finite
-    windows = _windows(SMALL, 2)
+    windows = probe_windows(SMALL, 2)
     path = export_onnx(model, tmp_path / "saturated.onnx", labels=LABELS, opset=17)
-    actual, expected = _run(path, windows), _torch_probabilities(model, windows)
+    actual, expected = _run(path, windows), torch_probabilities(model, windows)
     for key in expected:
         assert np.isfinite(actual[key]).all()
         np.testing.assert_allclose(actual[key], expected[key], rtol=0, atol=TOL)
 
 
-def test_exported_front_end_matches_torch_features_on_half_silent_windows():
+def test_exported_front_end_matches_torch_features_on_half_silentprobe_windows():
     # White-box: the front end alone, exported as export_onnx does it. A window whose second half is zero padding
     # (the last window of a recording) mixes -100 dB frames with signal; the graph's standardisation must keep
     # ONNX Runtime's float32 reductions close to torch (one-pass mean after the max shift: 5e-5 off).
@@ -268,10 +247,10 @@ def test_onnx_scorer_reads_labels_and_features_and_scores_like_torch(exported):
     assert scorer.labels == LABELS and scorer.features == SMALL
     assert scorer.session.get_providers() == ["CPUExecutionProvider"]
     assert scorer.session.get_session_options().intra_op_num_threads == 1
-    windows = _windows(SMALL, 5)
+    windows = probe_windows(SMALL, 5)
     scores = scorer(windows.astype(np.float64))  # any float input is cast to float32
     assert scores.dtype == np.float32 and scores.shape == (5, 3)
-    np.testing.assert_allclose(scores, _torch_probabilities(model, windows)["clipwise"], rtol=0, atol=TOL)
+    np.testing.assert_allclose(scores, torch_probabilities(model, windows)["clipwise"], rtol=0, atol=TOL)
     assert scorer(np.zeros((0, SMALL.clip_samples), np.float32)).shape == (0, 3)
     with pytest.raises(ParameterError, match=r"expected \(batch, 32000\) windows \(1.0 s at 32000 Hz\), got shape \(2, 100\)"):
         scorer(np.zeros((2, 100), np.float32))
@@ -282,7 +261,7 @@ def test_load_scorer_exports_a_checkpoint_on_the_fly_and_rejects_wrong_files(tmp
     checkpoint = save_model(model, tmp_path / "m.safetensors", labels=LABELS)
     scorer = load_scorer(checkpoint, backend="onnx", threads=1)
     assert isinstance(scorer, OnnxScorer) and scorer.labels == LABELS and scorer.features == SMALL
-    windows = _windows(SMALL, 4)
+    windows = probe_windows(SMALL, 4)
     with torch.no_grad():
         expected = torch.sigmoid(clip_logits(model(torch.from_numpy(windows)))).numpy()
     np.testing.assert_allclose(scorer(windows), expected, rtol=0, atol=TOL)

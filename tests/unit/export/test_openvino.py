@@ -15,7 +15,7 @@ from birdcall.export import FORMAT, export_onnx, export_openvino, read_export_in
 from birdcall.features import FeatureConfig
 from birdcall.infer.scorer import OpenVinoScorer, Scorer, load_scorer
 from birdcall.models import create_model, save_model
-from birdcall.testing import signals
+from birdcall.testing.export import probe_windows, torch_probabilities
 
 ov = pytest.importorskip("openvino")
 
@@ -28,28 +28,6 @@ def _model(name: str, seed: int = 0):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return create_model(name, num_classes=len(LABELS), features=SMALL).eval()
-
-
-def _windows(batch: int, seed: int = 0) -> np.ndarray:
-    """Silence, a tone, a chirp, a call in pink noise, white noise, repeated to ``batch``."""
-    rng = np.random.default_rng(seed)
-    sr, d = SMALL.sample_rate, SMALL.clip_duration
-    pool = [
-        np.zeros(SMALL.clip_samples, np.float32),
-        signals.tone(frequency_hz=2500.0, duration=d, sample_rate=sr),
-        signals.chirp(start_hz=500.0, end_hz=7000.0, duration=d, sample_rate=sr),
-        signals.call_in_noise(rng=rng, duration=d, call_start=0.2, call_duration=0.3, sample_rate=sr)[0],
-        signals.white_noise(rng=rng, duration=d, sample_rate=sr),
-    ]
-    return np.stack([pool[i % len(pool)] for i in range(batch)])
-
-
-def _torch_probabilities(model, windows: np.ndarray) -> dict[str, np.ndarray]:
-    with torch.no_grad():
-        out = model(torch.from_numpy(windows))
-    if isinstance(out, dict):
-        return {k: torch.sigmoid(v).numpy() for k, v in out.items()}
-    return {"clipwise": torch.sigmoid(out).numpy()}
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +56,8 @@ def test_ir_files_are_written_float32_without_leftovers(irs):
 @pytest.mark.parametrize("batch", [1, 5])
 def test_openvino_f32_matches_torch_probabilities_for_any_batch(irs, name, batch):
     model, xml = irs[name]
-    windows = _windows(batch)
-    expected = _torch_probabilities(model, windows)
+    windows = probe_windows(SMALL, batch)
+    expected = torch_probabilities(model, windows)
     compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
     result = compiled.create_infer_request().infer({0: windows})
     assert sorted(n for o in compiled.outputs for n in o.get_names() if n in ("clipwise", "framewise")) == sorted(expected)
@@ -96,7 +74,7 @@ def test_silence_gives_torch_probabilities_exactly(irs):
     silence = np.zeros((2, SMALL.clip_samples), np.float32)
     compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
     actual = np.array(compiled.create_infer_request().infer({0: silence})[compiled.output("clipwise")])
-    np.testing.assert_allclose(actual, _torch_probabilities(model, silence)["clipwise"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(actual, torch_probabilities(model, silence)["clipwise"], rtol=0, atol=1e-6)
 
 
 def test_rt_info_carries_the_metadata(irs):
@@ -117,10 +95,10 @@ def test_openvino_scorer_compiles_f32_with_threads_and_scores_like_torch(irs):
     assert scorer.labels == LABELS and scorer.features == SMALL
     assert scorer.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
     assert scorer.compiled.get_property("INFERENCE_NUM_THREADS") == 1
-    windows = _windows(5)
+    windows = probe_windows(SMALL, 5)
     scores = scorer(windows)
     assert scores.dtype == np.float32 and scores.shape == (5, 3)
-    np.testing.assert_allclose(scores, _torch_probabilities(model, windows)["clipwise"], rtol=0, atol=TOL)
+    np.testing.assert_allclose(scores, torch_probabilities(model, windows)["clipwise"], rtol=0, atol=TOL)
     first = scorer(windows[:1]).copy()
     scorer(windows[1:])  # the infer request is reused: earlier results must not change
     np.testing.assert_array_equal(first, scores[:1])
@@ -131,8 +109,8 @@ def test_openvino_scorer_compiles_f32_with_threads_and_scores_like_torch(irs):
 
 def test_openvino_scorer_runs_onnx_files_and_checkpoints(tmp_path):
     model = _model("test_cnn")
-    windows = _windows(4)
-    expected = _torch_probabilities(model, windows)["clipwise"]
+    windows = probe_windows(SMALL, 4)
+    expected = torch_probabilities(model, windows)["clipwise"]
     onnx_path = export_onnx(model, tmp_path / "m.onnx", labels=LABELS)
     checkpoint = save_model(model, tmp_path / "m.safetensors", labels=LABELS)
     for source in (onnx_path, checkpoint):  # the checkpoint is exported on the fly to a temporary ONNX file
