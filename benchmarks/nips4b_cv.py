@@ -50,6 +50,7 @@ from birdcall.fileio import atomic_to_csv
 from birdcall.metrics import per_species_ap, score_arrays
 from birdcall.train import TrainConfig, fit_folds, train_one_epoch
 from birdcall.train.cv import assign_folds
+from birdcall.train.loop import model_overrides
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "nips4b"
@@ -242,7 +243,7 @@ def throughput(table, config: TrainConfig, folds: pd.Series, *, batches: int, wa
     loader = _train_loader(train_ds, config, generator, 0, 1)
     device = torch.device("cpu")
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=len(table.labels), features=config.features, drop_rate=config.drop_rate)
+    model = create_model(config.model, num_classes=len(table.labels), features=config.features, **model_overrides(config))
     criterion = build_loss(config.loss, label_smoothing=config.label_smoothing, gamma=config.focal_gamma, alpha=config.focal_alpha,
                            bce_weight=config.bce_weight, focal_weight=config.focal_weight)  # fmt: skip
     optimizer = build_optimizer(model, name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum,

@@ -23,6 +23,8 @@ class TrainConfig:
     # model
     model: str = "cnn_efficientnet_b0"  # a preset of birdcall.models.list_models()
     drop_rate: float = 0.2
+    pool: str | None = None  # CNN pooling, "avg" or "avgmax" (mean + max over time); None keeps the preset's
+    drop_path_rate: float | None = None  # stochastic depth of the backbone; None keeps timm's default
     features: FeatureConfig = field(default_factory=FeatureConfig)
     # schedule
     epochs: int = 10

@@ -76,6 +76,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def model_overrides(config: TrainConfig) -> dict:
+    """ModelConfig fields the training config sets: ``drop_rate`` always, ``pool`` and ``drop_path_rate`` when given."""
+    extra = {k: getattr(config, k) for k in ("pool", "drop_path_rate") if getattr(config, k) is not None}
+    return {"drop_rate": config.drop_rate, **extra}
+
+
 def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
 
@@ -280,7 +286,7 @@ def fit(
     val_loader = torch.utils.data.DataLoader(val_ds, batch_size=config.batch_size, num_workers=config.num_workers) if val_ds is not None else None
 
     torch.manual_seed(config.seed)  # identical initial weights on every rank
-    model = create_model(config.model, num_classes=len(table.labels), features=config.features, drop_rate=config.drop_rate).to(device)
+    model = create_model(config.model, num_classes=len(table.labels), features=config.features, **model_overrides(config)).to(device)
     weights = class_weights(train_ds.targets, power=config.class_weight_power) if config.class_weight_power else None
     criterion = build_loss(
         config.loss, label_smoothing=config.label_smoothing, class_weights=weights, gamma=config.focal_gamma, alpha=config.focal_alpha,

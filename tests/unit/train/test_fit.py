@@ -116,3 +116,18 @@ def test_every_augmentation_stage_and_the_full_loss_optimiser_set_train(tiny_tab
     assert 4 in seen and 2 in seen  # training fed augmented features, evaluation raw waveforms
     assert np.isfinite(result.history["train_loss"]).all()
     assert any((tmp_path / "cache").rglob("*.npy"))  # clips decoded once into the memory-mapped cache
+
+
+def test_pool_and_drop_path_reach_the_saved_model(tiny_table, tiny_config, tmp_path):
+    from dataclasses import replace
+
+    from birdcall.train.loop import model_overrides
+
+    assert model_overrides(tiny_config) == {"drop_rate": tiny_config.drop_rate}  # None keeps the preset's values
+    config = replace(tiny_config, epochs=1, pool="avgmax", drop_path_rate=0.1)
+    assert model_overrides(config) == {"drop_rate": tiny_config.drop_rate, "pool": "avgmax", "drop_path_rate": 0.1}
+    result = fit(tiny_table, config, tmp_path, show_progress=False)
+    model, _, _ = load_model(result.best_path)
+    assert model.config.pool == "avgmax" and model.config.drop_path_rate == 0.1
+    with pytest.raises(ParameterError, match="pool"):
+        fit(tiny_table, replace(config, pool="median"), tmp_path / "bad", show_progress=False)
