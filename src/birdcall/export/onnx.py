@@ -12,11 +12,22 @@ The file's ``metadata_props`` make it self-describing: ``birdcall.format`` (`FOR
 a ``.safetensors`` model file.
 
 The STFT: the front end's ``torch.stft(..., return_complex=True)`` has no ONNX form (the TorchScript exporter
-rejects complex tensors), so the exported copy of the model computes the same power spectrogram in one of two
-ONNX-friendly ways. From opset 17 it uses the ONNX ``STFT`` operator (``torch.stft(return_complex=False)``,
-the same FFT kernel in torch); below 17, where ``STFT`` does not exist, a DFT as a strided ``Conv1d`` whose
-weights are the Hann-windowed cosine and sine rows of the FFT bins the mel filter bank uses (a constant of
-``2 * n_used_bins * n_fft`` floats in the file, ~14 MB at ``n_fft=2048``). Both agree with torch to ~1e-5 dB.
+rejects complex tensors, and has no ``fft_rfft``), so the exported copy of the model computes the same power
+spectrogram in one of three ONNX-friendly ways (`STFT_METHODS`, ``stft=`` of `export_onnx`):
+
+- ``"fft"`` (the default where it applies: ``hop_length`` divides ``n_fft``, as in every recipe): a two-stage
+  (Cooley-Tukey, ``n_fft = N1 * N2``) DFT written as two matrix products. Frames are cut by reshaping the padded
+  signal into hops and concatenating ``n_fft / hop_length`` shifted views; stage 1 is one batched MatMul of
+  ``N2`` ``(N1, 2 N1)`` matrices holding the Hann window, the ``N1``-point DFT and the twiddle factors; stage 2
+  one MatMul by a ``(2 N2, 2 K2)`` matrix, the ``N2``-point DFT restricted to the output bins the mel filter bank
+  uses. That is ~0.36 M multiply-adds per frame at ``n_fft=2048`` against 3.7 M for the DFT convolution, and
+  neither ONNX Runtime nor OpenVINO has a fast STFT kernel of its own (measured: `benchmarks/RESULTS.md`).
+  Written by hand because no exporter offers it; it agrees with ``torch.stft`` to ~1e-6 relative.
+- ``"op"`` (opset >= 17): the ONNX ``STFT`` operator (``torch.stft(return_complex=False)``).
+- ``"dft"``: a DFT as a strided ``Conv1d`` whose weights are the Hann-windowed cosine and sine rows of the used
+  FFT bins (a constant of ``2 * n_used_bins * n_fft`` floats, ~14 MB at ``n_fft=2048``); any opset.
+
+All three agree with torch to ~1e-5 dB.
 
 Three more things are written differently in the graph than in torch, with the same values, so that ONNX
 Runtime and OpenVINO agree with torch (see `_ExportNormalize` and `_ExportOps`): the per-map standardisation
@@ -57,6 +68,7 @@ __all__ = [
     "FORMAT",
     "INPUT_NAME",
     "MIN_OPSET",
+    "STFT_METHODS",
     "STFT_OPSET",
     "TOLERANCE",
     "check_windows",
@@ -70,9 +82,44 @@ FORMAT = "birdcall.onnx/1"  # version of the exported-graph contract: input, out
 INPUT_NAME = "waveform"
 MIN_OPSET = 13
 STFT_OPSET = 17  # first opset with the ONNX STFT operator
+STFT_METHODS = ("auto", "fft", "op", "dft")
 TOLERANCE = 1e-4  # max absolute difference of probabilities accepted between torch and the exported graph
 _FORMAT_KEY = "birdcall.format"
 _JSON_KEYS = ("labels", "features", "model")
+
+
+def _fft_factors(n_fft: int, bins: slice) -> tuple[int, int] | None:
+    """``(N1, N2)`` with ``N1 * N2 == n_fft`` and the fewest multiply-adds for the two-stage DFT; None if prime."""
+    best = None
+    for n1 in range(2, n_fft // 2 + 1):
+        if n_fft % n1:
+            continue
+        n2 = n_fft // n1
+        k2 = -(-bins.stop // n1) - bins.start // n1  # stage-2 outputs needed to cover the used bins
+        cost = 2 * n_fft * n1 + 4 * n1 * n2 * k2
+        if best is None or cost < best[0]:
+            best = (cost, n1, n2)
+    return None if best is None else best[1:]
+
+
+def resolve_stft_method(features: FeatureConfig, opset: int, method: str = "auto") -> str:
+    """The STFT form `export_onnx` writes for ``features`` at ``opset`` (see the module docstring).
+
+    Raises:
+        ParameterError: unknown method, ``"op"`` below opset 17, or ``"fft"`` where it does not apply.
+    """
+    if method not in STFT_METHODS:
+        raise ParameterError(f"stft must be one of {STFT_METHODS}, got {method!r}")
+    fft_ok = features.n_fft % features.hop_length == 0 and _fft_factors(features.n_fft, slice(0, features.n_fft // 2 + 1)) is not None
+    if method == "auto":
+        return "fft" if fft_ok else ("op" if opset >= STFT_OPSET else "dft")
+    if method == "op" and opset < STFT_OPSET:
+        raise ParameterError(f"stft='op' needs opset >= {STFT_OPSET} (the ONNX STFT operator), got opset {opset}")
+    if method == "fft" and not fft_ok:
+        raise ParameterError(
+            f"stft='fft' needs hop_length to divide n_fft and a composite n_fft (got n_fft={features.n_fft}, hop_length={features.hop_length})"
+        )
+    return method
 
 
 class _ExportLogMel(LogMel):
@@ -81,24 +128,58 @@ class _ExportLogMel(LogMel):
     Same config, window and filter bank as ``source``; only `power_frames` differs.
     """
 
-    def __init__(self, source: LogMel, *, use_stft_op: bool):
+    def __init__(self, source: LogMel, *, method: str):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # an empty-filter warning was already given for source
             super().__init__(source.config, dtype=source.window.dtype)
         self.load_state_dict(source.state_dict())
-        self.use_stft_op = use_stft_op
-        if not use_stft_op:
-            c = self.config
+        self.method = method
+        c = self.config
+        window = self.window.double().numpy()
+        if method == "dft":
             n = np.arange(c.n_fft)
             bins = np.arange(self._bins.start, self._bins.stop)
             angle = 2.0 * np.pi * (np.outer(bins, n) % c.n_fft) / c.n_fft  # exact phase: k * n reduced mod n_fft
-            window = self.window.double().numpy()
             basis = np.concatenate([np.cos(angle) * window, np.sin(angle) * window])[:, None, :]  # (2K, 1, n_fft)
             self.register_buffer("dft_basis", torch.from_numpy(basis).to(self.window.dtype))
+        elif method == "fft":
+            self._init_fft(window)
+
+    def _init_fft(self, window: np.ndarray) -> None:
+        """Constants of the two-stage DFT: sample ``n = N2 * n1 + n2``, bin ``k = k1 + N1 * k2``."""
+        n_fft = self.config.n_fft
+        n1_size, n2_size = _fft_factors(n_fft, self._bins)
+        n1, n2, k1 = np.arange(n1_size), np.arange(n2_size), np.arange(n1_size)
+        # stage 1, for each n2: sum over n1 of x * window * exp(-2 pi i (n1 k1 / N1 + n2 k1 / N)); integer phases
+        # reduced exactly before the float64 trigonometry
+        phase = (np.outer(n1, k1) % n1_size)[None, :, :] * n2_size + (np.outer(n2, k1) % n_fft)[:, None, :]  # (n2, n1, k1), in 1/N turns
+        angle = -2.0 * np.pi * phase / n_fft
+        w = window.reshape(n1_size, n2_size).T[:, :, None]  # (n2, n1, 1)
+        stage1 = np.concatenate([np.cos(angle) * w, np.sin(angle) * w], axis=-1)  # (N2, N1, 2 N1): real | imaginary
+        k2_lo, k2_hi = self._bins.start // n1_size, -(-self._bins.stop // n1_size)
+        k2 = np.arange(k2_lo, k2_hi)
+        angle2 = -2.0 * np.pi * (np.outer(n2, k2) % n2_size) / n2_size  # (n2, k2)
+        cos, sin = np.cos(angle2), np.sin(angle2)
+        stage2 = np.block([[cos, sin], [-sin, cos]])  # [re | im] over n2 -> [re | im] over k2
+        dtype = self.window.dtype
+        self.register_buffer("fft_stage1", torch.from_numpy(stage1).to(dtype))
+        self.register_buffer("fft_stage2", torch.from_numpy(stage2).to(dtype))
+        self._fft_sizes = (n1_size, n2_size, len(k2))
+        self._fft_offset = self._bins.start - k2_lo * n1_size
+
+    def _frames(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Centred, zero-padded frames ``(batch, n_frames, n_fft)`` from reshaped hops (hop divides n_fft)."""
+        c = self.config
+        num_samples = waveform.shape[-1]
+        n_frames = c.num_frames(num_samples)
+        padded = num_samples + c.n_fft
+        tail = -padded % c.hop_length
+        hops = F.pad(waveform, (c.n_fft // 2, c.n_fft // 2 + tail)).reshape(waveform.shape[0], -1, c.hop_length)
+        return torch.cat([hops[:, i : i + n_frames] for i in range(c.n_fft // c.hop_length)], dim=-1)
 
     def power_frames(self, waveform: torch.Tensor) -> torch.Tensor:
         c = self.config
-        if self.use_stft_op:
+        if self.method == "op":
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*return_complex=False.*")
                 spec = torch.stft(
@@ -107,6 +188,16 @@ class _ExportLogMel(LogMel):
                 )  # (batch, n_freq, n_frames, 2)
             parts = spec.transpose(1, 2)[:, :, self._bins]
             return parts[..., 0].square() + parts[..., 1].square()
+        if self.method == "fft":
+            n1, n2, k2 = self._fft_sizes
+            frames = self._frames(waveform)
+            batch, n_frames = frames.shape[0], frames.shape[1]
+            x = frames.reshape(-1, n1, n2).permute(2, 0, 1)  # (N2, batch * frames, N1)
+            y = torch.matmul(x, self.fft_stage1)  # (N2, BT, 2 N1)
+            y = y.reshape(n2, -1, 2, n1).permute(1, 3, 2, 0).reshape(-1, n1, 2 * n2)  # (BT, k1, re|im over n2)
+            z = torch.matmul(y, self.fft_stage2)  # (BT, k1, re|im over k2)
+            power = (z[..., :k2].square() + z[..., k2:].square()).transpose(1, 2).reshape(batch, n_frames, k2 * n1)
+            return power[..., self._fft_offset : self._fft_offset + (self._bins.stop - self._bins.start)]
         pad = c.n_fft // 2
         framed = F.conv1d(F.pad(waveform.unsqueeze(1), (pad, pad)), self.dft_basis, stride=c.hop_length)  # (B, 2K, T)
         n_bins = self.dft_basis.shape[0] // 2
@@ -299,10 +390,10 @@ def _max_opset() -> int:
     return int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", getattr(_constants, "ONNX_MAX_OPSET", 17)))
 
 
-def _export_copy(model, opset: int) -> nn.Module:
+def _export_copy(model, opset: int, stft: str = "auto") -> nn.Module:
     """A CPU float32 eval copy of ``model`` with exportable STFT and normalisation (the original is untouched)."""
     net = copy.deepcopy(model).float().cpu().eval()
-    net.frontend.logmel = _ExportLogMel(net.frontend.logmel, use_stft_op=opset >= STFT_OPSET)
+    net.frontend.logmel = _ExportLogMel(net.frontend.logmel, method=resolve_stft_method(net.feature_config, opset, stft))
     net.frontend.normalize = _ExportNormalize(net.frontend.normalize.mode, net.frontend.normalize.eps)
     return net
 
@@ -313,6 +404,7 @@ def export_onnx(
     *,
     labels: LabelSet,
     opset: int = 17,
+    stft: str = "auto",
     batch_size_hint: int = 2,
     check: bool = True,
 ) -> Path:
@@ -322,7 +414,10 @@ def export_onnx(
         model: a birdcall model (``load_model``/``create_model``); on any device, in any mode. It is not modified.
         path: the ``.onnx`` file to write (atomically: written only if every check passes).
         labels: the species of the model's outputs, stored in the file.
-        opset: ONNX opset; 17 and above use the ONNX ``STFT`` operator, 13-16 a DFT convolution.
+        opset: ONNX opset (13 or more; ``stft="op"`` needs 17).
+        stft: how the graph computes the STFT (`STFT_METHODS`, module docstring): ``"auto"`` picks ``"fft"`` (two
+            matrix products) when ``hop_length`` divides ``n_fft``, else the ``STFT`` operator from opset 17 and
+            the DFT convolution below it.
         batch_size_hint: batch size of the example input used for tracing (the batch axis stays dynamic).
         check: besides ``onnx.checker``, run ONNX Runtime on a few windows (`check_windows`, batch 4) and
             compare its probabilities with torch's.
@@ -331,7 +426,7 @@ def export_onnx(
         ``Path(path)``.
 
     Raises:
-        ParameterError: not a birdcall model, labels that do not match, a bad opset, path or batch size.
+        ParameterError: not a birdcall model, labels that do not match, a bad opset, STFT method, path or batch size.
         ExportError: the exporter or the ONNX checker failed, or ONNX Runtime differs from torch by more than
             `TOLERANCE` on any probability.
     """
@@ -347,7 +442,7 @@ def export_onnx(
     if isinstance(batch_size_hint, bool) or not isinstance(batch_size_hint, int) or batch_size_hint < 1:
         raise ParameterError(f"batch_size_hint must be a positive integer, got {batch_size_hint!r}")
     features: FeatureConfig = model.feature_config
-    graph = _ProbabilityGraph(_export_copy(model, opset))
+    graph = _ProbabilityGraph(_export_copy(model, opset, stft))
     example = torch.from_numpy(np.random.default_rng(0).standard_normal((batch_size_hint, features.clip_samples), dtype=np.float32) * 0.1)
     with torch.no_grad():
         outputs = graph(example)

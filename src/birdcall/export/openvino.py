@@ -90,6 +90,7 @@ def export_openvino(
     *,
     labels: LabelSet | None = None,
     opset: int = 17,
+    stft: str = "auto",
     check: bool = True,
 ) -> Path:
     """Write an OpenVINO IR of a birdcall model or of a birdcall ONNX export.
@@ -102,6 +103,7 @@ def export_openvino(
         labels: the model's species; required with a torch model, not allowed with an ONNX file (its own
             labels are used).
         opset: ONNX opset of the intermediate export (torch model only).
+        stft: STFT form of the intermediate export (torch model only), as in :func:`export_onnx`.
         check: compile the IR on CPU in float32 and compare its probabilities with ONNX Runtime on the source
             graph (`check_windows`).
 
@@ -124,7 +126,7 @@ def export_openvino(
     if labels is None:
         raise ParameterError("export_openvino: labels are required to export a torch model")
     with tempfile.TemporaryDirectory(prefix="birdcall-export-", ignore_cleanup_errors=True) as tmp:
-        onnx_path = export_onnx(source, Path(tmp) / f"{dest.stem}.onnx", labels=labels, opset=opset, check=check)
+        onnx_path = export_onnx(source, Path(tmp) / f"{dest.stem}.onnx", labels=labels, opset=opset, stft=stft, check=check)
         return _convert(ov, onnx_path, dest, check)
 
 

@@ -12,7 +12,7 @@ import torch
 from birdcall.config import to_dict
 from birdcall.data import LabelSet
 from birdcall.errors import CheckpointError, ExportError, ParameterError
-from birdcall.export import FORMAT, export_onnx, read_export_info
+from birdcall.export import FORMAT, export_onnx, read_export_info, resolve_stft_method
 from birdcall.export import onnx as onnx_export
 from birdcall.features import FeatureConfig
 from birdcall.infer.scorer import OnnxScorer, Scorer, load_scorer
@@ -97,17 +97,65 @@ def test_metadata_round_trip_and_checker(exported):
     assert features == SMALL and info["model"]["arch"] == "sed" and info["format"] == FORMAT
 
 
-def test_opset_picks_the_stft_operator_or_a_dft_convolution(tmp_path):
+@pytest.mark.parametrize(
+    ("opset", "stft", "op_type"),
+    [(17, "auto", "MatMul"), (13, "auto", "MatMul"), (17, "op", "STFT"), (18, "op", "STFT"), (13, "dft", "Conv"), (17, "fft", "MatMul")],
+)
+def test_each_stft_method_writes_its_ops_and_matches_torch(tmp_path, opset, stft, op_type):
     model = _model("test_cnn")
     windows = probe_windows(SMALL, 5)
     expected = torch_probabilities(model, windows)["clipwise"]
-    for opset, has_stft in ((17, True), (18, True), (13, False), (15, False)):
-        path = export_onnx(model, tmp_path / f"m{opset}.onnx", labels=LABELS, opset=opset)
-        proto = onnx.load(str(path))
-        ops = {n.op_type for n in proto.graph.node}
-        assert ("STFT" in ops) is has_stft and ("Conv" in ops)  # Conv: the backbone, and the DFT below 17
-        assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) == opset
-        np.testing.assert_allclose(_run(path, windows)["clipwise"], expected, rtol=0, atol=TOL, err_msg=f"opset {opset}")
+    path = export_onnx(model, tmp_path / f"m{opset}{stft}.onnx", labels=LABELS, opset=opset, stft=stft)
+    proto = onnx.load(str(path))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ("STFT" in ops) is (op_type == "STFT")
+    if op_type == "MatMul":  # the two DFT stages; test_cnn's head is Gemm, so these are the front end's
+        assert ops.count("MatMul") >= 2 and "STFT" not in ops
+    conv_weights = {i.name: i for i in proto.graph.initializer}
+    big_dft = [n for n in proto.graph.node if n.op_type == "Conv" and any(
+        conv_weights.get(x) is not None and conv_weights[x].dims[-1] == SMALL.n_fft for x in n.input)]
+    assert bool(big_dft) is (op_type == "Conv")  # a Conv1d with an n_fft-wide kernel is the DFT convolution
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) == opset
+    np.testing.assert_allclose(_run(path, windows)["clipwise"], expected, rtol=0, atol=TOL, err_msg=f"opset {opset} {stft}")
+
+
+def test_stft_method_errors_name_the_problem():
+    with pytest.raises(ParameterError, match="opset >= 17"):
+        resolve_stft_method(SMALL, 13, "op")
+    with pytest.raises(ParameterError, match="hop_length to divide n_fft"):
+        resolve_stft_method(FeatureConfig(n_fft=512, hop_length=160, fmax=8000.0), 17, "fft")
+    with pytest.raises(ParameterError, match="stft must be one of"):
+        resolve_stft_method(SMALL, 17, "fast")
+    # where "fft" does not apply, auto falls back to the STFT operator or the DFT convolution
+    odd_hop = FeatureConfig(n_fft=512, hop_length=160, fmax=8000.0)
+    assert resolve_stft_method(odd_hop, 17) == "op" and resolve_stft_method(odd_hop, 13) == "dft"
+
+
+@pytest.mark.parametrize(
+    "features",
+    [
+        FeatureConfig(),  # the recipe: n_fft 2048 = 32 x 64, bins 3..896
+        FeatureConfig(n_fft=1024, hop_length=256, n_mels=64, fmin=0.0, fmax=16_000.0),  # every bin up to Nyquist
+        FeatureConfig(n_fft=384, hop_length=128, n_mels=32, fmin=1000.0, fmax=6000.0, clip_duration=0.5),  # 384 = 2^7 x 3
+    ],
+    ids=["default", "full-band", "mixed-radix"],
+)
+def test_two_stage_dft_equals_torch_stft_power(features, rng):
+    from birdcall.export.onnx import _ExportLogMel
+    from birdcall.features.mel import LogMel
+
+    source = LogMel(features)
+    fft = _ExportLogMel(source, method="fft")
+    n1, n2, _ = fft._fft_sizes
+    assert n1 * n2 == features.n_fft and n1 > 1 and n2 > 1
+    waveform = torch.from_numpy(rng.standard_normal((3, features.clip_samples)).astype(np.float32))
+    waveform[1] *= 0.0  # digital silence gives exact zeros
+    expected = source.power_frames(waveform)
+    actual = fft.power_frames(waveform)
+    assert actual.shape == expected.shape
+    assert torch.count_nonzero(actual[1]) == 0
+    scale = expected.abs().max()
+    torch.testing.assert_close(actual / scale, expected / scale, rtol=0, atol=2e-6)
 
 
 def test_multichannel_pcen_front_end_with_preemphasis_exports(tmp_path):
