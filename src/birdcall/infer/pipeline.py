@@ -60,9 +60,11 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import queue
 import re
 import shutil
 import signal
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -285,6 +287,58 @@ def iter_file_events(index: int, path: Pathlike, spec: WindowSpec, *, max_window
 def _local_events(paths: Sequence[Pathlike], spec: WindowSpec, max_windows: int) -> Iterator[tuple]:
     for i, path in enumerate(paths):
         yield from iter_file_events(i, path, spec, max_windows=max_windows)
+
+
+_END = object()
+
+
+def _prefetched(events: Iterator[tuple], depth: int = 2) -> Iterator[tuple]:
+    """Run ``events`` in a background thread, ``depth`` events ahead of the consumer.
+
+    Decoding (libsndfile, soxr) and the scorers (torch, ONNX Runtime, OpenVINO) release the GIL, so with
+    ``workers=0`` the next block is decoded while the current batch is scored, without a process (and its
+    imports and memory). The bounded queue keeps memory at ``depth`` blocks whatever the file length; the
+    producer's exceptions are re-raised here; closing this generator stops the thread.
+    """
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for event in events:
+                while not stop.is_set():
+                    try:
+                        box.put(event, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item = _END
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            item = err
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    thread = threading.Thread(target=produce, name="birdcall-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = box.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5.0)
+        if not thread.is_alive():  # else it is inside a decode step; it stops at its next put (daemon either way)
+            events.close()
 
 
 def _worker_main(tasks, events, spec: WindowSpec, max_windows: int) -> None:
@@ -585,7 +639,7 @@ def score_files(
         labels: the scorer's species (None: ``scorer.labels``).
         spec: how to cut windows (None: the scorer's sample rate and clip duration, no overlap, no TTA).
         batch_size: rows per scorer call.
-        workers: decoding processes (0: decode in this process).
+        workers: decoding processes (0: decode in a background thread of this process, one step ahead of the scorer).
         start_method: ``multiprocessing`` start method of the workers (``spawn`` or ``forkserver``).
 
     Yields:
@@ -605,7 +659,7 @@ def score_files(
     per_batch = spec.windows_per_batch(batch_size)
     paths = list(paths)
     if workers == 0:
-        events = _local_events(paths, spec, per_batch)
+        events = _prefetched(_local_events(paths, spec, per_batch))
     else:
         events = _parallel_events(paths, spec, per_batch, int(workers), start_method)
     batcher = _Batcher(scorer, paths, labels, spec, per_batch)
@@ -862,7 +916,7 @@ def run_inference(
         out: the output folder (``detections``) or the submission CSV (``submission``).
         kind: ``"detections"`` (``birdcall analyze``) or ``"submission"`` (``birdcall predict``).
         shard: ``(I, N)`` or ``"I/N"``: run only shard I of N (:func:`select_shard`).
-        workers: decoding processes (0: in this process).
+        workers: decoding processes (0: a decoding thread in this process).
         batch_size: rows per scorer call (each TTA shift of a window is a row).
         hop: seconds between window starts (None: the clip duration).
         tta_shifts: time shifts (s) averaged per window; ``(0.0,)`` is no TTA.

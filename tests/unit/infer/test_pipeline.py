@@ -314,3 +314,56 @@ def test_files_without_detections_still_get_their_tables(recordings, tmp_path):
     assert pd.read_csv(out / "detections.csv").empty and len(pd.read_parquet(out / "detections.parquet")) == 0
     assert (out / "raven" / "rec0.selections.txt").read_text().startswith("Selection\tView")
     assert (out / "audacity" / "rec1.txt").read_text() == ""
+
+
+# ------------------------------------------------------------------------------------------ decoding thread
+
+
+def test_prefetched_keeps_order_and_reads_at_most_depth_ahead():
+    import threading
+
+    produced = []
+    gate = threading.Event()
+
+    def events():
+        for i in range(10):
+            produced.append(i)
+            yield ("block", i)
+
+    stream_ = pipeline._prefetched(events(), depth=2)
+    assert next(stream_) == ("block", 0)
+    gate.wait(0.3)  # let the thread run ahead as far as it may
+    # one taken + 2 in the queue + 1 produced and waiting to be put: never the whole stream
+    assert len(produced) <= 4
+    assert list(stream_) == [("block", i) for i in range(1, 10)]
+
+
+def test_prefetched_reraises_the_producers_error_after_its_events():
+    def events():
+        yield ("start", 0)
+        raise RuntimeError("decoder blew up")
+
+    stream_ = pipeline._prefetched(events())
+    assert next(stream_) == ("start", 0)
+    with pytest.raises(RuntimeError, match="decoder blew up"):
+        next(stream_)
+
+
+def test_closing_prefetched_stops_the_thread_and_closes_the_source():
+    import threading
+
+    closed = threading.Event()
+
+    def events():
+        try:
+            for i in range(1000):
+                yield ("block", i)
+        finally:
+            closed.set()
+
+    before = {t.name for t in threading.enumerate()}
+    stream_ = pipeline._prefetched(events(), depth=1)
+    assert next(stream_) == ("block", 0)
+    stream_.close()
+    assert closed.is_set()
+    assert not any(t.name == "birdcall-decode" and t.is_alive() for t in threading.enumerate() if t.name not in before)
