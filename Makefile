@@ -7,7 +7,7 @@ HASH   := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(HASH)
 OUT    ?= runs/demo
 
-.PHONY: setup demo test test-fast bench birdnet bench-nips4b bench-inference lock clean
+.PHONY: setup browser demo test test-fast bench birdnet bench-nips4b bench-inference lock clean
 
 setup: $(STAMP)
 
@@ -21,8 +21,12 @@ $(STAMP):
 demo: setup
 	$(VENV)/bin/birdcall demo --out $(OUT)
 
-# What CI runs: every tier that needs no GPU and no network, the slow demo acceptance test included (~5 min).
-test: setup
+# Debian's chromium for the evaluation report's browser test (tests/browser); installed only when missing (needs root).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+# What CI runs: every tier that needs no GPU and no network, the slow demo acceptance and browser tests included (~5 min).
+test: setup browser
 	$(PY) -m pytest -m "not gpu and not network" -q
 
 # The quick default tier (plain `pytest` does the same): under a minute.

@@ -11,6 +11,7 @@ import typer
 from . import analyze as _analyze
 from . import config as _config
 from . import demo as _demo
+from . import evaluate as _evaluate
 from . import export as _export
 from . import predict as _predict
 from . import score as _score
@@ -44,6 +45,7 @@ def _root(
 
 _synth.register(app)
 _score.register(app)
+_evaluate.register(app)
 _train.register(app)
 _predict.register(app)
 _export.register(app)
