@@ -1,8 +1,8 @@
 """Torch vs ONNX Runtime vs OpenVINO (f32) on the seed recipe's front end (32 kHz, n_fft 2048, 128 mels, 5 s).
 
 The exported graphs (front end and sigmoid inside) must give the torch model's probabilities to 1e-4 absolute,
-pairwise, for synthetic windows and for real NIPS4B field recordings, with the STFT operator (opset 17) and
-with the DFT convolution (opset 13).
+pairwise, for synthetic windows and for real NIPS4B field recordings, with each STFT form of the export: the
+two-stage DFT of two MatMuls (``stft="fft"``, the default), the STFT operator (opset 17) and the DFT convolution.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ ort = pytest.importorskip("onnxruntime")
 FEATURES = FeatureConfig()  # the seed recipe: what real models use
 LABELS = LabelSet(tuple(f"sp{i:02d}" for i in range(8)))
 TOL = 1e-4
-CASES = [("test_cnn", 17), ("test_cnn", 13), ("test_sed", 17), ("test_sed", 13), ("test_crnn", 17)]
+CASES = [("test_cnn", 17, "fft"), ("test_cnn", 17, "op"), ("test_cnn", 13, "dft"), ("test_sed", 13, "fft"), ("test_sed", 17, "op"), ("test_crnn", 17, "fft")]
 NIPS4B_CLIPS = (
     "train_audio/sylmel/trainfile002.ogg",
     "train_audio/erirub/trainfile004.ogg",
@@ -61,12 +61,12 @@ class _Backends:
 def backends(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export_parity")
     out = {}
-    for name, opset in CASES:
+    for name, opset, stft in CASES:
         with torch.random.fork_rng():
             torch.manual_seed(7)
             model = create_model(name, num_classes=len(LABELS), features=FEATURES).eval()
-        onnx_path = export_onnx(model, folder / f"{name}_{opset}.onnx", labels=LABELS, opset=opset)
-        out[name, opset] = _Backends(model, onnx_path, export_openvino(onnx_path, folder / f"{name}_{opset}.xml"))
+        onnx_path = export_onnx(model, folder / f"{name}_{opset}_{stft}.onnx", labels=LABELS, opset=opset, stft=stft)
+        out[name, opset, stft] = _Backends(model, onnx_path, export_openvino(onnx_path, folder / f"{name}_{opset}_{stft}.xml"))
     return out
 
 
@@ -96,20 +96,20 @@ def _synthetic_windows() -> np.ndarray:
     return np.stack(windows).astype(np.float32)
 
 
-@pytest.mark.parametrize(("name", "opset"), CASES, ids=[f"{n}-opset{o}" for n, o in CASES])
-def test_synthetic_windows_agree_across_backends(backends, name, opset):
+@pytest.mark.parametrize(("name", "opset", "stft"), CASES, ids=[f"{n}-opset{o}-{s}" for n, o, s in CASES])
+def test_synthetic_windows_agree_across_backends(backends, name, opset, stft):
     windows = _synthetic_windows()
-    results = backends[name, opset].run(windows)
+    results = backends[name, opset, stft].run(windows)
     assert set(results["torch"]) == set(results["onnxruntime"]) == set(results["openvino"])
-    _assert_agree(results, set(results["torch"]), f"{name} opset {opset}")
+    _assert_agree(results, set(results["torch"]), f"{name} opset {opset} stft {stft}")
 
 
-@pytest.mark.parametrize(("name", "opset"), CASES, ids=[f"{n}-opset{o}" for n, o in CASES])
-def test_real_nips4b_windows_agree_across_backends(backends, name, opset, nips4b_clip):
+@pytest.mark.parametrize(("name", "opset", "stft"), CASES, ids=[f"{n}-opset{o}-{s}" for n, o, s in CASES])
+def test_real_nips4b_windows_agree_across_backends(backends, name, opset, stft, nips4b_clip):
     windows = np.zeros((len(NIPS4B_CLIPS), FEATURES.clip_samples), np.float32)
     for row, clip in zip(windows, NIPS4B_CLIPS):
         y = nips4b_clip(clip, FEATURES.sample_rate)[: FEATURES.clip_samples]
         row[: y.size] = y
     assert np.abs(windows).max() > 0.01  # real audio was loaded
-    results = backends[name, opset].run(windows)
-    _assert_agree(results, set(results["torch"]), f"{name} opset {opset} NIPS4B")
+    results = backends[name, opset, stft].run(windows)
+    _assert_agree(results, set(results["torch"]), f"{name} opset {opset} stft {stft} NIPS4B")

@@ -21,7 +21,7 @@ MODEL = typer.Option(
 )
 BACKEND = typer.Option(None, "--backend", help="torch, onnx or openvino (default: from the model's suffix; torch for a folder).")
 THREADS = typer.Option(None, "--threads", help="Intra-op threads of the backend.")
-WORKERS = typer.Option(0, "--workers", help="Processes decoding audio in parallel (0: decode in the main process).")
+WORKERS = typer.Option(0, "--workers", help="Processes decoding audio in parallel (0: a decoding thread in the main process, one batch ahead of the model).")
 SHARD = typer.Option(None, "--shard", help="Run shard I/N only: every N-th file of the sorted inputs, from the I-th.")
 BATCH_SIZE = typer.Option(32, "--batch-size", help="Windows per model call (each --tta shift counts as one).")
 TTA = typer.Option(None, "--tta", help="Time shifts in seconds whose scores are averaged per window, e.g. --tta=0,1,-1.")

@@ -124,19 +124,24 @@ class OpenVinoScorer(_ExportedScorer):
         precision: ``INFERENCE_PRECISION_HINT``. ``"f32"`` matches torch to 1e-4; OpenVINO's own default on
             CPUs with AVX512-BF16/AMX is ``"bf16"``: faster, but up to ~3e-2 off torch's probabilities (measured
             on a test CRNN).
+        streams: OpenVINO CPU streams (``NUM_STREAMS``; None: 1). With ``n > 1`` each call splits its batch
+            into ``n`` parts run at once by ``n`` infer requests, each stream on its share of the threads; the
+            results are identical, only the speed differs (`benchmarks/RESULTS.md`).
 
-    One infer request is reused across calls: use one scorer per thread.
+    The infer requests are reused across calls: use one scorer per thread.
 
     Raises:
         ParameterError: OpenVINO is not installed.
         CheckpointError: missing or unreadable file, or no birdcall metadata.
     """
 
-    def __init__(self, path: Pathlike, *, threads: int | None = None, precision: str = "f32"):
+    def __init__(self, path: Pathlike, *, threads: int | None = None, precision: str = "f32", streams: int | None = None):
         from ..export.openvino import import_openvino, read_ir
 
         ov = import_openvino()
         _check_threads(threads)
+        if streams is not None and (isinstance(streams, bool) or not isinstance(streams, int) or streams < 1):
+            raise ParameterError(f"streams must be a positive integer or None, got {streams!r}")
         self.path = Path(path)
         core = ov.Core()
         if self.path.suffix == ".onnx":
@@ -149,11 +154,13 @@ class OpenVinoScorer(_ExportedScorer):
         config = {"INFERENCE_PRECISION_HINT": precision}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
+        if streams:
+            config["NUM_STREAMS"] = streams
         try:
             self.compiled = core.compile_model(model, "CPU", config)
         except RuntimeError as err:
             raise ParameterError(f"{self.path}: OpenVINO cannot compile it with {config} ({' '.join(str(err).split())[:300]})") from None
-        self._request = self.compiled.create_infer_request()
+        self._requests = [self.compiled.create_infer_request() for _ in range(streams or 1)]
         self._output = self.compiled.output("clipwise")
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
@@ -161,11 +168,18 @@ class OpenVinoScorer(_ExportedScorer):
         x = self._windows(windows)
         if x.shape[0] == 0:
             return self._empty()
-        result = self._request.infer({0: x})
-        return np.array(result[self._output], dtype=np.float32)  # a copy: the request reuses its buffers
+        parts = [part for part in np.array_split(x, len(self._requests)) if len(part)]
+        if len(parts) == 1:
+            result = self._requests[0].infer({0: x})
+            return np.array(result[self._output], dtype=np.float32)  # a copy: the request reuses its buffers
+        for request, part in zip(self._requests, parts):
+            request.start_async({0: part})
+        for request in self._requests[: len(parts)]:
+            request.wait()
+        return np.concatenate([np.array(request.get_tensor(self._output).data, dtype=np.float32) for request in self._requests[: len(parts)]])
 
 
-def _exported_on_the_fly(path: Path, backend: str, threads: int | None) -> Scorer:
+def _exported_on_the_fly(path: Path, backend: str, threads: int | None, streams: int | None = None) -> Scorer:
     """Export a checkpoint to ONNX in a temporary folder and open it with ``backend``; nothing is kept on disk."""
     from ..export import export_onnx
     from ..models import load_model
@@ -173,12 +187,12 @@ def _exported_on_the_fly(path: Path, backend: str, threads: int | None) -> Score
     net, labels, _ = load_model(path)
     with tempfile.TemporaryDirectory(prefix="birdcall-export-", ignore_cleanup_errors=True) as tmp:
         onnx_path = export_onnx(net, Path(tmp) / f"{path.stem}.onnx", labels=labels)
-        scorer = OnnxScorer(onnx_path, threads=threads) if backend == "onnx" else OpenVinoScorer(onnx_path, threads=threads)
+        scorer = OnnxScorer(onnx_path, threads=threads) if backend == "onnx" else OpenVinoScorer(onnx_path, threads=threads, streams=streams)
     scorer.path = path
     return scorer
 
 
-def load_scorer(model: Pathlike, *, backend: str = "torch", threads: int | None = None) -> Scorer:
+def load_scorer(model: Pathlike, *, backend: str = "torch", threads: int | None = None, streams: int | None = None) -> Scorer:
     """Open ``model`` as a :class:`Scorer`.
 
     ``backend="onnx"`` runs a ``.onnx`` file (:class:`OnnxScorer`); ``"openvino"`` runs an OpenVINO IR ``.xml``
@@ -190,6 +204,7 @@ def load_scorer(model: Pathlike, *, backend: str = "torch", threads: int | None 
         model: a birdcall checkpoint (``.safetensors``) or an exported model (``.onnx``, ``.xml``).
         backend: ``"torch"``, ``"onnx"`` or ``"openvino"``.
         threads: intra-op threads of the backend (None: its default).
+        streams: OpenVINO only: CPU streams, each call's batch split across them (:class:`OpenVinoScorer`).
 
     Raises:
         ParameterError: unknown backend, a model file the backend cannot run, or OpenVINO not installed.
@@ -207,12 +222,14 @@ def load_scorer(model: Pathlike, *, backend: str = "torch", threads: int | None 
         net, labels, _ = load_model(path)
         return TorchScorer(net, labels=labels, threads=threads)
     _check_threads(threads)
+    if streams is not None and backend != "openvino":
+        raise ParameterError(f"streams applies to the openvino backend only, not {backend!r}")
     if path.suffix == ".safetensors":
-        return _exported_on_the_fly(path, backend, threads)
+        return _exported_on_the_fly(path, backend, threads, streams)
     if backend == "onnx":
         if path.suffix != ".onnx":
             raise ParameterError(f"{path}: the onnx backend runs .onnx files (or .safetensors checkpoints, exported on the fly)")
         return OnnxScorer(path, threads=threads)
     if path.suffix not in (".xml", ".onnx"):
         raise ParameterError(f"{path}: the openvino backend runs OpenVINO IR .xml or .onnx files (or .safetensors checkpoints)")
-    return OpenVinoScorer(path, threads=threads)
+    return OpenVinoScorer(path, threads=threads, streams=streams)

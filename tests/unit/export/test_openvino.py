@@ -107,6 +107,22 @@ def test_openvino_scorer_compiles_f32_with_threads_and_scores_like_torch(irs):
         scorer(np.zeros(SMALL.clip_samples, np.float32))
 
 
+def test_streams_split_each_batch_and_give_the_same_scores(irs):
+    model, xml = irs["test_cnn"]
+    single = load_scorer(xml, backend="openvino", threads=2)
+    multi = load_scorer(xml, backend="openvino", threads=2, streams=2)
+    assert multi.compiled.get_property("NUM_STREAMS") == 2 and len(multi._requests) == 2
+    windows = probe_windows(SMALL, 5)  # an odd batch: parts of 3 and 2 windows
+    expected = single(windows)
+    np.testing.assert_allclose(multi(windows), expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(multi(windows[:1]), expected[:1], rtol=0, atol=1e-6)  # one window: one part only
+    np.testing.assert_allclose(multi(windows), torch_probabilities(model, windows)["clipwise"], rtol=0, atol=TOL)
+    with pytest.raises(ParameterError, match="streams must be a positive integer"):
+        load_scorer(xml, backend="openvino", streams=0)
+    with pytest.raises(ParameterError, match="openvino backend only"):
+        load_scorer(xml.with_suffix(".onnx"), backend="onnx", streams=2)
+
+
 def test_openvino_scorer_runs_onnx_files_and_checkpoints(tmp_path):
     model = _model("test_cnn")
     windows = probe_windows(SMALL, 4)
