@@ -2,18 +2,24 @@
 
 Usage:
     .venv/bin/python benchmarks/inference_speed.py [--out runs/inference_speed] [--minutes 10] [--long-minutes 60]
-        [--models cnn_efficientnet_b0,cnn_mobilenetv3_large] [--backends torch,onnx,openvino] [--workers 1]
-        [--threads 2] [--num-classes 182] [--skip-birdnet] [--skip-memory]
+        [--models cnn_efficientnet_b0,cnn_mobilenetv3_large] [--backends torch,onnx,openvino] [--workers 0]
+        [--threads 2] [--streams 1,2] [--stft fft,dft] [--output-bias 0] [--num-classes 182] [--skip-birdnet]
+        [--skip-memory]
 
 What it does:
 
 - writes a generated ``--minutes`` soundscape (OGG, 32 kHz, birdcall.synth) and, for the memory check, a
   ``--long-minutes`` file (the same audio repeated);
-- builds each model (random weights: speed does not depend on them; ``--num-classes`` outputs, BirdCLEF 2024
-  size by default), saves it, exports it to ONNX and OpenVINO IR (front end in the graph; the exporters check
-  parity with torch before writing);
-- runs every (model, backend) as ``birdcall.infer.run_inference`` (what ``birdcall analyze`` runs: decode in a
-  worker process, resample, windows, model, detection tables, Raven/Audacity/CSV/Parquet written atomically) in
+- builds each model (random weights: the model's speed does not depend on them; ``--num-classes`` outputs,
+  BirdCLEF 2024 size by default), saves it, exports it to ONNX and OpenVINO IR (front end in the graph; the
+  exporters check parity with torch before writing), with each ``--stft`` form of the STFT (the first is used
+  for every row, the others only for the OpenVINO rows that compare them);
+- ``--output-bias``: added to the classifier's bias. Random weights put every score near 0.5, so every
+  (window, species) pair becomes a detection (21,840 rows per 10 min at 182 classes) and the writers dominate;
+  a negative bias gives a detection volume closer to a trained model's (the table gives each row's count);
+- runs every (model, backend) as ``birdcall.infer.run_inference`` (what ``birdcall analyze`` runs: decode (in a
+  thread with ``--workers 0``, else in worker processes), resample, windows, model, detection tables,
+  Raven/Audacity/CSV/Parquet written atomically), OpenVINO once per ``--streams`` value, in
   a fresh Python process, and reports the real-time factor (audio seconds per wall second) of that call, decode
   to written output, plus the whole process (interpreter start, imports, model load included);
 - runs BirdNET V2.4 on the same file when the optional extra is installed (``make birdnet``): through
@@ -54,12 +60,15 @@ def child_birdcall(spec: dict) -> dict:
     from birdcall.infer import DetectionOptions, load_scorer, run_inference
 
     imported = time.perf_counter()
-    scorer = load_scorer(spec["model"], backend=spec["backend"], threads=spec["threads"])
+    streams = spec.get("streams") if spec["backend"] == "openvino" else None
+    scorer = load_scorer(spec["model"], backend=spec["backend"], threads=spec["threads"], streams=streams)
     loaded = time.perf_counter()
     summary = run_inference(scorer, [spec["audio"]], spec["out"], kind="detections", workers=spec["workers"], batch_size=spec["batch_size"],
                             detection=DetectionOptions(min_confidence=0.1), model_id=f"{spec['model']}:{spec['backend']}")  # fmt: skip
     done = time.perf_counter()
-    return {"import_s": imported - started, "load_s": loaded - imported, "run_s": done - loaded, "summary": summary.line()}
+    with open(Path(spec["out"]) / "detections.csv", encoding="utf-8") as f:
+        detections = sum(1 for _ in f) - 1
+    return {"import_s": imported - started, "load_s": loaded - imported, "run_s": done - loaded, "summary": summary.line(), "detections": detections}
 
 
 def _birdnet_model_path() -> str:
@@ -93,7 +102,8 @@ def child_birdnet_lib(spec: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rec.detections).to_csv(out / "detections.csv", index=False)
     done = time.perf_counter()
-    return {"import_s": imported - started, "load_s": loaded - imported, "run_s": done - loaded, "summary": f"{len(rec.detections)} detections"}
+    return {"import_s": imported - started, "load_s": loaded - imported, "run_s": done - loaded, "summary": f"{len(rec.detections)} detections",
+            "detections": len(rec.detections)}
 
 
 def child_birdnet_raw(spec: dict) -> dict:
@@ -146,7 +156,8 @@ def child_birdnet_raw(spec: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=["start_time", "end_time", "class_index", "confidence"]).to_csv(out / "detections.csv", index=False)
     done = time.perf_counter()
-    return {"import_s": imported - started, "load_s": loaded - imported, "run_s": done - loaded, "summary": f"{len(rows)} detections"}
+    return {"import_s": imported - started, "load_s": loaded - imported, "run_s": done - loaded, "summary": f"{len(rows)} detections",
+            "detections": len(rows)}
 
 
 CHILDREN = {"birdcall": child_birdcall, "birdnet_lib": child_birdnet_lib, "birdnet_raw": child_birdnet_raw}
@@ -211,7 +222,8 @@ def make_audio(out: Path, minutes: float, long_minutes: float) -> tuple[Path, Pa
     return short, long
 
 
-def make_models(out: Path, archs: list[str], num_classes: int, backends: list[str]) -> dict[tuple[str, str], Path]:
+def make_models(out: Path, archs: list[str], num_classes: int, backends: list[str], stfts: list[str], output_bias: float) -> dict[tuple, Path]:
+    """Model files: ``(arch, "torch")`` -> .safetensors, ``(arch, backend, stft)`` -> .onnx / .xml."""
     import torch
 
     from birdcall.data.labels import LabelSet
@@ -224,14 +236,37 @@ def make_models(out: Path, archs: list[str], num_classes: int, backends: list[st
     for arch in archs:
         torch.manual_seed(0)
         model = create_model(arch, num_classes=num_classes, features=FeatureConfig()).eval()
+        if output_bias:
+            with torch.no_grad():
+                model.classifier.bias += output_bias
         base = out / "models" / arch
         base.parent.mkdir(parents=True, exist_ok=True)
         paths[(arch, "torch")] = save_model(model, base.with_suffix(".safetensors"), labels=labels)
-        if "onnx" in backends or "openvino" in backends:
-            paths[(arch, "onnx")] = export_onnx(model, base.with_suffix(".onnx"), labels=labels)
-        if "openvino" in backends:
-            paths[(arch, "openvino")] = export_openvino(paths[(arch, "onnx")], base.with_suffix(".xml"))
+        for i, stft in enumerate(stfts):
+            if i and "openvino" not in backends:
+                break
+            name = base.with_name(f"{arch}-{stft}")
+            if "onnx" in backends or "openvino" in backends:
+                paths[(arch, "onnx", stft)] = export_onnx(model, name.with_suffix(".onnx"), labels=labels, stft=stft)
+            if "openvino" in backends:
+                paths[(arch, "openvino", stft)] = export_openvino(paths[(arch, "onnx", stft)], name.with_suffix(".xml"))
     return paths
+
+
+def configurations(archs: list[str], backends: list[str], stfts: list[str], streams: list[int]) -> list[tuple[str, str, str | None, int | None]]:
+    """(arch, backend, stft, streams) of every measured birdcall row: each backend with the first STFT form and
+    one stream, then OpenVINO with the other stream counts and the other STFT forms."""
+    rows = []
+    for arch in archs:
+        for backend in backends:
+            if backend == "torch":
+                rows.append((arch, "torch", None, None))
+            elif backend == "onnx":
+                rows.append((arch, "onnx", stfts[0], None))
+            else:
+                rows += [(arch, "openvino", stfts[0], n) for n in streams]
+                rows += [(arch, "openvino", stft, streams[0]) for stft in stfts[1:]]
+    return rows
 
 
 def markdown(rows: list[dict], cols: list[str]) -> str:
@@ -248,8 +283,11 @@ def main(argv=None) -> int:
     p.add_argument("--long-minutes", type=float, default=60.0)
     p.add_argument("--models", default="cnn_efficientnet_b0,cnn_mobilenetv3_large")
     p.add_argument("--backends", default="torch,onnx,openvino")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--streams", default="1,2", help="OpenVINO CPU streams to measure, comma-separated")
+    p.add_argument("--stft", default="fft,dft", help="STFT forms of the exports (the first for every row), comma-separated")
+    p.add_argument("--output-bias", type=float, default=0.0, help="added to the classifier bias of the random models")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-classes", type=int, default=182)
     p.add_argument("--skip-birdnet", action="store_true")
@@ -268,7 +306,8 @@ def main(argv=None) -> int:
     from birdcall.audio import info
 
     seconds = info(short).duration
-    paths = make_models(out, archs, args.num_classes, backends)
+    stfts, streams = args.stft.split(","), [int(n) for n in args.streams.split(",")]
+    paths = make_models(out, archs, args.num_classes, backends, stfts, args.output_bias)
     print(f"# Inference speed: {seconds / 60:.1f} min soundscape, {args.threads} threads, {args.workers} decoding worker(s), "
           f"batch {args.batch_size}, {args.num_classes} classes; {platform.processor() or platform.machine()}\n")  # fmt: skip
 
@@ -286,17 +325,19 @@ def main(argv=None) -> int:
                 r = run_child(kind, spec)
                 rows.append({"system": name, "backend": "tflite", **r})
                 print(f"{name}: {seconds / r['run_s']:.0f}x real time", flush=True)
-    for arch in archs:
-        for backend in backends:
-            run_dir = out / "runs" / f"{arch}-{backend}"
-            subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-            spec = {"model": str(paths[(arch, backend)]), "backend": backend, "audio": str(short), "out": str(run_dir),
-                    "threads": args.threads, "workers": args.workers, "batch_size": args.batch_size}  # fmt: skip
-            r = run_child("birdcall", spec)
-            rows.append({"system": f"birdcall {arch}", "backend": backend, **r})
-            print(f"{arch} {backend}: {seconds / r['run_s']:.0f}x real time", flush=True)
+    for arch, backend, stft, n_streams in configurations(archs, backends, stfts, streams):
+        label = backend + (f", stft {stft}" if stft else "") + (f", {n_streams} stream{'s' if n_streams > 1 else ''}" if n_streams else "")
+        run_dir = out / "runs" / f"{arch}-{backend}-{stft}-{n_streams}"
+        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+        model = paths[(arch, "torch")] if backend == "torch" else paths[(arch, backend, stft)]
+        spec = {"model": str(model), "backend": backend, "audio": str(short), "out": str(run_dir), "threads": args.threads,
+                "workers": args.workers, "batch_size": args.batch_size, "streams": n_streams}  # fmt: skip
+        r = run_child("birdcall", spec)
+        rows.append({"system": f"birdcall {arch}", "backend": label, "spec": spec, **r})
+        print(f"{arch} {label}: {seconds / r['run_s']:.0f}x real time", flush=True)
 
     birdnet_rtf = max((seconds / r["run_s"] for r in rows if r["backend"] == "tflite"), default=None)
+    birdcall_rows = [r for r in rows if r["backend"] != "tflite"]
     for r in rows:
         r["RTF (decode to output)"] = seconds / r["run_s"]
         r["RTF (whole process)"] = seconds / r["wall_s"]
@@ -304,13 +345,12 @@ def main(argv=None) -> int:
         r["load (s)"] = r["load_s"]
         r["peak RSS (MB)"] = r["peak_rss_mb"]
     print("\n## Real-time factor (audio seconds per wall second; higher is faster)\n")
-    print(markdown(rows, ["system", "backend", "RTF (decode to output)", "vs fastest BirdNET", "RTF (whole process)", "load (s)", "peak RSS (MB)"]))
+    print(markdown(rows, ["system", "backend", "RTF (decode to output)", "vs fastest BirdNET", "RTF (whole process)", "load (s)", "peak RSS (MB)", "detections"]))
     if birdnet_note:
         print(f"\n{birdnet_note}")
 
     memory = None
     if long is not None:
-        birdcall_rows = [r for r in rows if r["backend"] != "tflite"]
         best = max(birdcall_rows, key=lambda r: r["RTF (decode to output)"])
         arch, backend = best["system"].removeprefix("birdcall "), best["backend"]
         long_seconds = info(long).duration
@@ -318,9 +358,7 @@ def main(argv=None) -> int:
         for path, secs in ((short, seconds), (long, long_seconds)):
             run_dir = out / "runs" / f"memory-{path.stem}"
             subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-            spec = {"model": str(paths[(arch, backend)]), "backend": backend, "audio": str(path), "out": str(run_dir),
-                    "threads": args.threads, "workers": args.workers, "batch_size": args.batch_size}  # fmt: skip
-            r = run_child("birdcall", spec)
+            r = run_child("birdcall", {**best["spec"], "audio": str(path), "out": str(run_dir)})
             mem.append({"file": f"{secs / 60:.0f} min", "RTF": secs / r["run_s"], "peak RSS (MB)": r["peak_rss_mb"]})
         ratio = mem[1]["peak RSS (MB)"] / mem[0]["peak RSS (MB)"]
         memory = {"model": arch, "backend": backend, "runs": mem, "ratio": ratio}

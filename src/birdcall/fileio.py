@@ -15,7 +15,18 @@ import pandas as pd
 
 from .types import Pathlike
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_to_csv"]
+__all__ = ["atomic_path", "atomic_to_csv", "atomic_write_text"]
+
+
+def _read_umask() -> int:
+    """The process umask (reading it means setting it; restored at once). Read once, at import, so that no
+    other thread ever runs while the mask is briefly changed."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 @contextlib.contextmanager
@@ -26,6 +37,7 @@ def atomic_path(path: Pathlike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the mode a plain open() would give
         yield Path(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())

@@ -21,3 +21,13 @@ def test_failed_write_keeps_old_content(tmp_path):
             raise RuntimeError("killed")
     assert pd.read_csv(target)["x"].tolist() == [1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]
+
+
+def test_outputs_get_the_mode_a_plain_open_gives(tmp_path):
+    import os
+    import stat
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    target = atomic_write_text(tmp_path / "atomic.txt", "x")
+    assert stat.S_IMODE(os.stat(target).st_mode) == stat.S_IMODE(os.stat(plain).st_mode)  # not mkstemp's 0600

@@ -89,20 +89,20 @@ from .long_recording import (
 )
 
 __all__ = [
-    "WindowSpec",
-    "FileResult",
-    "DetectionOptions",
-    "RunSummary",
     "KINDS",
-    "discover_inputs",
-    "parse_shard",
-    "select_shard",
-    "open_model",
-    "iter_file_events",
-    "score_files",
-    "run_inference",
+    "DetectionOptions",
+    "FileResult",
+    "RunSummary",
+    "WindowSpec",
     "combine_outputs",
+    "discover_inputs",
+    "iter_file_events",
     "merge_outputs",
+    "open_model",
+    "parse_shard",
+    "run_inference",
+    "score_files",
+    "select_shard",
     "state_dir",
 ]
 
@@ -178,7 +178,7 @@ def select_shard(paths: Sequence[Path], shard: tuple[int, int] | str | None) -> 
 # ------------------------------------------------------------------------------------------------ model
 
 
-def open_model(model: Any, *, backend: str | None = None, threads: int | None = None):
+def open_model(model: Any, *, backend: str | None = None, threads: int | None = None, streams: int | None = None):
     """Open ``model`` as a :class:`~birdcall.infer.scorer.Scorer`.
 
     Args:
@@ -186,9 +186,10 @@ def open_model(model: Any, *, backend: str | None = None, threads: int | None = 
             folds, :func:`~birdcall.infer.ensemble.load_ensemble`); an ``.onnx`` or OpenVINO ``.xml`` model.
         backend: ``torch``, ``onnx`` or ``openvino``; None picks it from the suffix (torch for a folder).
         threads: intra-op threads of the backend.
+        streams: OpenVINO CPU streams (each batch split across them); openvino backend only.
 
     Raises:
-        ParameterError: a path that does not exist or that no backend opens.
+        ParameterError: a path that does not exist or that no backend opens, or ``streams`` with another backend.
         CheckpointError: a malformed model file.
     """
     if _is_scorer(model):
@@ -199,13 +200,13 @@ def open_model(model: Any, *, backend: str | None = None, threads: int | None = 
     if path.is_dir():
         from .ensemble import load_ensemble
 
-        return load_ensemble(path, backend=backend or "torch", threads=threads)
+        return load_ensemble(path, backend=backend or "torch", threads=threads, streams=streams)
     chosen = backend or _MODEL_SUFFIXES.get(path.suffix.lower())
     if chosen is None:
         raise ParameterError(f"{path}: unknown model format; expected {', '.join(_MODEL_SUFFIXES)} or a run folder (or pass --backend)")
     from .scorer import load_scorer
 
-    return load_scorer(path, backend=chosen, threads=threads)
+    return load_scorer(path, backend=chosen, threads=threads, streams=streams)
 
 
 def _is_scorer(model: Any) -> bool:
@@ -303,26 +304,25 @@ def _prefetched(events: Iterator[tuple], depth: int = 2) -> Iterator[tuple]:
     box: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(item) -> bool:
+        """Queue ``item``, waiting while the queue is full; False once the consumer has stopped."""
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for event in events:
-                while not stop.is_set():
-                    try:
-                        box.put(event, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(event):
                     return
             item = _END
         except BaseException as err:  # noqa: BLE001 - handed to the consumer, which re-raises it
             item = err
-        while not stop.is_set():
-            try:
-                box.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        put(item)
 
     thread = threading.Thread(target=produce, name="birdcall-decode", daemon=True)
     thread.start()
@@ -902,6 +902,7 @@ def run_inference(
     detection: DetectionOptions | None = None,
     backend: str | None = None,
     threads: int | None = None,
+    streams: int | None = None,
     retry_failed: bool = False,
     show_progress: bool = False,
     model_id: str | None = None,
@@ -924,6 +925,7 @@ def run_inference(
         detection: thresholds and species filters (``detections`` only; None: the defaults).
         backend: scorer backend (None: from the model's suffix).
         threads: backend intra-op threads.
+        streams: OpenVINO CPU streams, each scorer call's batch split across them (openvino backend only).
         retry_failed: redo files an earlier run recorded as failed.
         show_progress: a progress bar (files, hours of audio, speed).
         model_id: identifies a Scorer object in run.json (a model path is identified by its bytes).
@@ -942,7 +944,7 @@ def run_inference(
     shard_index, shard_count = parse_shard(shard)
     all_files = discover_inputs(inputs)
     files = [str(p) for p in select_shard(all_files, (shard_index, shard_count))]
-    scorer = open_model(model, backend=backend, threads=threads)
+    scorer = open_model(model, backend=backend, threads=threads, streams=streams)
     labels = getattr(scorer, "labels", None)
     if not isinstance(labels, LabelSet):
         raise ParameterError(f"{model}: the scorer carries no LabelSet (species codes)")

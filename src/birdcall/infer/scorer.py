@@ -213,6 +213,8 @@ def load_scorer(model: Pathlike, *, backend: str = "torch", threads: int | None 
     """
     if backend not in BACKENDS:
         raise ParameterError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if streams is not None and backend != "openvino":
+        raise ParameterError(f"streams applies to the openvino backend only, not {backend!r}")
     path = Path(model)
     if backend == "torch":
         if path.suffix != ".safetensors":
@@ -222,8 +224,6 @@ def load_scorer(model: Pathlike, *, backend: str = "torch", threads: int | None 
         net, labels, _ = load_model(path)
         return TorchScorer(net, labels=labels, threads=threads)
     _check_threads(threads)
-    if streams is not None and backend != "openvino":
-        raise ParameterError(f"streams applies to the openvino backend only, not {backend!r}")
     if path.suffix == ".safetensors":
         return _exported_on_the_fly(path, backend, threads, streams)
     if backend == "onnx":

@@ -1,9 +1,7 @@
 """benchmarks/nips4b_cv.py end to end on a small synthetic data set: model + MFCC baseline on the same folds,
 throughput ratio, tables and benchmark.json; and BirdNET's segmenting of short clips."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,15 +9,10 @@ import pytest
 
 from birdcall.synth import make_dataset
 
-SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "nips4b_cv.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("nips4b_cv", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("nips4b_cv")
 
 
 @pytest.fixture(scope="module")

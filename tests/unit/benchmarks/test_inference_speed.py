@@ -1,0 +1,33 @@
+"""benchmarks/inference_speed.py end to end on a short generated soundscape with a tiny model: every configured
+row runs in its own process through run_inference, and the table's rows are the configurations asked for."""
+
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def bench(load_benchmark):
+    return load_benchmark("inference_speed")
+
+
+def test_configurations_cover_streams_and_stft_forms(bench):
+    rows = bench.configurations(["m"], ["torch", "onnx", "openvino"], ["fft", "dft"], [1, 2])
+    assert rows == [("m", "torch", None, None), ("m", "onnx", "fft", None), ("m", "openvino", "fft", 1), ("m", "openvino", "fft", 2),
+                    ("m", "openvino", "dft", 1)]  # fmt: skip
+
+
+def test_benchmark_runs_each_configuration_and_counts_detections(bench, tmp_path, capsys):
+    pytest.importorskip("openvino")
+    out = tmp_path / "speed"
+    code = bench.main(["--out", str(out), "--minutes", "0.25", "--models", "test_cnn", "--backends", "onnx,openvino", "--streams", "1,2",
+                       "--stft", "fft,dft", "--num-classes", "5", "--threads", "1", "--skip-birdnet", "--skip-memory"])  # fmt: skip
+    assert code == 0
+    result = json.loads((out / "inference_speed.json").read_text())
+    rows = result["rows"]
+    assert [r["backend"] for r in rows] == ["onnx, stft fft", "openvino, stft fft, 1 stream", "openvino, stft fft, 2 streams", "openvino, stft dft, 1 stream"]
+    assert all(r["summary"] == "1 files, 3 windows, 0 skipped" for r in rows)  # 15 s -> three 5-s windows
+    assert len({r["detections"] for r in rows}) == 1 and rows[0]["detections"] > 0  # same model, same detections
+    assert all(r["run_s"] > 0 and r["peak_rss_mb"] > 50 for r in rows)
+    printed = capsys.readouterr().out
+    assert "| birdcall test_cnn | openvino, stft dft, 1 stream |" in printed
