@@ -63,6 +63,7 @@ from ..features.mel import LogMel
 from ..features.normalize import Normalize
 from ..fileio import atomic_path
 from ..types import Pathlike
+from .metadata import _FORMAT_KEY, FORMAT, INPUT_NAME, TOLERANCE, _max_difference, check_windows, parse_metadata, read_export_info
 
 __all__ = [
     "FORMAT",
@@ -78,14 +79,9 @@ __all__ = [
     "read_export_info",
 ]
 
-FORMAT = "birdcall.onnx/1"  # version of the exported-graph contract: input, outputs and metadata keys
-INPUT_NAME = "waveform"
 MIN_OPSET = 13
 STFT_OPSET = 17  # first opset with the ONNX STFT operator
 STFT_METHODS = ("auto", "fft", "op", "dft")
-TOLERANCE = 1e-4  # max absolute difference of probabilities accepted between torch and the exported graph
-_FORMAT_KEY = "birdcall.format"
-_JSON_KEYS = ("labels", "features", "model")
 
 
 def _fft_factors(n_fft: int, bins: slice) -> tuple[int, int] | None:
@@ -301,86 +297,6 @@ def export_metadata(model, labels: LabelSet) -> dict[str, str]:
         "features": json.dumps(to_dict(model.feature_config)),
         "model": json.dumps(to_dict(model.config)),
     }
-
-
-def parse_metadata(props: Mapping[str, str], *, path: Pathlike) -> tuple[LabelSet, FeatureConfig, dict[str, Any]]:
-    """Read `export_metadata`'s map back (from ONNX ``metadata_props`` or OpenVINO ``rt_info``).
-
-    Returns:
-        ``(labels, features, info)`` where ``info`` holds ``format`` and the ``labels``, ``features`` and
-        ``model`` dicts (the layout of :func:`birdcall.models.read_model_info`).
-
-    Raises:
-        CheckpointError: no birdcall metadata, another format version, or malformed values.
-    """
-    fmt = props.get(_FORMAT_KEY)
-    if fmt is None:
-        raise CheckpointError(path, "exported model without birdcall metadata (write it with `birdcall export`)")
-    if fmt != FORMAT:
-        raise CheckpointError(path, f"unsupported export format {fmt!r} (expected {FORMAT})")
-    try:
-        info: dict[str, Any] = {"format": fmt, **{key: json.loads(props[key]) for key in _JSON_KEYS}}
-        labels = LabelSet.from_dict(info["labels"])
-        features = from_dict(FeatureConfig, info["features"])
-    except (KeyError, TypeError, ValueError) as err:  # ValueError covers JSON errors and ParameterError
-        raise CheckpointError(path, f"malformed birdcall metadata ({type(err).__name__}: {err})") from None
-    return labels, features, info
-
-
-def read_export_info(path: Pathlike) -> tuple[LabelSet, FeatureConfig, dict[str, Any]]:
-    """Labels, front end and description of an exported model, without running it.
-
-    Args:
-        path: a ``.onnx`` file or an OpenVINO IR ``.xml`` (its ``.bin`` beside it) written by birdcall.
-
-    Returns:
-        ``(labels, features, info)``; see `parse_metadata`.
-
-    Raises:
-        CheckpointError: missing or unreadable file, another suffix, or a model without birdcall metadata.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(p, "file not found")
-    if p.suffix == ".onnx":
-        import onnx
-
-        try:
-            proto = onnx.load(str(p), load_external_data=False)
-        except Exception as err:  # noqa: BLE001 - protobuf's DecodeError and onnx's errors share no useful base
-            raise CheckpointError(p, f"not an ONNX model ({type(err).__name__}: {str(err)[:300]})") from None
-        return parse_metadata({prop.key: prop.value for prop in proto.metadata_props}, path=p)
-    if p.suffix == ".xml":
-        from .openvino import read_ir
-
-        return read_ir(p)[1:]
-    raise CheckpointError(p, "not an exported birdcall model (expected .onnx or an OpenVINO .xml)")
-
-
-def check_windows(features: FeatureConfig, batch_size: int = 4) -> np.ndarray:
-    """Seeded ``(batch_size, clip_samples)`` float32 test windows: silence, a 1 kHz tone in noise, then noise.
-
-    Used to compare an exported graph with torch; silence is included because zero-padded windows are common.
-    """
-    n = features.clip_samples
-    rng = np.random.default_rng(17)
-    t = np.arange(n) / features.sample_rate
-    windows = [np.zeros(n), 0.3 * np.sin(2 * np.pi * 1000.0 * t) + 0.01 * rng.standard_normal(n)]
-    windows += [0.05 * (i + 1) * rng.standard_normal(n) for i in range(max(0, batch_size - 2))]
-    return np.stack(windows[:batch_size]).astype(np.float32)
-
-
-def _max_difference(expected: list[np.ndarray], actual: list[np.ndarray], names: list[str]) -> tuple[float, str]:
-    """Largest absolute difference over paired outputs (NaN anywhere counts as infinite) and its output name."""
-    worst, where = 0.0, names[0]
-    for name, a, b in zip(names, expected, actual):
-        if a.shape != b.shape:
-            return float("inf"), f"{name} (shape {b.shape}, expected {a.shape})"
-        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
-        d = float(np.inf) if not np.all(np.isfinite(diff)) else float(diff.max(initial=0.0))
-        if d > worst:
-            worst, where = d, name
-    return worst, where
 
 
 def _max_opset() -> int:

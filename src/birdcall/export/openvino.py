@@ -23,17 +23,9 @@ import numpy as np
 
 from ..data.labels import LabelSet
 from ..errors import CheckpointError, ExportError, ParameterError
-from ..features import FeatureConfig
+from ..features.config import FeatureConfig
 from ..types import Pathlike
-from .onnx import (
-    _FORMAT_KEY,
-    INPUT_NAME,
-    TOLERANCE,
-    _max_difference,
-    check_windows,
-    export_onnx,
-    read_export_info,
-)
+from .metadata import _FORMAT_KEY, INPUT_NAME, TOLERANCE, _max_difference, check_windows, read_export_info
 
 __all__ = ["export_openvino", "import_openvino", "read_ir"]
 
@@ -51,7 +43,7 @@ def import_openvino():
 
 
 def _metadata_of(model, path: Pathlike) -> tuple[LabelSet, FeatureConfig, dict[str, Any]]:
-    from .onnx import parse_metadata
+    from .metadata import parse_metadata
 
     props = {}
     for rt_key, onnx_key in _RT_KEYS.items():
@@ -125,6 +117,8 @@ def export_openvino(
         return _convert(ov, Path(source), dest, check)
     if labels is None:
         raise ParameterError("export_openvino: labels are required to export a torch model")
+    from .onnx import export_onnx  # torch: only to export a torch model
+
     with tempfile.TemporaryDirectory(prefix="birdcall-export-", ignore_cleanup_errors=True) as tmp:
         onnx_path = export_onnx(source, Path(tmp) / f"{dest.stem}.onnx", labels=labels, opset=opset, stft=stft, check=check)
         return _convert(ov, onnx_path, dest, check)

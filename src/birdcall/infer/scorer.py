@@ -90,7 +90,7 @@ class OnnxScorer(_ExportedScorer):
     def __init__(self, path: Pathlike, *, threads: int | None = None):
         import onnxruntime as ort
 
-        from ..export.onnx import INPUT_NAME, parse_metadata
+        from ..export.metadata import INPUT_NAME, parse_metadata
 
         _check_threads(threads)
         self.path = Path(path)

@@ -54,18 +54,25 @@ def test_onnx_export_writes_the_file_and_prints_its_path(app, checkpoint, tmp_pa
     labels, features, info = read_export_info(out)
     assert labels == LABELS and features == SMALL and info["model"]["arch"] == "sed"
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
-    assert "STFT" in ops and max(o.version for o in onnx.load(str(out)).opset_import if o.domain in ("", "ai.onnx")) == 17
+    assert "STFT" not in ops and "MatMul" in ops  # the default STFT form: two matrix products
+    assert max(o.version for o in onnx.load(str(out)).opset_import if o.domain in ("", "ai.onnx")) == 17
     scores = load_scorer(out, backend="onnx", threads=1)(np.zeros((2, SMALL.clip_samples), np.float32))
     assert scores.shape == (2, 2)
 
 
-def test_opset_option_reaches_the_exporter(app, checkpoint, tmp_path):
+def test_opset_and_stft_options_reach_the_exporter(app, checkpoint, tmp_path):
     out = tmp_path / "sed13.onnx"
     result = runner.invoke(app, ["export", "--model", str(checkpoint), "--format", "onnx", "--out", str(out), "--opset", "13"])
     assert result.exit_code == 0, result.output
     proto = onnx.load(str(out))
     assert "STFT" not in {n.op_type for n in proto.graph.node}
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) == 13
+    op = tmp_path / "sed_op.onnx"
+    result = runner.invoke(app, ["export", "--model", str(checkpoint), "--format", "onnx", "--out", str(op), "--stft", "op"])
+    assert result.exit_code == 0, result.output
+    assert "STFT" in {n.op_type for n in onnx.load(str(op)).graph.node}
+    bad = runner.invoke(app, ["export", "--model", str(checkpoint), "--format", "onnx", "--out", str(tmp_path / "x.onnx"), "--opset", "13", "--stft", "op"])
+    assert bad.exit_code != 0 and "opset >= 17" in bad.output
 
 
 def test_openvino_export_writes_xml_and_bin(app, checkpoint, tmp_path):
