@@ -36,7 +36,7 @@ summary = run_inference({str(onnx_path)!r}, [{str(audio)!r}], {str(tmp_path / "o
 print(summary.line())
 print("torch imported:", "torch" in sys.modules)
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "1 files, 3 windows, 0 skipped" in result.stdout
     assert "torch imported: False" in result.stdout
@@ -45,7 +45,7 @@ print("torch imported:", "torch" in sys.modules)
 
 def test_lazy_names_are_the_functions_not_their_submodules():
     import birdcall.export.onnx  # noqa: F401 - imports features.normalize/.mel as submodules first
-    import birdcall.features as features
+    from birdcall import features
     from birdcall.features import mfcc, normalize, pcen, preemphasis
     from birdcall.features import normalize as normalize_module_name
 

@@ -17,5 +17,5 @@ _LAZY = {
     "resolve_stft_method": "onnx",
     "export_openvino": "openvino",
 }
-__all__ = ["FORMAT", "read_export_info", *_LAZY]
+__all__ = ["FORMAT", "read_export_info"] + list(_LAZY)
 install(__name__, _LAZY)

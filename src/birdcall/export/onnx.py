@@ -47,7 +47,6 @@ import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -55,15 +54,24 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ..config import from_dict, to_dict
+from ..config import to_dict
 from ..data.labels import LabelSet
-from ..errors import CheckpointError, ExportError, ParameterError
+from ..errors import ExportError, ParameterError
 from ..features import FeatureConfig
 from ..features.mel import LogMel
 from ..features.normalize import Normalize
 from ..fileio import atomic_path
 from ..types import Pathlike
-from .metadata import _FORMAT_KEY, FORMAT, INPUT_NAME, TOLERANCE, _max_difference, check_windows, parse_metadata, read_export_info
+from .metadata import (
+    _FORMAT_KEY,
+    FORMAT,
+    INPUT_NAME,
+    TOLERANCE,
+    _max_difference,
+    check_windows,
+    parse_metadata,
+    read_export_info,
+)
 
 __all__ = [
     "FORMAT",

@@ -25,7 +25,14 @@ from ..data.labels import LabelSet
 from ..errors import CheckpointError, ExportError, ParameterError
 from ..features.config import FeatureConfig
 from ..types import Pathlike
-from .metadata import _FORMAT_KEY, INPUT_NAME, TOLERANCE, _max_difference, check_windows, read_export_info
+from .metadata import (
+    _FORMAT_KEY,
+    INPUT_NAME,
+    TOLERANCE,
+    _max_difference,
+    check_windows,
+    read_export_info,
+)
 
 __all__ = ["export_openvino", "import_openvino", "read_ir"]
 

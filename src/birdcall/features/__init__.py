@@ -43,5 +43,5 @@ _LAZY = {
     "Preemphasis": "preemphasis",
     "preemphasis": "preemphasis",
 }
-__all__ = ["CHANNELS", "CROP_MODES", "FeatureConfig", "crop_or_pad", *_LAZY]
+__all__ = ["CHANNELS", "CROP_MODES", "FeatureConfig", "crop_or_pad"] + list(_LAZY)
 install(__name__, _LAZY)
