@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from ..errors import BirdcallError
 
@@ -22,3 +25,20 @@ def user_errors() -> Iterator[None]:
     except BirdcallError as err:
         console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
+
+
+def format_score(value: float | None) -> str:
+    """A metric with 6 decimals; ``n/a`` for NaN or None (a metric undefined on this data)."""
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.6f}"
+
+
+def score_table(title: str, scores: Mapping[str, Any]) -> Table:
+    """A two-column metric table opened with the headline scores of ``birdcall.metrics.score_arrays``
+    (padded cmAP, cmAP, macro ROC-AUC, with their counts); callers add their own rows."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row(f"padded cmAP (padding {scores['padding_factor']})", format_score(scores["padded_cmap"]))
+    table.add_row(f"cmAP ({scores['num_species_scored']} species with positives)", format_score(scores["cmap"]))
+    table.add_row(f"macro ROC-AUC ({scores['num_species_auc']} species)", format_score(scores["macro_auc"]))
+    return table

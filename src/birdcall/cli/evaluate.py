@@ -12,29 +12,18 @@ Three kinds of input, one of them per call:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from ._common import console, out, user_errors
-
-
-def _format(value: float) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.6f}"
+from ._common import console, format_score, out, score_table, user_errors
 
 
 def _print_summary(summary: dict) -> None:
-    table = Table(title="Evaluation", title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_row(f"padded cmAP (padding {summary['padding_factor']})", _format(summary["padded_cmap"]))
-    table.add_row(f"cmAP ({summary['num_species_scored']} species with positives)", _format(summary["cmap"]))
-    table.add_row(f"macro ROC-AUC ({summary['num_species_auc']} species)", _format(summary["macro_auc"]))
-    table.add_row("micro ROC-AUC", _format(summary["micro_auc"]))
-    table.add_row(f"top-1 accuracy ({summary['num_primary']} with a primary label)", _format(summary["top1_accuracy"]))
-    table.add_row(f"ECE ({summary['num_bins']} bins)", _format(summary["ece"]))
+    table = score_table("Evaluation", summary)
+    table.add_row("micro ROC-AUC", format_score(summary["micro_auc"]))
+    table.add_row(f"top-1 accuracy ({summary['num_primary']} with a primary label)", format_score(summary["top1_accuracy"]))
+    table.add_row(f"ECE ({summary['num_bins']} bins)", format_score(summary["ece"]))
     out.print(table)
     out.print(f"{summary['num_samples']} samples, {summary['num_species']} species", highlight=False)
 

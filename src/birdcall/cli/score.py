@@ -11,11 +11,7 @@ import typer
 from rich.table import Table
 
 from ..errors import ParameterError
-from ._common import console, out, user_errors
-
-
-def _format(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.6f}"
+from ._common import console, format_score, out, score_table, user_errors
 
 
 def _jsonable(value: Any) -> Any:
@@ -30,13 +26,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _print_summary(result: dict[str, Any]) -> None:
-    table = Table(title="Scores", title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_row(f"padded cmAP (padding {result['padding_factor']})", _format(result["padded_cmap"]))
-    table.add_row(f"cmAP ({result['num_species_scored']} species with positives)", _format(result["cmap"]))
-    table.add_row(f"macro ROC-AUC ({result['num_species_auc']} species)", _format(result["macro_auc"]))
-    out.print(table)
+    out.print(score_table("Scores", result))
     out.print(f"{result['num_samples']} rows, {result['num_species']} species", highlight=False)
     ignored = []
     if result["num_extra_species"]:
@@ -54,7 +44,7 @@ def _print_per_species(result: dict[str, Any]) -> None:
     table.add_column("AP", justify="right")
     table.add_column("support", justify="right")
     for row in result["per_species"]:
-        table.add_row(row["species"], _format(row["ap"]), str(row["support"]))
+        table.add_row(row["species"], format_score(row["ap"]), str(row["support"]))
     out.print(table)
 
 
