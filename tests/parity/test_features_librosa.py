@@ -162,6 +162,9 @@ def _librosa_frontend(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     sources = {"logmel": base, "mfcc": librosa.feature.mfcc(S=db, n_mfcc=config.n_mfcc)}
     out = []
     for name in config.channels:
+        if name == "freqpos":  # row i of n holds 2 i / (n - 1) - 1 in every frame
+            out.append(np.repeat(2.0 * np.arange(config.n_mels)[:, None] / (config.n_mels - 1) - 1.0, base.shape[1], axis=1))
+            continue
         source, _, suffix = name.partition("_")
         feat = sources[source]
         if suffix:

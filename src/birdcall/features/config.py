@@ -14,8 +14,9 @@ from ..errors import ParameterError
 __all__ = ["FeatureConfig", "CHANNELS"]
 
 # Channels a model input can stack, in this order of names. "mfcc*" channels hold n_mfcc coefficients and are
-# zero-padded to n_mels rows so they stack with the mel channels.
-CHANNELS = ("logmel", "logmel_delta", "logmel_delta2", "mfcc", "mfcc_delta", "mfcc_delta2")
+# zero-padded to n_mels rows so they stack with the mel channels. "freqpos" is a constant ramp from -1 (lowest
+# mel band) to 1 (highest), a CoordConv-style channel that tells a translation-invariant CNN where in frequency it is.
+CHANNELS = ("logmel", "logmel_delta", "logmel_delta2", "mfcc", "mfcc_delta", "mfcc_delta2", "freqpos")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ in ``config.channels`` -> per-example, per-channel normalisation. Channels:
 - ``"mfcc"``, ``"mfcc_delta"``, ``"mfcc_delta2"``: ``config.n_mfcc`` MFCCs of the dB mel spectrogram (also
   under PCEN) and their deltas. Each is normalised over its ``n_mfcc`` rows, then zero-padded to ``n_mels``
   rows so it stacks with the mel channels (the padding stays exactly zero).
+- ``"freqpos"``: the frequency coordinate, ``linspace(-1, 1, n_mels)`` down the mel rows, the same in every
+  frame and never normalised (CoordConv: a CNN is translation invariant, but a species is known by its pitch).
 
 `extract_features` is the numpy reference (float64 inside); `FeatureExtractor` is the batched torch module
 that models put in front of their backbone.
@@ -70,6 +72,10 @@ def extract_features(*, y: np.ndarray, config: FeatureConfig) -> np.ndarray:
         sources["mfcc"] = mfcc(S=db, n_mfcc=config.n_mfcc)
     channels = []
     for name in config.channels:
+        if name == "freqpos":
+            ramp = np.linspace(-1.0, 1.0, config.n_mels)[:, None]
+            channels.append(np.broadcast_to(ramp, base.shape))
+            continue
         source, _, suffix = name.partition("_")
         feat = sources[source]
         if suffix:
@@ -113,6 +119,7 @@ class FeatureExtractor(nn.Module):
         self.delta = Delta(c.delta_width, 1, dtype=dtype)
         self.delta2 = Delta(c.delta_width, 2, dtype=dtype)
         self.normalize = Normalize(c.normalize)
+        self.register_buffer("freqpos", torch.linspace(-1.0, 1.0, c.n_mels, dtype=dtype)[:, None], persistent=False)
 
     @property
     def num_channels(self) -> int:
@@ -147,6 +154,9 @@ class FeatureExtractor(nn.Module):
         mfccs = self.mfcc(db) if self.mfcc is not None else None
         channels = []
         for name in c.channels:
+            if name == "freqpos":
+                channels.append(self.freqpos.expand_as(base))
+                continue
             source, _, suffix = name.partition("_")
             feat = base if source == "logmel" else mfccs
             if suffix == "delta":

@@ -160,7 +160,7 @@ def test_two_stage_dft_equals_torch_stft_power(features, rng):
 
 def test_multichannel_pcen_front_end_with_preemphasis_exports(tmp_path):
     features = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0, scale="pcen",
-                             preemphasis=0.97, top_db=80.0, channels=("logmel", "logmel_delta2", "mfcc"))  # fmt: skip
+                             preemphasis=0.97, top_db=80.0, channels=("logmel", "logmel_delta2", "mfcc", "freqpos"))  # fmt: skip
     model = _model("test_sed", features)
     windows = probe_windows(features, 5)
     for opset in (17, 13):  # PCEN's expm1 has no ONNX form in torch's exporter: written as exp(y) - 1

@@ -142,3 +142,16 @@ def test_errors():
         FeatureConfig(channels=("logmel", "spectral_flux"))
     with pytest.raises(ParameterError):
         FeatureConfig(scale="log")
+
+
+@pytest.mark.parametrize("mode", ["standardize", "minmax", "none"])
+def test_freqpos_is_the_unnormalised_mel_row_coordinate(mode, waveforms):
+    config = FeatureConfig(channels=("freqpos", "logmel"), normalize=mode)
+    out = FeatureExtractor(config)(torch.from_numpy(waveforms)).numpy()
+    ramp = out[:, 0]
+    assert ramp[:, 0, :].max() == ramp[:, 0, :].min() == -1.0 and ramp[:, -1, :].min() == 1.0
+    rows = ramp[0, :, 0]
+    np.testing.assert_allclose(np.diff(rows), 2.0 / (config.n_mels - 1), rtol=1e-5)  # evenly spaced, increasing
+    assert (ramp == ramp[:, :, :1]).all()  # the same in every frame and every example
+    np.testing.assert_array_equal(out[:, 1], FeatureExtractor(FeatureConfig(normalize=mode))(torch.from_numpy(waveforms)).numpy()[:, 0])
+    np.testing.assert_allclose(extract_features(y=waveforms, config=config), out, rtol=0, atol=1e-3)
