@@ -33,6 +33,7 @@ from .types import Pathlike
 
 __all__ = [
     "ROW_ID",
+    "check_arrays",
     "padded_cmap",
     "cmap",
     "macro_roc_auc",
@@ -55,8 +56,11 @@ _NUM_EXAMPLES = 3
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _check_arrays(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Validate and convert to ``(int8 truth, float64 scores)``, both ``(n_samples, n_classes)``."""
+def check_arrays(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and convert to ``(int8 truth, float64 scores)``, both ``(n_samples, n_classes)``.
+
+    The one validator behind every metric here and in :mod:`birdcall.eval`; raises `ParameterError`.
+    """
     try:
         truth = np.asarray(y_true, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -145,7 +149,7 @@ def padded_cmap(y_true: Any, y_score: Any, *, padding_factor: int = 5) -> float:
         >>> padded_cmap([[1, 0], [0, 0]], [[0.9, 0.2], [0.1, 0.3]])
         1.0
     """
-    truth, score = _check_arrays(y_true, y_score)
+    truth, score = check_arrays(y_true, y_score)
     return _padded_cmap(truth, score, _check_padding_factor(padding_factor))
 
 
@@ -163,7 +167,7 @@ def per_species_ap(y_true: Any, y_score: Any) -> np.ndarray:
         ParameterError: If the arrays are not 2-D of equal shape, ``y_true`` is not 0/1 or ``y_score`` is not
             finite.
     """
-    truth, score = _check_arrays(y_true, y_score)
+    truth, score = check_arrays(y_true, y_score)
     return _per_species_ap(truth, score)
 
 
@@ -181,7 +185,7 @@ def cmap(y_true: Any, y_score: Any) -> float:
         ParameterError: If the arrays are not 2-D of equal shape, ``y_true`` is not 0/1 or ``y_score`` is not
             finite.
     """
-    truth, score = _check_arrays(y_true, y_score)
+    truth, score = check_arrays(y_true, y_score)
     return _nanmean_or_nan(_per_species_ap(truth, score))
 
 
@@ -199,7 +203,7 @@ def macro_roc_auc(y_true: Any, y_score: Any) -> float:
         ParameterError: If the arrays are not 2-D of equal shape, ``y_true`` is not 0/1 or ``y_score`` is not
             finite.
     """
-    truth, score = _check_arrays(y_true, y_score)
+    truth, score = check_arrays(y_true, y_score)
     return _macro_roc_auc(truth, score)[0]
 
 
@@ -236,7 +240,7 @@ def score_arrays(y_true: Any, y_score: Any, *, padding_factor: int = 5) -> dict[
         ParameterError: If the arrays are not 2-D of equal shape, ``y_true`` is not 0/1, ``y_score`` is not
             finite, or ``padding_factor`` is negative.
     """
-    truth, score = _check_arrays(y_true, y_score)
+    truth, score = check_arrays(y_true, y_score)
     return _score_checked(truth, score, _check_padding_factor(padding_factor))[0]
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import AudioLoadError, ParameterError
 from ..features import FeatureConfig
-from ..metrics import _check_arrays
+from ..metrics import check_arrays
 from .inputs import EvalInputs, WindowRef, read_window
 
 __all__ = ["GalleryItem", "build_gallery", "select_errors", "wav_bytes"]
@@ -55,7 +55,7 @@ def select_errors(y_true: Any, y_score: Any, *, count: int) -> tuple[list[tuple[
     """
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise ParameterError(f"count must be an integer >= 0, got {count!r}")
-    truth, score = _check_arrays(y_true, y_score)
+    truth, score = check_arrays(y_true, y_score)
     flat_truth, flat_score = truth.ravel(), score.ravel()
     negatives = np.flatnonzero(flat_truth == 0)
     positives = np.flatnonzero(flat_truth == 1)

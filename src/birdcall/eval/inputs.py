@@ -177,12 +177,11 @@ def _fold_number(folder: Path) -> int:
 
 def _checkpoints(folder: Path) -> list[Path]:
     """``fold*/best.safetensors`` in fold order, else ``[best.safetensors]``, else ``[]``."""
-    from ..infer.ensemble import (
-        _run_models,  # the ensemble's own rule for the models of a run folder
-    )
+    # the ensemble's own rule for the models of a run folder
+    from ..infer.ensemble import run_models
 
     try:
-        return _run_models(folder)
+        return run_models(folder)
     except CheckpointError:
         return []
 

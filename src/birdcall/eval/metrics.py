@@ -27,11 +27,7 @@ import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 
 from ..errors import ParameterError
-from ..metrics import (  # _check_arrays: the one validator of metric arrays
-    _check_arrays,
-    per_species_ap,
-    score_arrays,
-)
+from ..metrics import check_arrays, per_species_ap, score_arrays
 
 __all__ = [
     "EvalMetrics",
@@ -65,7 +61,7 @@ def micro_roc_auc(y_true: Any, y_score: Any) -> float:
         ParameterError: If the arrays are not 2-D of equal shape, ``y_true`` is not 0/1 or ``y_score`` is not
             finite.
     """
-    truth, score = _check_arrays(y_true, y_score)
+    truth, score = check_arrays(y_true, y_score)
     if truth.all() or not truth.any():
         return float("nan")
     return float(roc_auc_score(truth.ravel(), score.ravel()))
@@ -90,7 +86,7 @@ def best_f1(y_true: Any, y_score: Any) -> tuple[float, float, float, float]:
     """
     if np.ndim(y_true) != 1 or np.ndim(y_score) != 1:
         raise ParameterError(f"best_f1 takes 1-D arrays, got shapes {np.shape(y_true)} and {np.shape(y_score)}")
-    truth, score = _check_arrays(np.reshape(y_true, (-1, 1)), np.reshape(y_score, (-1, 1)))
+    truth, score = check_arrays(np.reshape(y_true, (-1, 1)), np.reshape(y_score, (-1, 1)))
     truth, score = truth[:, 0], score[:, 0]
     if not truth.any():
         return (float("nan"),) * 4
@@ -126,7 +122,7 @@ def species_table(y_true: Any, y_score: Any, *, codes: Any = None) -> pd.DataFra
         ParameterError: If the arrays are not 2-D of equal shape, ``y_true`` is not 0/1, ``y_score`` is not
             finite, or ``codes`` has the wrong length.
     """
-    truth, score = _check_arrays(y_true, y_score)
+    truth, score = check_arrays(y_true, y_score)
     codes = [str(j) for j in range(truth.shape[1])] if codes is None else [str(c) for c in codes]
     if len(codes) != truth.shape[1]:
         raise ParameterError(f"species_table: {len(codes)} codes for {truth.shape[1]} species columns")
@@ -174,7 +170,7 @@ def top1_accuracy(y_score: Any, primary: Any) -> float:
     Raises:
         ParameterError: If ``y_score`` is not a finite 2-D array or ``primary`` does not match it.
     """
-    _, score = _check_arrays(np.zeros(np.shape(y_score)), y_score)
+    _, score = check_arrays(np.zeros(np.shape(y_score)), y_score)
     index = _check_primary(primary, *score.shape)
     known = index >= 0
     if not known.any():
@@ -207,7 +203,7 @@ def reliability_curve(y_true: Any, y_score: Any, *, num_bins: int = 10) -> pd.Da
             ``num_bins`` is not a positive integer.
     """
     num_bins = _check_num_bins(num_bins)
-    truth, score = _check_arrays(y_true, y_score)
+    truth, score = check_arrays(y_true, y_score)
     if score.min() < 0.0 or score.max() > 1.0:
         raise ParameterError(f"calibration needs probabilities in [0, 1], got scores in [{score.min():g}, {score.max():g}]")
     p, y = score.ravel(), truth.ravel().astype(np.float64)
@@ -250,7 +246,7 @@ def primary_confusion(y_score: Any, primary: Any) -> np.ndarray:
     Raises:
         ParameterError: If ``y_score`` is not a finite 2-D array or ``primary`` does not match it.
     """
-    _, score = _check_arrays(np.zeros(np.shape(y_score)), y_score)
+    _, score = check_arrays(np.zeros(np.shape(y_score)), y_score)
     index = _check_primary(primary, *score.shape)
     known = index >= 0
     counts = np.zeros((score.shape[1], score.shape[1]), dtype=np.int64)
@@ -343,7 +339,7 @@ def evaluate_arrays(
         ParameterError: If the arrays are invalid, or ``primary``, ``codes``, ``padding_factor`` or
             ``num_bins`` is.
     """
-    truth, score = _check_arrays(y_true, y_score)
+    truth, score = check_arrays(y_true, y_score)
     num_bins = _check_num_bins(num_bins)
     summary = score_arrays(truth, score, padding_factor=padding_factor)
     summary["micro_auc"] = micro_roc_auc(truth, score)

@@ -19,7 +19,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from ..errors import ParameterError
-from ..metrics import _check_arrays
+from ..metrics import check_arrays
 from .metrics import row_normalise
 
 __all__ = [
@@ -104,7 +104,7 @@ def pr_curves_figure(y_true: Any, y_score: Any, *, codes: Sequence[str] | None =
 
     Each worst species is drawn from ``sklearn.metrics.precision_recall_curve``, labelled ``"<code> (AP x)"``.
     """
-    truth, score = _check_arrays(y_true, y_score)
+    truth, score = check_arrays(y_true, y_score)
     codes = _codes(codes, truth.shape[1])
     fig = _figure(6.4, 4.8)
     ax = fig.add_subplot()
@@ -121,7 +121,7 @@ def pr_curves_figure(y_true: Any, y_score: Any, *, codes: Sequence[str] | None =
 
 def roc_curves_figure(y_true: Any, y_score: Any, *, codes: Sequence[str] | None = None, auc: Sequence[float], worst: int = 5) -> Figure:
     """ROC curves: the macro average (:func:`macro_roc_curve`) and the ``worst`` species by AUC."""
-    truth, score = _check_arrays(y_true, y_score)
+    truth, score = check_arrays(y_true, y_score)
     codes = _codes(codes, truth.shape[1])
     fig = _figure(6.4, 4.8)
     ax = fig.add_subplot()

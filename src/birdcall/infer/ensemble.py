@@ -28,7 +28,7 @@ from ..features import FeatureConfig
 from ..types import Pathlike
 from .scorer import Scorer, load_scorer
 
-__all__ = ["METHODS", "EnsembleScorer", "align_labels", "combine", "load_ensemble"]
+__all__ = ["METHODS", "EnsembleScorer", "align_labels", "combine", "load_ensemble", "run_models"]
 
 METHODS = ("mean", "power", "rank")
 
@@ -278,7 +278,7 @@ def _fold_key(path: Path) -> tuple[int, str]:
     return (int(match.group(1)) if match else 1 << 30, path.parent.name)
 
 
-def _run_models(folder: Path) -> list[Path]:
+def run_models(folder: Path) -> list[Path]:
     """``folder/fold*/best.safetensors`` in fold order, else ``[folder/best.safetensors]``."""
     folds = sorted((p for p in folder.glob("fold*/best.safetensors") if p.is_file()), key=_fold_key)
     if folds:
@@ -317,7 +317,7 @@ def load_ensemble(
     """
     if isinstance(model_dir_or_paths, str) or hasattr(model_dir_or_paths, "__fspath__"):
         path = Path(model_dir_or_paths)
-        paths = _run_models(path) if path.is_dir() else [path]
+        paths = run_models(path) if path.is_dir() else [path]
     else:
         paths = [Path(p) for p in model_dir_or_paths]
         if not paths:

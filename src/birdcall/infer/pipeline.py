@@ -230,9 +230,9 @@ def _model_digest(model: Any, model_id: str | None) -> str | None:
     path = Path(model)
     if path.is_dir():
         try:
-            from .ensemble import _run_models
+            from .ensemble import run_models
 
-            files = _run_models(path)
+            files = run_models(path)
         except (ImportError, BirdcallError):
             files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (*_MODEL_SUFFIXES, ".bin"))
     else:

@@ -13,41 +13,17 @@ from birdcall.cli import app
 from birdcall.data import LabelSet, read_clip_table
 from birdcall.eval import evaluate_arrays
 from birdcall.features import FeatureConfig
-from birdcall.synth import make_dataset
+from birdcall.testing.runs import write_fake_run
 
 runner = CliRunner()
 FEATURES = FeatureConfig(sample_rate=16_000, n_fft=512, hop_length=512, n_mels=32, fmin=50.0, fmax=8000.0, clip_duration=5.0)
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evaluate_data")
-    return make_dataset(root, num_species=3, seed=4, clips_per_species=3, num_background=0, num_soundscapes=1, soundscape_duration=15.0,
-                        audio_format="wav", sample_rate=24_000)  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def run(data, tmp_path_factory):
+def run(eval_dataset, tmp_path_factory):
     """A 2-fold run folder as `birdcall train --folds 2` writes it, with untrained test models and made-up scores."""
-    import torch
-
-    from birdcall.models import create_model, save_model
-
-    run = tmp_path_factory.mktemp("evaluate_run")
-    table = read_clip_table(data.root)
-    codes = list(data.species_codes)
-    folds = np.arange(len(table.frame)) % 2
-    pd.DataFrame({"filename": table.frame["filename"], "labels": [" ".join(c) for c in table.frame["labels"]], "fold": folds}).to_csv(
-        run / "folds.csv", index=False)  # fmt: skip
-    oof = pd.DataFrame(np.random.default_rng(0).uniform(size=(len(folds), 3)).round(4), columns=codes)
-    oof.insert(0, "filename", table.frame["filename"])
-    oof.insert(1, "epoch", 1)
-    oof.assign(fold=folds).to_csv(run / "oof.csv", index=False)
-    for fold in (0, 1):
-        torch.manual_seed(fold)
-        save_model(create_model("test_cnn", num_classes=3, features=FEATURES), run / f"fold{fold}" / "best.safetensors", labels=LabelSet(tuple(codes)))
-        pd.DataFrame({"epoch": [1], "train_loss": [0.7], "padded_cmap": [0.5]}).to_csv(run / f"fold{fold}" / "metrics.csv", index=False)
-    return run
+    run = tmp_path_factory.mktemp("evaluate_run") / "run"
+    return write_fake_run(run, eval_dataset.root, eval_dataset.species_codes, features=FEATURES, rng=np.random.default_rng(0))
 
 
 def _invoke(*args):
@@ -59,12 +35,12 @@ def test_evaluate_is_a_registered_command():
     assert result.exit_code == 0 and "evaluate" in result.output
 
 
-def test_evaluate_submission(data, tmp_path):
-    solution = pd.read_csv(data.solution_path)
+def test_evaluate_submission(eval_dataset, tmp_path):
+    solution = pd.read_csv(eval_dataset.solution_path)
     submission = solution.copy()
-    submission[list(data.species_codes)] = np.random.default_rng(1).uniform(size=(len(solution), 3)).round(3)
+    submission[list(eval_dataset.species_codes)] = np.random.default_rng(1).uniform(size=(len(solution), 3)).round(3)
     submission.to_csv(tmp_path / "submission.csv", index=False)
-    result = _invoke("--solution", data.solution_path, "--submission", tmp_path / "submission.csv", "--data", data.soundscapes_dir,
+    result = _invoke("--solution", eval_dataset.solution_path, "--submission", tmp_path / "submission.csv", "--data", eval_dataset.soundscapes_dir,
                      "--out", tmp_path / "report", "--gallery-size", "1")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "padded cmAP" in result.stdout and "wrote" in result.stdout
@@ -74,21 +50,21 @@ def test_evaluate_submission(data, tmp_path):
     assert (tmp_path / "report" / "report.html").read_text().count("<audio ") == 2
 
 
-def test_evaluate_model_on_clips(data, run, tmp_path):
-    result = _invoke("--model", run / "fold0" / "best.safetensors", "--data", data.root, "--out", tmp_path / "report", "--gallery-size", "1", "--quiet")
+def test_evaluate_model_on_clips(eval_dataset, run, tmp_path):
+    result = _invoke("--model", run / "fold0" / "best.safetensors", "--data", eval_dataset.root, "--out", tmp_path / "report", "--gallery-size", "1", "--quiet")
     assert result.exit_code == 0, result.output
     assert "top-1 accuracy (9 with a primary label)" in result.stdout
     table = pd.read_csv(tmp_path / "report" / "per_species.csv")
-    assert table["species"].tolist() == list(data.species_codes)
+    assert table["species"].tolist() == list(eval_dataset.species_codes)
     assert (tmp_path / "report" / "figures" / "tsne.png").is_file() and (tmp_path / "report" / "figures" / "confusion.png").is_file()
 
 
-def test_evaluate_run_out_of_fold(data, run, tmp_path):
-    result = _invoke("--run", run, "--data", data.root, "--out", tmp_path / "report", "--gallery-size", "0", "--no-embeddings")
+def test_evaluate_run_out_of_fold(eval_dataset, run, tmp_path):
+    result = _invoke("--run", run, "--data", eval_dataset.root, "--out", tmp_path / "report", "--gallery-size", "0", "--no-embeddings")
     assert result.exit_code == 0, result.output
     oof = pd.read_csv(run / "oof.csv")
-    frame = read_clip_table(data.root).frame.set_index("filename").loc[oof["filename"]]
-    codes = list(data.species_codes)
+    frame = read_clip_table(eval_dataset.root).frame.set_index("filename").loc[oof["filename"]]
+    codes = list(eval_dataset.species_codes)
     expected = evaluate_arrays(LabelSet(tuple(codes)).encode(frame["labels"]), oof[codes].to_numpy(),
                                primary=[codes.index(p) for p in frame["primary_label"]])  # fmt: skip
     summary = json.loads((tmp_path / "report" / "metrics.json").read_text())["summary"]

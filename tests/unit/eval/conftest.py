@@ -74,16 +74,6 @@ def bare_inputs(scores):
 MODEL_FEATURES = FeatureConfig(sample_rate=16_000, n_fft=512, hop_length=512, n_mels=32, fmin=50.0, fmax=8000.0, clip_duration=5.0)
 
 
-@pytest.fixture(scope="session")
-def dataset(tmp_path_factory):
-    """A generated BirdCLEF-layout data set: 3 species x 3 clips and one 15-s soundscape with its solution."""
-    from birdcall.synth import make_dataset
-
-    root = tmp_path_factory.mktemp("eval_data")
-    return make_dataset(root, num_species=3, seed=11, clips_per_species=3, num_background=0, num_soundscapes=1, soundscape_duration=15.0,
-                        audio_format="wav", sample_rate=24_000)  # fmt: skip
-
-
 def save_test_model(path, codes, *, seed: int = 0):
     """An untrained ``test_cnn`` over ``codes`` saved at ``path`` (weights drawn from ``seed``)."""
     import torch

@@ -13,6 +13,7 @@ from birdcall.eval import from_model, from_run, from_submission
 from birdcall.eval.embeddings import embed_windows
 from birdcall.eval.inputs import read_window
 from birdcall.infer import TorchScorer, load_scorer, predict_files, to_submission
+from birdcall.testing.runs import write_fake_run
 from birdcall.testing.signals import tone
 
 from .conftest import MODEL_FEATURES, save_test_model
@@ -49,12 +50,12 @@ def test_from_submission_missing_species_is_a_data_error(tmp_path):
         from_submission(tmp_path / "solution.csv", tmp_path / "submission.csv")
 
 
-def test_from_model_on_clips_scores_the_first_window(dataset, tmp_path):
-    codes = dataset.species_codes
+def test_from_model_on_clips_scores_the_first_window(eval_dataset, tmp_path):
+    codes = eval_dataset.species_codes
     model = save_test_model(tmp_path / "model" / "best.safetensors", codes)
     pd.DataFrame({"epoch": [1, 2], "train_loss": [0.7, 0.6]}).to_csv(tmp_path / "model" / "metrics.csv", index=False)
-    inputs = from_model(tmp_path / "model" / "best.safetensors", dataset.root, batch_size=4)
-    table = read_clip_table(dataset.root)
+    inputs = from_model(tmp_path / "model" / "best.safetensors", eval_dataset.root, batch_size=4)
+    table = read_clip_table(eval_dataset.root)
     assert inputs.kind == "model" and inputs.sample_ids == tuple(table.frame["filename"])
     windows = np.stack([read_window(w, sample_rate=16_000) for w in inputs.windows])
     assert windows.shape == (9, MODEL_FEATURES.clip_samples)
@@ -66,63 +67,49 @@ def test_from_model_on_clips_scores_the_first_window(dataset, tmp_path):
     assert inputs.history["train_loss"].tolist() == [0.7, 0.6] and inputs.features == MODEL_FEATURES
 
 
-def test_from_model_caps_the_embeddings(dataset, tmp_path):
-    save_test_model(tmp_path / "m.safetensors", dataset.species_codes)
-    inputs = from_model(tmp_path / "m.safetensors", dataset.root, max_embeddings=3)
+def test_from_model_caps_the_embeddings(eval_dataset, tmp_path):
+    save_test_model(tmp_path / "m.safetensors", eval_dataset.species_codes)
+    inputs = from_model(tmp_path / "m.safetensors", eval_dataset.root, max_embeddings=3)
     assert len(inputs.embedding_rows) == 3 and inputs.embeddings.shape[0] == 3
-    assert from_model(tmp_path / "m.safetensors", dataset.root, embeddings=False).embeddings is None
+    assert from_model(tmp_path / "m.safetensors", eval_dataset.root, embeddings=False).embeddings is None
 
 
-def test_from_model_on_soundscapes_matches_predict(dataset, tmp_path):
-    save_test_model(tmp_path / "m.safetensors", dataset.species_codes)
-    inputs = from_model(tmp_path / "m.safetensors", dataset.root, solution=dataset.solution_path)
-    solution = pd.read_csv(dataset.solution_path)
+def test_from_model_on_soundscapes_matches_predict(eval_dataset, tmp_path):
+    save_test_model(tmp_path / "m.safetensors", eval_dataset.species_codes)
+    inputs = from_model(tmp_path / "m.safetensors", eval_dataset.root, solution=eval_dataset.solution_path)
+    solution = pd.read_csv(eval_dataset.solution_path)
     assert inputs.sample_ids == tuple(solution["row_id"]) and inputs.primary is None
-    np.testing.assert_array_equal(inputs.y_true, solution[list(dataset.species_codes)].to_numpy())
+    np.testing.assert_array_equal(inputs.y_true, solution[list(eval_dataset.species_codes)].to_numpy())
     scorer = load_scorer(tmp_path / "m.safetensors")
-    predicted = to_submission(predict_files(scorer, sorted(dataset.soundscapes_dir.iterdir()), labels=scorer.labels, sample_rate=16_000,
+    predicted = to_submission(predict_files(scorer, sorted(eval_dataset.soundscapes_dir.iterdir()), labels=scorer.labels, sample_rate=16_000,
                                             clip_duration=5.0, show_progress=False).scores).set_index("row_id")  # fmt: skip
-    np.testing.assert_allclose(inputs.y_score, predicted.loc[list(solution["row_id"]), list(dataset.species_codes)].to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(inputs.y_score, predicted.loc[list(solution["row_id"]), list(eval_dataset.species_codes)].to_numpy(), atol=1e-6)
     assert [(w.start_time, w.duration) for w in inputs.windows] == [(0.0, 5.0), (5.0, 5.0), (10.0, 5.0)]
     assert inputs.embeddings.shape[0] == 3
 
 
-def test_from_model_without_a_solution_is_a_parameter_error(tmp_path, dataset):
-    save_test_model(tmp_path / "m.safetensors", dataset.species_codes)
+def test_from_model_without_a_solution_is_a_parameter_error(tmp_path, eval_dataset):
+    save_test_model(tmp_path / "m.safetensors", eval_dataset.species_codes)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ParameterError, match="solution"):
         from_model(tmp_path / "m.safetensors", tmp_path / "empty")
 
 
 @pytest.fixture
-def run_dir(dataset, tmp_path, rng):
+def run_dir(eval_dataset, tmp_path, rng):
     """A 2-fold run folder as ``birdcall train --folds 2`` leaves it (untrained models, made-up scores)."""
-    run = tmp_path / "run"
-    table = read_clip_table(dataset.root)
-    codes = dataset.species_codes
-    folds = np.arange(len(table.frame)) % 2
-    pd.DataFrame({"filename": table.frame["filename"], "labels": [" ".join(c) for c in table.frame["labels"]], "fold": folds}).to_csv(
-        run.mkdir() or run / "folds.csv", index=False)  # fmt: skip
-    oof = pd.DataFrame(rng.uniform(size=(len(folds), 3)).round(4), columns=list(codes))
-    oof.insert(0, "filename", table.frame["filename"])
-    oof.insert(1, "epoch", 2)
-    oof["fold"] = folds
-    oof.sort_values("fold", kind="stable").to_csv(run / "oof.csv", index=False)
-    for fold in (0, 1):
-        save_test_model(run / f"fold{fold}" / "best.safetensors", codes, seed=fold)
-        pd.DataFrame({"epoch": [1, 2], "train_loss": [0.7, 0.6 - fold / 10], "padded_cmap": [0.5, 0.6]}).to_csv(run / f"fold{fold}" / "metrics.csv", index=False)
-    return run
+    return write_fake_run(tmp_path / "run", eval_dataset.root, eval_dataset.species_codes, features=MODEL_FEATURES, rng=rng)
 
 
-def test_from_run_embeds_each_clip_with_its_own_fold_model(run_dir, dataset):
+def test_from_run_embeds_each_clip_with_its_own_fold_model(run_dir, eval_dataset):
     from birdcall.models import load_model
 
-    inputs = from_run(run_dir, data=dataset.root)
+    inputs = from_run(run_dir, data=eval_dataset.root)
     oof = pd.read_csv(run_dir / "oof.csv")
-    codes = list(dataset.species_codes)
+    codes = list(eval_dataset.species_codes)
     assert inputs.kind == "run" and inputs.sample_ids == tuple(oof["filename"])
     np.testing.assert_allclose(inputs.y_score, oof[codes].to_numpy())
-    table = read_clip_table(dataset.root).frame.set_index("filename").loc[oof["filename"]]
+    table = read_clip_table(eval_dataset.root).frame.set_index("filename").loc[oof["filename"]]
     assert inputs.primary.tolist() == [codes.index(p) for p in table["primary_label"]]
     assert inputs.embedding_rows.tolist() == list(range(len(oof)))
     for fold in (0, 1):
@@ -134,10 +121,10 @@ def test_from_run_embeds_each_clip_with_its_own_fold_model(run_dir, dataset):
     assert inputs.features == MODEL_FEATURES
 
 
-def test_from_run_without_data_takes_labels_from_folds_csv(run_dir, dataset):
+def test_from_run_without_data_takes_labels_from_folds_csv(run_dir, eval_dataset):
     inputs = from_run(run_dir)
     oof = pd.read_csv(run_dir / "oof.csv")
-    table = read_clip_table(dataset.root)
+    table = read_clip_table(eval_dataset.root)
     expected = table.labels.encode(table.frame.set_index("filename").loc[oof["filename"], "labels"])
     np.testing.assert_array_equal(inputs.y_true, expected)
     assert inputs.primary is None and inputs.windows is None and inputs.embeddings is None

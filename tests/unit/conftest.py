@@ -1,0 +1,16 @@
+"""Fixtures shared by the unit tests of several packages."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def eval_dataset(tmp_path_factory):
+    """A generated BirdCLEF-layout data set: 3 species x 3 WAV clips at 24 kHz and one 15-s soundscape with its
+    solution (the inputs of `birdcall evaluate`)."""
+    from birdcall.synth import make_dataset
+
+    root = tmp_path_factory.mktemp("eval_data")
+    return make_dataset(root, num_species=3, seed=11, clips_per_species=3, num_background=0, num_soundscapes=1, soundscape_duration=15.0,
+                        audio_format="wav", sample_rate=24_000)  # fmt: skip
