@@ -205,7 +205,9 @@ class ClipDataset:
         import torch
 
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        y = crop_or_pad(self._audio(self.paths[index]), num_samples=self.features.clip_samples, mode=self.crop, rng=rng)
+        y = crop_or_pad(
+            self._audio(self.paths[index]), num_samples=self.features.clip_samples, mode=self.crop, rng=rng, pad=self.features.pad
+        )
         if self.augment is not None:
             y = self.augment(y, sample_rate=self.features.sample_rate, rng=rng)
         return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)), torch.from_numpy(self.targets[index])

@@ -45,8 +45,9 @@ class WindowRef:
     duration: float
 
 
-def read_window(ref: WindowRef, *, sample_rate: int) -> np.ndarray:
-    """The window's audio, mono float32 at ``sample_rate``, zero padded to exactly ``duration`` seconds.
+def read_window(ref: WindowRef, *, sample_rate: int, pad: str = "zero") -> np.ndarray:
+    """The window's audio, mono float32 at ``sample_rate``, padded (``"zero"`` or ``"wrap"``, as the model's
+    ``FeatureConfig.pad``) to exactly ``duration`` seconds.
 
     Raises:
         AudioLoadError: the file cannot be read (or the window starts past its end).
@@ -55,7 +56,7 @@ def read_window(ref: WindowRef, *, sample_rate: int) -> np.ndarray:
     from ..features import crop_or_pad
 
     y = load(ref.path, sample_rate=sample_rate, offset=ref.start_time, duration=ref.duration)
-    return crop_or_pad(y, num_samples=max(1, round(ref.duration * sample_rate)), mode="start")
+    return crop_or_pad(y, num_samples=max(1, round(ref.duration * sample_rate)), mode="start", pad=pad)
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ def _embed_rows(rows: np.ndarray, windows: Sequence[WindowRef | None], model, *,
         if ref is None:
             continue
         try:
-            batch.append(read_window(ref, sample_rate=sample_rate))
+            batch.append(read_window(ref, sample_rate=sample_rate, pad=model.feature_config.pad))
         except AudioLoadError as err:
             failed.append(str(err))
             continue
@@ -423,7 +424,7 @@ def _predict_clips(scorer, torch_model, data: Path, labels: LabelSet, features: 
     one_pass = getattr(scorer, "model", None) is torch_model and torch_model is not None
     scores, emb, rows = [], [], []
     for start in range(0, len(windows), batch_size):
-        batch = np.stack([read_window(w, sample_rate=features.sample_rate) for w in windows[start : start + batch_size]])
+        batch = np.stack([read_window(w, sample_rate=features.sample_rate, pad=features.pad) for w in windows[start : start + batch_size]])
         picked = [i for i in range(len(batch)) if start + i in chosen]
         if one_pass:
             batch_emb, batch_scores = embed_windows(torch_model, batch, batch_size=batch_size)

@@ -12,6 +12,7 @@ from .._lazy import install
 from .config import CHANNELS as CHANNELS
 from .config import FeatureConfig as FeatureConfig
 from .crop import CROP_MODES as CROP_MODES
+from .crop import PAD_MODES as PAD_MODES
 from .crop import crop_or_pad as crop_or_pad
 
 _LAZY = {
@@ -43,5 +44,5 @@ _LAZY = {
     "Preemphasis": "preemphasis",
     "preemphasis": "preemphasis",
 }
-__all__ = ["CHANNELS", "CROP_MODES", "FeatureConfig", "crop_or_pad"] + list(_LAZY)
+__all__ = ["CHANNELS", "CROP_MODES", "PAD_MODES", "FeatureConfig", "crop_or_pad"] + list(_LAZY)
 install(__name__, _LAZY)

@@ -36,6 +36,9 @@ class FeatureConfig:
     delta_width: int = 9
     normalize: str = "standardize"  # per sample and channel: "standardize", "minmax" or "none"
     clip_duration: float = 5.0
+    # A clip shorter than clip_duration is "zero"-padded or "wrap"ped (tiled; see crop_or_pad) in training,
+    # validation and clip evaluation. Long-recording inference always zero-pads its final partial window.
+    pad: str = "zero"
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0 or self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
@@ -60,6 +63,8 @@ class FeatureConfig:
             raise ParameterError(f"FeatureConfig: n_mfcc must be in 1..n_mels, got {self.n_mfcc}")
         if self.delta_width < 3 or self.delta_width % 2 == 0:
             raise ParameterError(f"FeatureConfig: delta_width must be odd and >= 3, got {self.delta_width}")
+        if self.pad not in ("zero", "wrap"):
+            raise ParameterError(f"FeatureConfig: pad must be 'zero' or 'wrap', got {self.pad!r}")
         if self.clip_duration <= 0:
             raise ParameterError(f"FeatureConfig: clip_duration must be > 0, got {self.clip_duration}")
 

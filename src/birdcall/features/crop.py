@@ -6,9 +6,10 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["CROP_MODES", "crop_or_pad"]
+__all__ = ["CROP_MODES", "PAD_MODES", "crop_or_pad"]
 
 CROP_MODES = ("start", "random", "energy")
+PAD_MODES = ("zero", "wrap")
 
 
 def _energy_weighted_start(y: np.ndarray, num_samples: int, rng: np.random.Generator) -> int:
@@ -26,11 +27,13 @@ def _energy_weighted_start(y: np.ndarray, num_samples: int, rng: np.random.Gener
 
 
 def crop_or_pad(
-    y: np.ndarray, *, num_samples: int, mode: str = "start", rng: np.random.Generator | None = None
+    y: np.ndarray, *, num_samples: int, mode: str = "start", rng: np.random.Generator | None = None, pad: str = "zero"
 ) -> np.ndarray:
-    """Cut or zero-pad ``y`` to exactly ``num_samples`` along the last axis.
+    """Cut or pad ``y`` to exactly ``num_samples`` along the last axis.
 
-    Shorter input is zero-padded at the end (whatever the mode). Longer input is cropped to the window that
+    Shorter input is zero-padded at the end (``pad="zero"``) or repeated end to end until it fills the window
+    (``pad="wrap"``, as BirdCLEF solutions tile short clips: no stretch of digital silence for the model to key
+    on), whatever the mode. Longer input is cropped to the window that
     starts at sample 0 (``"start"``, for evaluation), at a uniform random start (``"random"``, for training),
     or at a start drawn with probability proportional to the window's energy (sum of squares over the window
     and all leading axes; ``"energy"``, for training on recordings where the call is short). A silent input
@@ -41,23 +44,28 @@ def crop_or_pad(
         num_samples: output length.
         mode: ``"start"``, ``"random"`` or ``"energy"``.
         rng: source of randomness; required by ``"random"`` and ``"energy"``.
+        pad: ``"zero"`` or ``"wrap"``, how shorter input is filled.
 
     Returns:
         New ``(..., num_samples)`` array of the dtype of ``y``.
 
     Raises:
-        ParameterError: ``num_samples < 1``, unknown ``mode``, missing ``rng``, or ``y`` without samples.
+        ParameterError: ``num_samples < 1``, unknown ``mode`` or ``pad``, missing ``rng``, or ``y`` without samples.
 
     Example:
         >>> crop_or_pad(np.arange(5.0), num_samples=3).tolist()
         [0.0, 1.0, 2.0]
         >>> crop_or_pad(np.ones(2), num_samples=4).tolist()
         [1.0, 1.0, 0.0, 0.0]
+        >>> crop_or_pad(np.array([1.0, 2.0]), num_samples=5, pad="wrap").tolist()
+        [1.0, 2.0, 1.0, 2.0, 1.0]
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
         raise ParameterError(f"crop_or_pad: num_samples must be a positive integer, got {num_samples!r}")
     if mode not in CROP_MODES:
         raise ParameterError(f"crop_or_pad: mode must be one of {CROP_MODES}, got {mode!r}")
+    if pad not in PAD_MODES:
+        raise ParameterError(f"crop_or_pad: pad must be one of {PAD_MODES}, got {pad!r}")
     if mode != "start" and not isinstance(rng, np.random.Generator):
         raise ParameterError(f"crop_or_pad: mode={mode!r} needs rng=np.random.Generator, got {type(rng).__name__}")
     y = np.asarray(y)
@@ -65,6 +73,8 @@ def crop_or_pad(
         raise ParameterError(f"crop_or_pad: expected a (..., n) waveform with n > 0, got shape {y.shape}")
     length = y.shape[-1]
     if length <= num_samples:
+        if pad == "wrap":
+            return np.tile(y, (1,) * (y.ndim - 1) + (-(-num_samples // length),))[..., :num_samples].copy()
         out = np.zeros(y.shape[:-1] + (num_samples,), dtype=y.dtype)
         out[..., :length] = y
         return out

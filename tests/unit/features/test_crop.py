@@ -113,3 +113,38 @@ def test_bad_arguments_raise(kwargs):
 def test_empty_input_raises():
     with pytest.raises(ParameterError):
         crop_or_pad(np.ones(0), num_samples=10)
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(length=st.integers(min_value=1, max_value=500), num_samples=st.integers(min_value=1, max_value=2000))
+def test_wrap_tiles_short_input(length, num_samples):
+    y = np.arange(1, length + 1, dtype=np.float32)
+    out = crop_or_pad(y, num_samples=num_samples, pad="wrap")
+    assert out.shape == (num_samples,) and out.dtype == np.float32
+    if length <= num_samples:
+        np.testing.assert_array_equal(out, y[np.arange(num_samples) % length])  # sample i is y[i mod length]
+    else:  # longer input is cropped as with zero padding
+        np.testing.assert_array_equal(out, y[:num_samples])
+
+
+def test_wrap_keeps_leading_axes_and_rejects_unknown_pad():
+    y = np.arange(6.0).reshape(2, 3)
+    assert crop_or_pad(y, num_samples=7, pad="wrap").tolist() == [[0, 1, 2, 0, 1, 2, 0], [3, 4, 5, 3, 4, 5, 3]]
+    with pytest.raises(ParameterError, match="pad"):
+        crop_or_pad(y, num_samples=7, pad="reflect")
+
+
+def test_feature_config_pad_reaches_the_training_clips(tmp_path):
+    from birdcall.audio import write_audio
+    from birdcall.data.dataset import ClipDataset
+    from birdcall.features import FeatureConfig
+
+    y = np.sin(np.arange(8000) / 5.0).astype(np.float32) * 0.5  # 0.5 s in a 1-s window
+    path = write_audio(tmp_path / "short.wav", y, 16_000)
+    for pad in ("zero", "wrap"):
+        features = FeatureConfig(sample_rate=16_000, n_fft=512, hop_length=256, n_mels=32, fmax=8000.0, clip_duration=1.0, pad=pad)
+        clip = ClipDataset([path], np.zeros((1, 1), np.float32), features, train=False, crop="start")[0][0].numpy()
+        tail = clip[8000:]
+        np.testing.assert_allclose(tail, y if pad == "wrap" else 0.0, atol=1e-4)
+    with pytest.raises(ParameterError, match="pad"):
+        FeatureConfig(pad="edge")
