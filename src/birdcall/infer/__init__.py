@@ -8,6 +8,7 @@ from .ensemble import EnsembleScorer as EnsembleScorer
 from .ensemble import align_labels as align_labels
 from .ensemble import combine as combine
 from .ensemble import load_ensemble as load_ensemble
+from .ensemble import run_models as run_models
 from .long_recording import PredictResult as PredictResult
 from .long_recording import iter_windows as iter_windows
 from .long_recording import predict_file as predict_file

@@ -279,10 +279,15 @@ def _fold_key(path: Path) -> tuple[int, str]:
 
 
 def run_models(folder: Path) -> list[Path]:
-    """``folder/fold*/best.safetensors`` in fold order, else ``[folder/best.safetensors]``."""
+    """The models of a training run folder: ``fold*/best.safetensors`` in fold order, each followed by its seed
+    ensemble's ``fold*/seed*/best.safetensors`` in seed order; else ``[folder/best.safetensors]``."""
     folds = sorted((p for p in folder.glob("fold*/best.safetensors") if p.is_file()), key=_fold_key)
     if folds:
-        return folds
+        out = []
+        for path in folds:
+            seeds = [p for p in path.parent.glob("seed*/best.safetensors") if p.is_file() and p.parent.name[4:].isdigit()]
+            out += [path] + sorted(seeds, key=lambda p: int(p.parent.name[4:]))
+        return out
     single = folder / "best.safetensors"
     if single.is_file():
         return [single]

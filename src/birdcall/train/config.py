@@ -51,6 +51,7 @@ class TrainConfig:
     class_weight_power: float = 0.0  # per-class loss weights ~ 1/frequency**power (0.5: inverse sqrt); 0 disables
     # data
     folds: int = 0  # K-fold CV when >= 2 (iterative multi-label stratification); else one hold-out split
+    seeds: int = 1  # K-fold only: models per fold, seeds seed + 1000 j (a seed ensemble; see birdcall.train.cv)
     val_fraction: float = 0.2  # hold-out split when folds < 2
     secondary_weight: float = 1.0  # target value for secondary labels
     balanced_sampling: bool = False  # sample clips with class-balanced weights instead of uniformly
@@ -93,5 +94,7 @@ class TrainConfig:
             raise ParameterError(f"TrainConfig: label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.folds < 0 or self.folds == 1:
             raise ParameterError(f"TrainConfig: folds must be 0 (hold-out) or >= 2, got {self.folds}")
+        if self.seeds < 1 or (self.seeds > 1 and self.folds < 2):
+            raise ParameterError(f"TrainConfig: seeds must be >= 1, and 1 without folds (K-fold only), got seeds={self.seeds}, folds={self.folds}")
         if self.noise_min_snr_db > self.noise_max_snr_db or self.mix_min_gain_db > self.mix_max_gain_db:
             raise ParameterError("TrainConfig: noise_min_snr_db <= noise_max_snr_db and mix_min_gain_db <= mix_max_gain_db")

@@ -3,6 +3,12 @@
 Folds come from iterative multi-label stratification (``birdcall.data.folds``); the fold of every clip is
 written to ``RUN/folds.csv`` so evaluation and ensembling can find out-of-fold predictions later.
 ``RUN/summary.csv`` holds each fold's best epoch and metrics, ``RUN/oof.csv`` all out-of-fold scores.
+
+Seed ensembles (``config.seeds = S > 1``): each fold trains S models on the same split, with seeds
+``config.seed + 1000 j``. Model 0 lives in ``RUN/fold<i>/`` as with one seed (so everything that reads a fold's
+model reads it), model ``j >= 1`` in ``RUN/fold<i>/seed<j>/``. The fold's out-of-fold scores in ``RUN/oof.csv``
+are the mean of its models' scores, and its row of ``summary.csv`` scores that mean; inference on the run folder
+averages all ``folds x seeds`` models (:func:`birdcall.infer.run_models`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ from ..metrics import score_arrays
 from .config import TrainConfig
 from .loop import FitResult, fit
 
-__all__ = ["assign_folds", "fit_folds"]
+__all__ = ["SEED_STRIDE", "assign_folds", "fit_folds", "member_dirs"]
+
+SEED_STRIDE = 1000
+"""Seed of ensemble member j: ``config.seed + SEED_STRIDE * j``; far apart, because a run also draws from seed + 1."""
 
 
 def assign_folds(table: ClipTable, *, n_splits: int, seed: int) -> np.ndarray:
@@ -56,39 +65,74 @@ def fit_folds(
     results = []
     for fold in range(config.folds) if only_fold is None else [only_fold]:
         fold_dir = run_dir / f"fold{fold}"
-        resume_fold = resume and (fold_dir / "train_state.pt").is_file()
-        results.append(
-            fit(table, replace(config, folds=config.folds), fold_dir, train_idx=np.flatnonzero(folds != fold), val_idx=np.flatnonzero(folds == fold),
-                resume=resume_fold, show_progress=show_progress)  # fmt: skip
-        )
+        for member in range(config.seeds):
+            model_dir = fold_dir if member == 0 else fold_dir / f"seed{member}"
+            model_config = replace(config, seed=config.seed + SEED_STRIDE * member)
+            resume_model = resume and (model_dir / "train_state.pt").is_file()
+            results.append(
+                fit(table, model_config, model_dir, train_idx=np.flatnonzero(folds != fold), val_idx=np.flatnonzero(folds == fold),
+                    resume=resume_model, show_progress=show_progress)  # fmt: skip
+            )
     if is_main:
         write_summary(table, run_dir, config.folds)
     return results
 
 
+def member_dirs(fold_dir: Path) -> list[Path]:
+    """The folders of a fold's models: ``fold_dir`` (seed 0) then ``fold_dir/seed<j>`` in seed order."""
+    extra = [p for p in fold_dir.glob("seed*") if p.is_dir() and p.name[4:].isdigit()]
+    return [fold_dir] + sorted(extra, key=lambda p: int(p.name[4:]))
+
+
+def _fold_oof(fold_dir: Path, codes: list[str]) -> tuple[pd.DataFrame | None, int]:
+    """The fold's out-of-fold scores, averaged over the models that have written theirs, and their count."""
+    frames = [pd.read_csv(d / "oof.csv") for d in member_dirs(fold_dir) if (d / "oof.csv").is_file()]
+    frames = [f for f in frames if len(f)]
+    if len(frames) <= 1:
+        return (frames[0] if frames else None), len(frames)
+    first = frames[0]
+    scores = [f.set_index("filename").loc[first["filename"], codes].to_numpy(dtype=np.float64) for f in frames]
+    mean = first.copy()
+    mean[codes] = np.mean(scores, axis=0)
+    return mean, len(frames)
+
+
 def write_summary(table: ClipTable, run_dir: Path, n_folds: int) -> pd.DataFrame:
-    """``summary.csv`` (per-fold metrics of the kept epoch + the pooled out-of-fold scores) and ``oof.csv``."""
+    """``summary.csv`` (per-fold metrics of the kept epoch + the pooled out-of-fold scores) and ``oof.csv``.
+
+    A fold with several models (``seeds``) gets the scores of their mean in its row, and a ``models`` column.
+    """
     rows, oofs = [], []
+    codes = list(table.labels.codes)
     for fold in range(n_folds):
-        metrics_path, oof_path = run_dir / f"fold{fold}" / "metrics.csv", run_dir / f"fold{fold}" / "oof.csv"
+        fold_dir = run_dir / f"fold{fold}"
+        metrics_path = fold_dir / "metrics.csv"
         if not metrics_path.is_file():
             continue
         history = pd.read_csv(metrics_path)
-        fold_oof = pd.read_csv(oof_path).assign(fold=fold) if oof_path.is_file() else None
-        if fold_oof is not None and len(fold_oof):  # the epoch fit kept (best or last, by config.select)
+        fold_oof, models = _fold_oof(fold_dir, codes)
+        if fold_oof is not None:  # the epoch fit kept (best or last, by config.select)
             best = history.loc[history["epoch"] == int(fold_oof["epoch"].iloc[0])].iloc[0]
         else:
             best = history.loc[history["padded_cmap"].idxmax()] if "padded_cmap" in history else history.iloc[-1]
-        rows.append({"fold": fold, **best.to_dict()})
+        row = {"fold": fold, **best.to_dict()}
+        if models > 1:
+            scores = score_arrays(_truth(table, fold_oof["filename"]), fold_oof[codes].to_numpy())
+            row.update({k: scores[k] for k in ("padded_cmap", "cmap", "macro_auc")}, models=models)
+        rows.append(row)
         if fold_oof is not None:
-            oofs.append(fold_oof)
+            oofs.append(fold_oof.assign(fold=fold))
     summary = pd.DataFrame(rows)
     if oofs:
         oof = pd.concat(oofs, ignore_index=True)
         atomic_to_csv(oof, run_dir / "oof.csv", float_format="%.6g")
-        truth = table.frame.set_index("filename").loc[oof["filename"]]
-        y_true = (table.labels.encode(truth["labels"]) > 0).astype(np.int64)
-        pooled = score_arrays(y_true, oof[list(table.labels.codes)].to_numpy())
+        pooled = score_arrays(_truth(table, oof["filename"]), oof[codes].to_numpy())
         summary = pd.concat([summary, pd.DataFrame([{"fold": "oof", **{k: pooled[k] for k in ("padded_cmap", "cmap", "macro_auc")}}])], ignore_index=True)
     atomic_to_csv(summary, run_dir / "summary.csv")
     return summary
+
+
+def _truth(table: ClipTable, filenames) -> np.ndarray:
+    """0/1 targets (secondary labels included) of ``filenames``."""
+    truth = table.frame.set_index("filename").loc[list(filenames)]
+    return (table.labels.encode(truth["labels"]) > 0).astype(np.int64)

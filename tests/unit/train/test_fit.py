@@ -94,6 +94,38 @@ def test_k_fold_layout_and_summary(tiny_table, tiny_config, tmp_path):
         fit_folds(tiny_table, config, tmp_path, only_fold=3, show_progress=False)
 
 
+def test_seed_ensemble_layout_oof_mean_and_inference_models(tiny_table, tiny_config, tmp_path):
+    from dataclasses import replace
+
+    from birdcall.infer import run_models
+    from birdcall.metrics import score_arrays
+    from birdcall.train.cv import SEED_STRIDE
+
+    config = replace(tiny_config, folds=2, epochs=1, seeds=2, select="last")
+    results = fit_folds(tiny_table, config, tmp_path, show_progress=False)
+    assert len(results) == 4  # 2 folds x 2 seeds
+    codes = list(tiny_table.labels.codes)
+    oof = pd.read_csv(tmp_path / "oof.csv").set_index("filename")
+    assert sorted(oof.index) == sorted(tiny_table.frame["filename"])  # one row per clip: the seeds are averaged, not stacked
+    summary = pd.read_csv(tmp_path / "summary.csv").set_index("fold")
+    for fold in (0, 1):
+        first = pd.read_csv(tmp_path / f"fold{fold}" / "oof.csv").set_index("filename")
+        second = pd.read_csv(tmp_path / f"fold{fold}" / "seed1" / "oof.csv").set_index("filename").loc[first.index]
+        assert not np.allclose(first[codes], second[codes])  # another seed: another model
+        np.testing.assert_allclose(oof.loc[first.index, codes], (first[codes] + second[codes]) / 2, atol=2e-6)
+        seed_of = [load_model(tmp_path / f"fold{fold}" / d / "best.safetensors")[2] for d in ("", "seed1")]
+        assert [pd.read_csv(tmp_path / f"fold{fold}" / d / "metrics.csv")["epoch"].tolist() for d in ("", "seed1")] == [[1], [1]]
+        assert (tmp_path / f"fold{fold}" / "seed1" / "config.yaml").read_text().count(f"seed: {SEED_STRIDE}") == 1
+        assert all(info["labels"]["codes"] == codes for info in seed_of)
+        truth = (tiny_table.labels.encode(tiny_table.frame.set_index("filename").loc[first.index, "labels"]) > 0).astype(int)
+        expected = score_arrays(truth, oof.loc[first.index, codes].to_numpy())["padded_cmap"]
+        assert summary.loc[str(fold), "padded_cmap"] == pytest.approx(expected) and summary.loc[str(fold), "models"] == 2
+    assert [p.relative_to(tmp_path).as_posix() for p in run_models(tmp_path)] == [
+        "fold0/best.safetensors", "fold0/seed1/best.safetensors", "fold1/best.safetensors", "fold1/seed1/best.safetensors"]
+    with pytest.raises(ParameterError, match="seeds"):
+        replace(tiny_config, folds=0, seeds=2)
+
+
 def test_every_augmentation_stage_and_the_full_loss_optimiser_set_train(tiny_table, tiny_config, tmp_path, monkeypatch):
     from birdcall.augment import AugmentConfig
 
