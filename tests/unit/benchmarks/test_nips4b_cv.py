@@ -49,6 +49,27 @@ def test_benchmark_runs_model_baseline_and_throughput_on_the_same_folds(bench, s
     assert "## Overall (pooled out-of-fold scores)" in printed and "| mfcc_logreg |" in printed and "ratio full / model-only" in printed
 
 
+def test_resume_keeps_a_fold_trained_before_and_counts_its_epoch_time(bench, small_data, tmp_path):
+    from birdcall.config import apply_overrides, from_yaml
+    from birdcall.data import read_clip_table
+    from birdcall.train import TrainConfig, fit_folds
+
+    out = tmp_path / "run"
+    overrides = ["model=test_cnn", "epochs=1", "batch_size=4", "threads=1", "features.n_mels=32", "features.n_fft=512",
+                 "features.hop_length=256", "features.clip_duration=2.0", "select=last", "folds=3"]  # fmt: skip
+    config = apply_overrides(from_yaml(TrainConfig, bench.REPO_ROOT / "configs" / "cpu_default.yaml"), overrides)
+    fit_folds(read_clip_table(small_data), config, out, only_fold=0, show_progress=False)  # as `birdcall train --fold 0` would
+    before = (out / "fold0" / "best.safetensors").stat().st_mtime_ns
+    epoch_seconds = float(pd.read_csv(out / "fold0" / "metrics.csv")["seconds"].sum())
+    code = bench.main(["--data", str(small_data), "--out", str(out), "--quiet", "--skip-birdnet", "--skip-throughput", "--resume", *overrides])
+    assert code == 0
+    assert (out / "fold0" / "best.safetensors").stat().st_mtime_ns == before  # not trained again
+    result = json.loads((out / "benchmark.json").read_text())
+    assert [r["fold"] for r in result["model"]["per_fold"]] == [0, 1, 2]
+    assert result["model"]["per_fold"][0]["seconds"] >= epoch_seconds
+    assert sorted(pd.read_csv(out / "oof.csv")["filename"]) == sorted(pd.read_csv(out / "folds.csv")["filename"])
+
+
 def test_birdnet_segments_keep_short_clips_and_drop_short_tails(bench):
     sr = 1000
     one = bench.birdnet_segments(np.ones(800, np.float32), sr=sr)  # 0.8 s: one zero-padded 3-s segment
