@@ -79,7 +79,8 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DemoConfig(), *, show_pro
     log(f"[3/4] predicting {len(soundscapes)} soundscapes with the best epoch ({result.best_epoch})")
     features = model.feature_config
     prediction = predict_files(
-        TorchScorer(model), soundscapes, labels=labels, sample_rate=features.sample_rate, clip_duration=features.clip_duration, show_progress=show_progress
+        TorchScorer(model), soundscapes, labels=labels, sample_rate=features.sample_rate, clip_duration=features.clip_duration, show_progress=show_progress,
+        pad=features.pad,
     )
     submission_path = write_submission(prediction.scores, out_dir / "submission.csv")
     timings["predict"] = time.perf_counter() - started

@@ -446,7 +446,7 @@ def _predict_soundscapes(scorer, audio: Path, solution: Path, features: FeatureC
 
     solution_frame = read_solution(solution)
     result = predict_files(scorer, discover_inputs([audio]), labels=scorer.labels, sample_rate=features.sample_rate,
-                           clip_duration=features.clip_duration, batch_size=batch_size, show_progress=show_progress)  # fmt: skip
+                           clip_duration=features.clip_duration, batch_size=batch_size, show_progress=show_progress, pad=features.pad)  # fmt: skip
     notes = [f"{len(result.errors)} soundscape(s) could not be read, e.g. {result.errors[0][0]}: {result.errors[0][1]}."] if result.errors else []
     submission = to_submission(result.scores)
     row_ids, species, y_true, y_score = _align(solution_frame, submission, solution, f"predictions of {audio}")

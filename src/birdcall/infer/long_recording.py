@@ -27,6 +27,7 @@ from ..audio import num_clips, stream
 from ..audio.clips import FINAL_CLIP_POLICIES
 from ..data.labels import LabelSet
 from ..errors import ParameterError
+from ..features.crop import PAD_MODES
 from ..types import Pathlike
 
 __all__ = [
@@ -55,6 +56,9 @@ class WindowSpec:
         tta_shifts: time shifts in seconds at which every window is also scored; the scores are averaged.
         final_clip: ``"pad"`` or ``"drop"``, as :func:`birdcall.audio.num_clips`.
         chunk_duration: seconds decoded at a time (bounds the memory of one file).
+        pad: a file shorter than one window is ``"zero"``-padded or ``"wrap"``ped (tiled), as the model's
+            ``FeatureConfig.pad`` fills its short training clips. The final partial window of a longer file is
+            always zero-padded.
     """
 
     sample_rate: int
@@ -63,6 +67,7 @@ class WindowSpec:
     tta_shifts: tuple[float, ...] = (0.0,)
     final_clip: str = "pad"
     chunk_duration: float = 60.0
+    pad: str = "zero"
 
     def __post_init__(self) -> None:
         if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, (int, np.integer)) or self.sample_rate <= 0:
@@ -80,6 +85,8 @@ class WindowSpec:
         object.__setattr__(self, "tta_shifts", shifts)
         if self.final_clip not in FINAL_CLIP_POLICIES:
             raise ParameterError(f"final_clip must be one of {FINAL_CLIP_POLICIES}, got {self.final_clip!r}")
+        if self.pad not in PAD_MODES:
+            raise ParameterError(f"pad must be one of {PAD_MODES}, got {self.pad!r}")
         if self.clip_samples < 1 or self.hop_samples < 1:
             raise ParameterError(f"clip_duration and hop must each span at least one sample at {self.sample_rate} Hz")
 
@@ -115,6 +122,7 @@ class WindowSpec:
             shift_samples=self.shift_samples,
             final_clip=self.final_clip,
             max_windows=max_windows,
+            pad=self.pad,
         )
 
 
@@ -149,6 +157,7 @@ def iter_window_blocks(
     shift_samples: Sequence[int] = (0,),
     final_clip: str = "pad",
     max_windows: int = 32,
+    pad: str = "zero",
 ) -> Iterator[WindowBlock]:
     """Cut a stream of consecutive chunks into blocks of at most ``max_windows`` consecutive windows.
 
@@ -165,6 +174,8 @@ def iter_window_blocks(
         raise ParameterError(f"clip_samples, hop_samples and max_windows must be >= 1, got {clip_samples}, {hop_samples}, {max_windows}")
     if final_clip not in FINAL_CLIP_POLICIES:
         raise ParameterError(f"final_clip must be one of {FINAL_CLIP_POLICIES}, got {final_clip!r}")
+    if pad not in PAD_MODES:
+        raise ParameterError(f"pad must be one of {PAD_MODES}, got {pad!r}")
     shifts = tuple(int(s) for s in shift_samples)
     if not shifts:
         raise ParameterError("shift_samples must hold at least one shift (0 for none)")
@@ -199,6 +210,10 @@ def iter_window_blocks(
         drop = min(max(0, keep_from - buf_start), len(buf))
         buf, buf_start = buf[drop:], buf_start + drop
     total = buf_start + len(buf)
+    if pad == "wrap" and 0 < total < clip_samples and buf_start == 0:
+        # The whole file is shorter than one window: tile it, as FeatureConfig.pad="wrap" tiles short training
+        # clips (np.resize repeats cyclically), over every sample a shifted window can reach.
+        buf = np.resize(buf, max(hi, clip_samples))
     for _ in range(count, num_clips(total, clip_samples=clip_samples, hop_samples=hop_samples, final_clip=final_clip)):
         pending.append(count * hop_samples)
         count += 1
@@ -257,16 +272,18 @@ def predict_file(
     chunk_duration: float = 60.0,
     final_clip: str = "pad",
     tta_shifts: Sequence[float] = (0.0,),
+    pad: str = "zero",
 ) -> pd.DataFrame:
     """Scores for every window of ``path``: index (file, start_time, end_time), one column per species.
 
-    ``batch_size`` counts scorer rows: with TTA each window takes ``len(tta_shifts)`` of them.
+    ``batch_size`` counts scorer rows: with TTA each window takes ``len(tta_shifts)`` of them. ``pad``: how a
+    file shorter than one window is filled (the model's ``FeatureConfig.pad``; see `WindowSpec`).
 
     Raises:
         AudioLoadError: the file cannot be decoded (a truncated file raises after its readable part).
         ParameterError: invalid arguments, or a scorer that returns the wrong shape.
     """
-    spec = WindowSpec(sample_rate, clip_duration, hop, tuple(tta_shifts), final_clip, chunk_duration)
+    spec = WindowSpec(sample_rate, clip_duration, hop, tuple(tta_shifts), final_clip, chunk_duration, pad)
     per_batch = spec.windows_per_batch(batch_size)
     starts, values = [], []
     for block in spec.blocks(path, max_windows=per_batch):
@@ -303,6 +320,7 @@ def predict_files(
     tta_shifts: Sequence[float] = (0.0,),
     workers: int = 0,
     show_progress: bool = True,
+    pad: str = "zero",
 ) -> PredictResult:
     """:func:`predict_file` over many files, in memory; a file that cannot be read is recorded and skipped.
 
@@ -313,7 +331,7 @@ def predict_files(
     from ..progress import make_progress
     from .pipeline import score_files
 
-    spec = WindowSpec(sample_rate, clip_duration, hop, tuple(tta_shifts), final_clip, chunk_duration)
+    spec = WindowSpec(sample_rate, clip_duration, hop, tuple(tta_shifts), final_clip, chunk_duration, pad)
     paths = list(paths)
     frames: dict[int, pd.DataFrame] = {}
     errors: dict[int, tuple[str, str]] = {}

@@ -275,7 +275,7 @@ def iter_file_events(index: int, path: Pathlike, spec: WindowSpec, *, max_window
         chunks = counted(stream(path, sample_rate=spec.sample_rate, chunk_duration=spec.chunk_duration))
         blocks = iter_window_blocks(
             chunks, clip_samples=spec.clip_samples, hop_samples=spec.hop_samples, shift_samples=spec.shift_samples,
-            final_clip=spec.final_clip, max_windows=max_windows,
+            final_clip=spec.final_clip, max_windows=max_windows, pad=spec.pad,
         )
         for block in blocks:
             yield ("block", index, block)
@@ -653,7 +653,7 @@ def score_files(
         raise ParameterError("score_files: the scorer has no LabelSet; pass labels=")
     if spec is None:
         features = scorer.features
-        spec = WindowSpec(features.sample_rate, features.clip_duration)
+        spec = WindowSpec(features.sample_rate, features.clip_duration, pad=features.pad)
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
         raise ParameterError(f"workers must be an integer >= 0, got {workers!r}")
     per_batch = spec.windows_per_batch(batch_size)
@@ -952,7 +952,7 @@ def run_inference(
     if clash:
         raise ParameterError(f"species codes {clash} clash with the prediction table's index names")
     features = scorer.features
-    spec = WindowSpec(features.sample_rate, features.clip_duration, hop, tuple(tta_shifts), "pad", chunk_duration)
+    spec = WindowSpec(features.sample_rate, features.clip_duration, hop, tuple(tta_shifts), "pad", chunk_duration, features.pad)
     spec.windows_per_batch(batch_size)  # validate before any work
     if kind == "detections":
         detection = detection or DetectionOptions()

@@ -367,3 +367,21 @@ def test_closing_prefetched_stops_the_thread_and_closes_the_source():
     stream_.close()
     assert closed.is_set()
     assert not any(t.name == "birdcall-decode" and t.is_alive() for t in threading.enumerate() if t.name not in before)
+
+
+def test_a_wrap_model_gets_a_short_file_tiled_as_in_training(tmp_path):
+    """The model's FeatureConfig.pad reaches the window cutter: a 0.3-s file fills the 1-s window by repetition."""
+    import dataclasses
+
+    class WrapStats(WindowStats):
+        features = dataclasses.replace(WindowStats.features, pad="wrap")
+
+    y = ramp(int(0.3 * RATE))
+    paths = [write(tmp_path / "short.wav", y), write(tmp_path / "long.wav", ramp(int(1.5 * RATE)))]
+    for scorer, expected in ((WrapStats(), y[np.arange(RATE) % len(y)]), (WindowStats(), np.concatenate([y, np.zeros(RATE - len(y))]))):
+        out = tmp_path / f"{type(scorer).__name__}.csv"
+        run_inference(scorer, paths, out, kind="submission", batch_size=4)
+        sub = pd.read_csv(out).set_index("row_id")
+        assert sub.loc["short_1", "last"] == pytest.approx(expected[-1], rel=1e-5)
+        assert sub.loc["short_1", "mean"] == pytest.approx(expected.mean(), rel=1e-4)
+        assert sub.loc["long_2", "last"] == 0.0  # a longer file's final partial window stays zero-padded
