@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ParameterError
+from .crop import PAD_MODES
 
 __all__ = ["FeatureConfig", "CHANNELS"]
 
@@ -63,8 +64,8 @@ class FeatureConfig:
             raise ParameterError(f"FeatureConfig: n_mfcc must be in 1..n_mels, got {self.n_mfcc}")
         if self.delta_width < 3 or self.delta_width % 2 == 0:
             raise ParameterError(f"FeatureConfig: delta_width must be odd and >= 3, got {self.delta_width}")
-        if self.pad not in ("zero", "wrap"):
-            raise ParameterError(f"FeatureConfig: pad must be 'zero' or 'wrap', got {self.pad!r}")
+        if self.pad not in PAD_MODES:
+            raise ParameterError(f"FeatureConfig: pad must be one of {PAD_MODES}, got {self.pad!r}")
         if self.clip_duration <= 0:
             raise ParameterError(f"FeatureConfig: clip_duration must be > 0, got {self.clip_duration}")
 

@@ -28,7 +28,7 @@ from ..features import FeatureConfig
 from ..types import Pathlike
 from .scorer import Scorer, load_scorer
 
-__all__ = ["METHODS", "EnsembleScorer", "align_labels", "combine", "load_ensemble", "run_models"]
+__all__ = ["METHODS", "EnsembleScorer", "align_labels", "combine", "load_ensemble", "member_dirs", "run_models"]
 
 METHODS = ("mean", "power", "rank")
 
@@ -278,16 +278,19 @@ def _fold_key(path: Path) -> tuple[int, str]:
     return (int(match.group(1)) if match else 1 << 30, path.parent.name)
 
 
+def member_dirs(fold_dir: Path) -> list[Path]:
+    """The folders of a fold's models: ``fold_dir`` (seed 0) then its seed ensemble's ``fold_dir/seed<j>`` in seed
+    order (the layout ``birdcall.train.fit_folds`` writes with ``seeds > 1``)."""
+    extra = [p for p in fold_dir.glob("seed*") if p.is_dir() and p.name[4:].isdigit()]
+    return [fold_dir] + sorted(extra, key=lambda p: int(p.name[4:]))
+
+
 def run_models(folder: Path) -> list[Path]:
     """The models of a training run folder: ``fold*/best.safetensors`` in fold order, each followed by its seed
     ensemble's ``fold*/seed*/best.safetensors`` in seed order; else ``[folder/best.safetensors]``."""
     folds = sorted((p for p in folder.glob("fold*/best.safetensors") if p.is_file()), key=_fold_key)
     if folds:
-        out = []
-        for path in folds:
-            seeds = [p for p in path.parent.glob("seed*/best.safetensors") if p.is_file() and p.parent.name[4:].isdigit()]
-            out += [path] + sorted(seeds, key=lambda p: int(p.parent.name[4:]))
-        return out
+        return [path for fold in folds for d in member_dirs(fold.parent) if (path := d / "best.safetensors").is_file()]
     single = folder / "best.safetensors"
     if single.is_file():
         return [single]

@@ -25,11 +25,12 @@ from ..data.dataset import ClipTable
 from ..data.folds import make_folds
 from ..errors import ParameterError
 from ..fileio import atomic_to_csv
+from ..infer.ensemble import member_dirs  # the one rule for a fold's seed folders
 from ..metrics import score_arrays
 from .config import TrainConfig
 from .loop import FitResult, fit
 
-__all__ = ["SEED_STRIDE", "assign_folds", "fit_folds", "member_dirs"]
+__all__ = ["SEED_STRIDE", "assign_folds", "fit_folds"]
 
 SEED_STRIDE = 1000
 """Seed of ensemble member j: ``config.seed + SEED_STRIDE * j``; far apart, because a run also draws from seed + 1."""
@@ -76,12 +77,6 @@ def fit_folds(
     if is_main:
         write_summary(table, run_dir, config.folds)
     return results
-
-
-def member_dirs(fold_dir: Path) -> list[Path]:
-    """The folders of a fold's models: ``fold_dir`` (seed 0) then ``fold_dir/seed<j>`` in seed order."""
-    extra = [p for p in fold_dir.glob("seed*") if p.is_dir() and p.name[4:].isdigit()]
-    return [fold_dir] + sorted(extra, key=lambda p: int(p.name[4:]))
 
 
 def _fold_oof(fold_dir: Path, codes: list[str]) -> tuple[pd.DataFrame | None, int]:
