@@ -3,7 +3,7 @@
 Usage:
     .venv/bin/python benchmarks/inference_speed.py [--out runs/inference_speed] [--minutes 10] [--long-minutes 60]
         [--models cnn_efficientnet_b0,cnn_mobilenetv3_large] [--backends torch,onnx,openvino] [--workers 0]
-        [--threads 2] [--streams 1,2] [--stft fft,dft] [--output-bias 0] [--num-classes 182] [--skip-birdnet]
+        [--threads 2] [--streams 1,2] [--frontends host,graph] [--stft fft,dft] [--output-bias 0] [--num-classes 182] [--skip-birdnet]
         [--skip-memory]
 
 What it does:
@@ -14,6 +14,9 @@ What it does:
   BirdCLEF 2024 size by default), saves it, exports it to ONNX and OpenVINO IR (front end in the graph; the
   exporters check parity with torch before writing), with each ``--stft`` form of the STFT (the first is used
   for every row, the others only for the OpenVINO rows that compare them);
+- ``--frontends``: where the exported models compute their STFT (``--frontend`` of ``birdcall analyze``): ``host``
+  (pocketfft, then the graph from its power spectrum on) or ``graph`` (the whole exported graph); ONNX Runtime
+  runs each, OpenVINO runs the first with each ``--streams`` value and the others with the last one;
 - ``--output-bias``: added to the classifier's bias. Random weights put every score near 0.5, so every
   (window, species) pair becomes a detection (21,840 rows per 10 min at 182 classes) and the writers dominate;
   a negative bias gives a detection volume closer to a trained model's (the table gives each row's count);
@@ -61,7 +64,8 @@ def child_birdcall(spec: dict) -> dict:
 
     imported = time.perf_counter()
     streams = spec.get("streams") if spec["backend"] == "openvino" else None
-    scorer = load_scorer(spec["model"], backend=spec["backend"], threads=spec["threads"], streams=streams)
+    frontend = spec.get("frontend") or "auto"
+    scorer = load_scorer(spec["model"], backend=spec["backend"], threads=spec["threads"], streams=streams, frontend=frontend)
     loaded = time.perf_counter()
     summary = run_inference(scorer, [spec["audio"]], spec["out"], kind="detections", workers=spec["workers"], batch_size=spec["batch_size"],
                             detection=DetectionOptions(min_confidence=0.1), model_id=f"{spec['model']}:{spec['backend']}")  # fmt: skip
@@ -253,19 +257,23 @@ def make_models(out: Path, archs: list[str], num_classes: int, backends: list[st
     return paths
 
 
-def configurations(archs: list[str], backends: list[str], stfts: list[str], streams: list[int]) -> list[tuple[str, str, str | None, int | None]]:
-    """(arch, backend, stft, streams) of every measured birdcall row: each backend with the first STFT form and
-    one stream, then OpenVINO with the other stream counts and the other STFT forms."""
+def configurations(
+    archs: list[str], backends: list[str], stfts: list[str], streams: list[int], frontends: list[str] = ("graph",)
+) -> list[tuple[str, str, str | None, int | None, str | None]]:
+    """(arch, backend, stft, streams, frontend) of every measured birdcall row: ONNX Runtime with the first STFT
+    form and each front end; OpenVINO with the first front end and each stream count, the other front ends with
+    the last stream count, and the other STFT forms (whole graph, first stream count)."""
     rows = []
     for arch in archs:
         for backend in backends:
             if backend == "torch":
-                rows.append((arch, "torch", None, None))
+                rows.append((arch, "torch", None, None, None))
             elif backend == "onnx":
-                rows.append((arch, "onnx", stfts[0], None))
+                rows += [(arch, "onnx", stfts[0], None, fe) for fe in frontends]
             else:
-                rows += [(arch, "openvino", stfts[0], n) for n in streams]
-                rows += [(arch, "openvino", stft, streams[0]) for stft in stfts[1:]]
+                rows += [(arch, "openvino", stfts[0], n, frontends[0]) for n in streams]
+                rows += [(arch, "openvino", stfts[0], streams[-1], fe) for fe in frontends[1:]]
+                rows += [(arch, "openvino", stft, streams[0], "graph") for stft in stfts[1:]]
     return rows
 
 
@@ -287,6 +295,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--streams", default="1,2", help="OpenVINO CPU streams to measure, comma-separated")
     p.add_argument("--stft", default="fft,dft", help="STFT forms of the exports (the first for every row), comma-separated")
+    p.add_argument("--frontends", default="host,graph", help="where exported models compute the STFT: host, graph (comma-separated)")
     p.add_argument("--output-bias", type=float, default=0.0, help="added to the classifier bias of the random models")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-classes", type=int, default=182)
@@ -325,13 +334,14 @@ def main(argv=None) -> int:
                 r = run_child(kind, spec)
                 rows.append({"system": name, "backend": "tflite", **r})
                 print(f"{name}: {seconds / r['run_s']:.0f}x real time", flush=True)
-    for arch, backend, stft, n_streams in configurations(archs, backends, stfts, streams):
-        label = backend + (f", stft {stft}" if stft else "") + (f", {n_streams} stream{'s' if n_streams > 1 else ''}" if n_streams else "")
-        run_dir = out / "runs" / f"{arch}-{backend}-{stft}-{n_streams}"
+    for arch, backend, stft, n_streams, frontend in configurations(archs, backends, stfts, streams, args.frontends.split(",")):
+        label = backend + (f", {frontend} STFT" if frontend == "host" else f", stft {stft}" if stft else "")
+        label += f", {n_streams} stream{'s' if n_streams > 1 else ''}" if n_streams else ""
+        run_dir = out / "runs" / f"{arch}-{backend}-{stft}-{n_streams}-{frontend}"
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
         model = paths[(arch, "torch")] if backend == "torch" else paths[(arch, backend, stft)]
         spec = {"model": str(model), "backend": backend, "audio": str(short), "out": str(run_dir), "threads": args.threads,
-                "workers": args.workers, "batch_size": args.batch_size, "streams": n_streams}  # fmt: skip
+                "workers": args.workers, "batch_size": args.batch_size, "streams": n_streams, "frontend": frontend}  # fmt: skip
         r = run_child("birdcall", spec)
         rows.append({"system": f"birdcall {arch}", "backend": label, "spec": spec, **r})
         print(f"{arch} {label}: {seconds / r['run_s']:.0f}x real time", flush=True)

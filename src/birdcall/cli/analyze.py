@@ -18,6 +18,7 @@ from .predict import (
     BOOST,
     BOOST_FACTOR,
     BOOST_THRESHOLD,
+    FRONTEND,
     MERGE,
     MODEL,
     QUIET,
@@ -52,6 +53,7 @@ def analyze(
     backend: str = BACKEND,
     threads: int = THREADS,
     streams: int = STREAMS,
+    frontend: str = FRONTEND,
     workers: int = WORKERS,
     shard: str = SHARD,
     batch_size: int = BATCH_SIZE,
@@ -87,7 +89,7 @@ def analyze(
             summary = run_inference(
                 model_path, audio, out_dir, kind="detections", shard=shard, workers=workers, batch_size=batch_size, hop=hop,
                 tta_shifts=parse_floats(tta, name="--tta") or (0.0,), postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
-                detection=detection, backend=backend, threads=threads, streams=streams, retry_failed=retry_failed, show_progress=not quiet,
+                detection=detection, backend=backend, threads=threads, streams=streams, frontend=frontend, retry_failed=retry_failed, show_progress=not quiet,
             )
     if merge:
         report_merge(result, target=out_dir, errors_csv=out_dir / "errors.csv")

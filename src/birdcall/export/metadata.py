@@ -21,13 +21,19 @@ from ..errors import CheckpointError
 from ..features.config import FeatureConfig
 from ..types import Pathlike
 
-__all__ = ["FORMAT", "INPUT_NAME", "TOLERANCE", "check_windows", "parse_metadata", "read_export_info"]
+__all__ = ["FORMAT", "HOST_STFT_KEY", "INPUT_NAME", "POWER_TENSOR", "TOLERANCE", "check_windows", "parse_metadata", "read_export_info"]
 
 FORMAT = "birdcall.onnx/1"  # version of the exported-graph contract: input, outputs and metadata keys
 INPUT_NAME = "waveform"
 TOLERANCE = 1e-4  # max absolute difference of probabilities accepted between torch and the exported graph
 _FORMAT_KEY = "birdcall.format"
 _JSON_KEYS = ("labels", "features", "model")
+# Optional (newer exports carry it): the graph's power spectrogram, a tensor that birdcall's own inference
+# feeds from a host FFT instead of the waveform (`birdcall.export.host`). Its value is JSON
+# ``{"tensor": POWER_TENSOR, "bins": [lo, hi]}``: the tensor is ``(batch, n_frames, hi - lo)``, the power of FFT
+# bins ``lo..hi-1`` as `birdcall.features.PowerSpectrum` computes it. Files without it run the whole graph.
+HOST_STFT_KEY = "birdcall.host_stft"
+POWER_TENSOR = "power_spectrum"
 
 
 def parse_metadata(props: Mapping[str, str], *, path: Pathlike) -> tuple[LabelSet, FeatureConfig, dict[str, Any]]:
@@ -35,7 +41,8 @@ def parse_metadata(props: Mapping[str, str], *, path: Pathlike) -> tuple[LabelSe
 
     Returns:
         ``(labels, features, info)`` where ``info`` holds ``format`` and the ``labels``, ``features`` and
-        ``model`` dicts (the layout of :func:`birdcall.models.read_model_info`).
+        ``model`` dicts (the layout of :func:`birdcall.models.read_model_info`), and ``host_stft``
+        (``{"tensor", "bins"}``, see `HOST_STFT_KEY`) when the file has it.
 
     Raises:
         CheckpointError: no birdcall metadata, another format version, or malformed values.
@@ -49,9 +56,20 @@ def parse_metadata(props: Mapping[str, str], *, path: Pathlike) -> tuple[LabelSe
         info: dict[str, Any] = {"format": fmt, **{key: json.loads(props[key]) for key in _JSON_KEYS}}
         labels = LabelSet.from_dict(info["labels"])
         features = from_dict(FeatureConfig, info["features"])
+        if HOST_STFT_KEY in props:
+            info["host_stft"] = _parse_host_stft(json.loads(props[HOST_STFT_KEY]), features)
     except (KeyError, TypeError, ValueError) as err:  # ValueError covers JSON errors and ParameterError
         raise CheckpointError(path, f"malformed birdcall metadata ({type(err).__name__}: {err})") from None
     return labels, features, info
+
+
+def _parse_host_stft(value: Any, features: FeatureConfig) -> dict[str, Any]:
+    if not isinstance(value, dict) or set(value) != {"tensor", "bins"} or not isinstance(value["tensor"], str):
+        raise ValueError(f"{HOST_STFT_KEY} must be {{'tensor': name, 'bins': [lo, hi]}}, got {value!r}")
+    bins = value["bins"]
+    if not (isinstance(bins, list) and len(bins) == 2 and all(isinstance(b, int) for b in bins) and 0 <= bins[0] < bins[1] <= features.n_fft // 2 + 1):
+        raise ValueError(f"{HOST_STFT_KEY}: bins must be [lo, hi] with 0 <= lo < hi <= n_fft // 2 + 1, got {bins!r}")
+    return {"tensor": value["tensor"], "bins": list(bins)}
 
 
 def read_export_info(path: Pathlike) -> tuple[LabelSet, FeatureConfig, dict[str, Any]]:

@@ -65,7 +65,9 @@ from ..types import Pathlike
 from .metadata import (
     _FORMAT_KEY,
     FORMAT,
+    HOST_STFT_KEY,
     INPUT_NAME,
+    POWER_TENSOR,
     TOLERANCE,
     _max_difference,
     check_windows,
@@ -182,6 +184,20 @@ class _ExportLogMel(LogMel):
         return torch.cat([hops[:, i : i + n_frames] for i in range(c.n_fft // c.hop_length)], dim=-1)
 
     def power_frames(self, waveform: torch.Tensor) -> torch.Tensor:
+        power = self._stft_power(waveform)
+        # kept for `_ProbabilityGraph(with_power=True)`, which exports it as the tensor named POWER_TENSOR
+        self.traced_power = power
+        return power
+
+    def mel(self, frames: torch.Tensor, power: float | None = None) -> torch.Tensor:
+        """`LogMel.mel` as ``(frames @ filters.T).T``: the same products, but the power tensor is read as it is,
+        so no exporter pass can merge its transpose (the ``"dft"`` form ends in one) into a new tensor and leave
+        the one named `POWER_TENSOR` unread."""
+        power = self.config.power if power is None else power
+        spec = frames if power == 2 else frames.pow(power / 2)
+        return torch.matmul(spec, self.mel_basis[:, self._bins].transpose(0, 1)).transpose(1, 2)
+
+    def _stft_power(self, waveform: torch.Tensor) -> torch.Tensor:
         c = self.config
         if self.method == "op":
             with warnings.catch_warnings():
@@ -203,9 +219,11 @@ class _ExportLogMel(LogMel):
             power = (z[..., :k2].square() + z[..., k2:].square()).transpose(1, 2).reshape(batch, n_frames, k2 * n1)
             return power[..., self._fft_offset : self._fft_offset + (self._bins.stop - self._bins.start)]
         pad = c.n_fft // 2
-        framed = F.conv1d(F.pad(waveform.unsqueeze(1), (pad, pad)), self.dft_basis, stride=c.hop_length)  # (B, 2K, T)
+        framed = F.conv1d(F.pad(waveform.unsqueeze(1), (pad, pad)), self.dft_basis, stride=c.hop_length).transpose(1, 2)  # (B, T, 2K)
         n_bins = self.dft_basis.shape[0] // 2
-        return (framed[:, :n_bins].square() + framed[:, n_bins:].square()).transpose(1, 2)
+        # transposed before the power, so that the power tensor is an Add that OpenVINO keeps (a final Transpose
+        # is merged into the next MatMul by its conversion, and the tensor's name is lost)
+        return framed[..., :n_bins].square() + framed[..., n_bins:].square()
 
 
 class _ExportNormalize(Normalize):
@@ -264,17 +282,27 @@ class _ExportOps(TorchFunctionMode):
 
 
 class _ProbabilityGraph(nn.Module):
-    """What gets exported: the model followed by a sigmoid on every output."""
+    """What gets exported: the model followed by a sigmoid on every output.
 
-    def __init__(self, model: nn.Module):
+    With ``with_power`` (an `_export_copy` only), the front end's power spectrogram is returned last, so that
+    the exporter gives that tensor a known name (`POWER_TENSOR`); `export_onnx` then removes it from the
+    graph's outputs, and it stays an inner tensor that `birdcall.export.host` can cut the graph at.
+    """
+
+    def __init__(self, model: nn.Module, *, with_power: bool = False):
         super().__init__()
         self.model = model
+        self.with_power = with_power
 
     def forward(self, waveform: torch.Tensor):
         output = self.model(waveform)
         if isinstance(output, Mapping):
-            return torch.sigmoid(output["clipwise"]), torch.sigmoid(output["framewise"])
-        return torch.sigmoid(output)
+            probs = (torch.sigmoid(output["clipwise"]), torch.sigmoid(output["framewise"]))
+        else:
+            probs = (torch.sigmoid(output),)
+        if self.with_power:
+            return (*probs, self.model.frontend.logmel.traced_power)
+        return probs if len(probs) > 1 else probs[0]
 
 
 def _check_model(model) -> None:
@@ -366,11 +394,14 @@ def export_onnx(
     if isinstance(batch_size_hint, bool) or not isinstance(batch_size_hint, int) or batch_size_hint < 1:
         raise ParameterError(f"batch_size_hint must be a positive integer, got {batch_size_hint!r}")
     features: FeatureConfig = model.feature_config
-    graph = _ProbabilityGraph(_export_copy(model, opset, stft))
+    net = _export_copy(model, opset, stft)
+    bins = net.frontend.logmel._bins
+    metadata[HOST_STFT_KEY] = json.dumps({"tensor": POWER_TENSOR, "bins": [bins.start, bins.stop]})
+    graph = _ProbabilityGraph(net, with_power=True)
     example = torch.from_numpy(np.random.default_rng(0).standard_normal((batch_size_hint, features.clip_samples), dtype=np.float32) * 0.1)
     with torch.no_grad():
         outputs = graph(example)
-    names = ["clipwise", "framewise"] if isinstance(outputs, tuple) else ["clipwise"]
+    names = ["clipwise", "framewise"] if len(outputs) == 3 else ["clipwise"]
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings(), _ExportOps():
@@ -383,10 +414,11 @@ def export_onnx(
             warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1", category=UserWarning)
             torch.onnx.export(
                 graph, (example,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                output_names=names, dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *names]},
+                output_names=[*names, POWER_TENSOR], dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *names, POWER_TENSOR]},
                 do_constant_folding=True,
             )
         proto = onnx.load_model_from_string(buffer.getvalue())
+        _unlist_power_output(proto)
         onnx.helper.set_model_props(proto, metadata)
         proto.doc_string = (
             f"birdcall {model.config.arch} model ({model.config.backbone}), {len(labels)} species: {INPUT_NAME} "
@@ -397,15 +429,35 @@ def export_onnx(
         raise ExportError(f"{dest}: ONNX export failed ({type(err).__name__}: {' '.join(str(err).split())[:300]})") from err
     data = proto.SerializeToString()
     if check:
-        _compare_with_torch(model, data, names, dest)
+        _compare_with_torch(model, proto, names, dest)
     with atomic_path(dest) as tmp:
         tmp.write_bytes(data)
     return dest
 
 
-def _compare_with_torch(model, data: bytes, names: list[str], dest: Path) -> None:
-    """Raise `ExportError` unless ONNX Runtime on ``data`` matches the unmodified torch model (a CPU eval copy)."""
+def _unlist_power_output(proto) -> None:
+    """Remove `POWER_TENSOR` from the graph's outputs; it must remain the tensor the mel filter bank reads.
+
+    The TorchScript exporter names an output tensor after ``output_names``; if it had written the power as a
+    copy (an ``Identity`` beside the tensor the rest of the graph reads), cutting there would cut nothing, so
+    that is an error.
+    """
+    graph = proto.graph
+    power = [o for o in graph.output if o.name == POWER_TENSOR]
+    kept = [o for o in graph.output if o.name != POWER_TENSOR]
+    del graph.output[:]
+    graph.output.extend(kept)
+    graph.value_info.extend(power)  # its type and shape (batch dynamic), which cutting the graph there needs
+    if not any(POWER_TENSOR in node.input for node in graph.node):
+        raise ExportError(f"the exported graph does not read its {POWER_TENSOR!r} tensor (an exporter change?)")
+
+
+def _compare_with_torch(model, proto, names: list[str], dest: Path) -> None:
+    """Raise `ExportError` unless ONNX Runtime on ``proto`` matches the unmodified torch model (a CPU eval copy),
+    both the whole graph and the graph cut at its power spectrum fed by the host STFT (`birdcall.export.host`)."""
     import onnxruntime as ort
+
+    from .host import host_power_spectrum, onnx_body
 
     reference = _ProbabilityGraph(copy.deepcopy(model).float().cpu().eval())
     windows = check_windows(model.feature_config)
@@ -414,8 +466,14 @@ def _compare_with_torch(model, data: bytes, names: list[str], dest: Path) -> Non
     expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(proto.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
     actual = session.run(names, {INPUT_NAME: windows})
     diff, where = _max_difference(expected, actual, names)
     if not diff <= TOLERANCE:
         raise ExportError(f"{dest}: ONNX Runtime and torch differ by {diff:.2e} on {where} (tolerance {TOLERANCE:g})")
+    _, features, info = parse_metadata({prop.key: prop.value for prop in proto.metadata_props}, path=dest)
+    body = ort.InferenceSession(onnx_body(proto, names).SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+    actual = body.run(names, {POWER_TENSOR: host_power_spectrum(features, info)(windows)})
+    diff, where = _max_difference(expected, actual, names)
+    if not diff <= TOLERANCE:
+        raise ExportError(f"{dest}: the graph fed by the host STFT and torch differ by {diff:.2e} on {where} (tolerance {TOLERANCE:g})")

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,12 @@ from ..data.labels import LabelSet
 from ..errors import CheckpointError, ExportError, ParameterError
 from ..features.config import FeatureConfig
 from ..types import Pathlike
+from .host import has_power_tensor
 from .metadata import (
     _FORMAT_KEY,
+    HOST_STFT_KEY,
     INPUT_NAME,
+    POWER_TENSOR,
     TOLERANCE,
     _max_difference,
     check_windows,
@@ -37,7 +41,8 @@ from .metadata import (
 __all__ = ["export_openvino", "import_openvino", "read_ir"]
 
 _RT_SECTION = "birdcall"
-_RT_KEYS = {"format": _FORMAT_KEY, "labels": "labels", "features": "features", "model": "model"}  # rt_info -> ONNX key
+# rt_info key -> ONNX metadata key; "host_stft" is optional (older exports lack it), the others are required
+_RT_KEYS = {"format": _FORMAT_KEY, "labels": "labels", "features": "features", "model": "model", "host_stft": HOST_STFT_KEY}
 
 
 def import_openvino():
@@ -139,17 +144,26 @@ def _convert(ov, onnx_path: Path, dest: Path, check: bool) -> Path:
         model = ov.convert_model(str(onnx_path))
     except Exception as err:  # OpenVINO's conversion errors have no common base class
         raise ExportError(f"{dest}: OpenVINO conversion failed ({type(err).__name__}: {' '.join(str(err).split())[:300]})") from err
-    for rt_key, onnx_key in _RT_KEYS.items():
-        value = info["format"] if rt_key == "format" else json.dumps(info[onnx_key])
-        model.set_rt_info(value, [_RT_SECTION, rt_key])
+    if "host_stft" in info and not has_power_tensor(model):
+        # OpenVINO's conversion merged the tensor into another node: this IR runs its whole graph (still correct)
+        warnings.warn(f"{dest}: OpenVINO's conversion lost the {POWER_TENSOR!r} tensor; the IR will compute its STFT in the graph (slower)", stacklevel=3)
+        info = {k: v for k, v in info.items() if k != "host_stft"}
+    for rt_key in _RT_KEYS:
+        if rt_key in info:
+            value = info["format"] if rt_key == "format" else json.dumps(info[rt_key])
+            model.set_rt_info(value, [_RT_SECTION, rt_key])
     if check:
-        _compare_with_onnxruntime(ov, model, onnx_path, dest, features)
+        _compare_with_onnxruntime(ov, model, onnx_path, dest, features, info)
     _save_atomically(ov, model, dest)
     return dest
 
 
-def _compare_with_onnxruntime(ov, model, onnx_path: Path, dest: Path, features: FeatureConfig) -> None:
+def _compare_with_onnxruntime(ov, model, onnx_path: Path, dest: Path, features: FeatureConfig, info: dict[str, Any]) -> None:
+    """Raise `ExportError` unless OpenVINO (f32) gives ONNX Runtime's outputs on the source graph, both with the
+    whole IR and with the IR cut at its power spectrum and fed by the host STFT (`birdcall.export.host`)."""
     import onnxruntime as ort
+
+    from .host import host_power_spectrum, openvino_body
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -163,6 +177,14 @@ def _compare_with_onnxruntime(ov, model, onnx_path: Path, dest: Path, features: 
     diff, where = _max_difference(expected, actual, names)
     if not diff <= TOLERANCE:
         raise ExportError(f"{dest}: OpenVINO (f32) and ONNX Runtime differ by {diff:.2e} on {where} (tolerance {TOLERANCE:g})")
+    if "host_stft" not in info:
+        return
+    body = ov.Core().compile_model(openvino_body(ov, model.clone()), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
+    result = body.create_infer_request().infer({0: host_power_spectrum(features, info)(windows)})
+    actual = [np.array(result[body.output(name)]) for name in names]
+    diff, where = _max_difference(expected, actual, names)
+    if not diff <= TOLERANCE:
+        raise ExportError(f"{dest}: OpenVINO (f32) fed by the host STFT and ONNX Runtime differ by {diff:.2e} on {where} (tolerance {TOLERANCE:g})")
 
 
 def _save_atomically(ov, model, dest: Path) -> None:

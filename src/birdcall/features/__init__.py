@@ -41,6 +41,8 @@ _LAZY = {
     "PCEN_INPUT_SCALE": "pcen",
     "pcen": "pcen",
     "pcen_smoothing_coefficient": "pcen",
+    "PowerSpectrum": "stft",
+    "hann_window": "stft",
     "Preemphasis": "preemphasis",
     "preemphasis": "preemphasis",
 }

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..errors import ParameterError
 from .config import FeatureConfig
+from .stft import hann_window
 
 __all__ = [
     "AMIN",
@@ -139,11 +140,6 @@ def _check_waveform(y: np.ndarray, name: str) -> np.ndarray:
     return y
 
 
-def _hann(n_fft: int) -> np.ndarray:
-    """Periodic Hann window (scipy ``get_window("hann", n_fft, fftbins=True)``), float64."""
-    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
-
-
 def stft_power(*, y: np.ndarray, n_fft: int, hop_length: int, power: float = 2.0) -> np.ndarray:
     """``|STFT(y)| ** power`` with librosa's framing: centred, zero padded, periodic Hann window.
 
@@ -167,7 +163,7 @@ def stft_power(*, y: np.ndarray, n_fft: int, hop_length: int, power: float = 2.0
     padded = np.pad(flat, ((0, 0), (pad, pad)))
     n_frames = 1 + num_samples // hop_length
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop_length][:, :n_frames]
-    window = _hann(n_fft)
+    window = hann_window(n_fft)
     out = np.empty((flat.shape[0], n_fft // 2 + 1, n_frames), dtype=np.float64)
     for row in range(flat.shape[0]):
         for start in range(0, n_frames, _STFT_BLOCK_FRAMES):
@@ -274,7 +270,7 @@ class LogMel(nn.Module):
         weights = _mel_from_config(c)
         used = np.flatnonzero(weights.any(axis=0))  # FFT bins some filter covers (none above fmax)
         self._bins = slice(int(used[0]), int(used[-1]) + 1) if used.size else slice(0, 1)
-        self.register_buffer("window", torch.from_numpy(_hann(c.n_fft)).to(dtype))
+        self.register_buffer("window", torch.from_numpy(hann_window(c.n_fft)).to(dtype))
         self.register_buffer("mel_basis", torch.from_numpy(weights).to(dtype))
 
     def check_waveform(self, waveform: torch.Tensor) -> torch.Tensor:

@@ -306,6 +306,7 @@ def load_ensemble(
     power: float = 2.0,
     weights: Sequence[float] | None = None,
     streams: int | None = None,
+    frontend: str = "auto",
 ) -> EnsembleScorer:
     """Open the models of a training run (or a list of model files) as one :class:`EnsembleScorer`.
 
@@ -318,6 +319,7 @@ def load_ensemble(
         power: exponent of ``"power"``.
         weights: one weight per member, in the order above.
         streams: OpenVINO CPU streams of every member (:func:`~birdcall.infer.scorer.load_scorer`).
+        frontend: where every exported member computes its STFT (:func:`~birdcall.infer.scorer.load_scorer`).
 
     Raises:
         CheckpointError: the folder holds no model, or a model file is missing or malformed.
@@ -330,5 +332,5 @@ def load_ensemble(
         paths = [Path(p) for p in model_dir_or_paths]
         if not paths:
             raise ParameterError("load_ensemble: needs at least one model file")
-    scorers = [load_scorer(p, backend=backend, threads=threads, streams=streams) for p in paths]
+    scorers = [load_scorer(p, backend=backend, threads=threads, streams=streams, frontend=frontend) for p in paths]
     return EnsembleScorer(scorers, method=method, power=power, weights=weights)

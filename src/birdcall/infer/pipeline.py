@@ -178,7 +178,7 @@ def select_shard(paths: Sequence[Path], shard: tuple[int, int] | str | None) -> 
 # ------------------------------------------------------------------------------------------------ model
 
 
-def open_model(model: Any, *, backend: str | None = None, threads: int | None = None, streams: int | None = None):
+def open_model(model: Any, *, backend: str | None = None, threads: int | None = None, streams: int | None = None, frontend: str = "auto"):
     """Open ``model`` as a :class:`~birdcall.infer.scorer.Scorer`.
 
     Args:
@@ -187,9 +187,12 @@ def open_model(model: Any, *, backend: str | None = None, threads: int | None = 
         backend: ``torch``, ``onnx`` or ``openvino``; None picks it from the suffix (torch for a folder).
         threads: intra-op threads of the backend.
         streams: OpenVINO CPU streams (each batch split across them); openvino backend only.
+        frontend: where an exported model computes its STFT: ``"auto"``, ``"host"`` or ``"graph"``
+            (:func:`~birdcall.infer.scorer.load_scorer`).
 
     Raises:
-        ParameterError: a path that does not exist or that no backend opens, or ``streams`` with another backend.
+        ParameterError: a path that does not exist or that no backend opens, or ``streams``/``frontend`` with
+            a backend they do not apply to.
         CheckpointError: a malformed model file.
     """
     if _is_scorer(model):
@@ -200,13 +203,13 @@ def open_model(model: Any, *, backend: str | None = None, threads: int | None = 
     if path.is_dir():
         from .ensemble import load_ensemble
 
-        return load_ensemble(path, backend=backend or "torch", threads=threads, streams=streams)
+        return load_ensemble(path, backend=backend or "torch", threads=threads, streams=streams, frontend=frontend)
     chosen = backend or _MODEL_SUFFIXES.get(path.suffix.lower())
     if chosen is None:
         raise ParameterError(f"{path}: unknown model format; expected {', '.join(_MODEL_SUFFIXES)} or a run folder (or pass --backend)")
     from .scorer import load_scorer
 
-    return load_scorer(path, backend=chosen, threads=threads, streams=streams)
+    return load_scorer(path, backend=chosen, threads=threads, streams=streams, frontend=frontend)
 
 
 def _is_scorer(model: Any) -> bool:
@@ -903,6 +906,7 @@ def run_inference(
     backend: str | None = None,
     threads: int | None = None,
     streams: int | None = None,
+    frontend: str = "auto",
     retry_failed: bool = False,
     show_progress: bool = False,
     model_id: str | None = None,
@@ -926,6 +930,7 @@ def run_inference(
         backend: scorer backend (None: from the model's suffix).
         threads: backend intra-op threads.
         streams: OpenVINO CPU streams, each scorer call's batch split across them (openvino backend only).
+        frontend: where an exported model computes its STFT (:func:`open_model`); the scores agree to 1e-4.
         retry_failed: redo files an earlier run recorded as failed.
         show_progress: a progress bar (files, hours of audio, speed).
         model_id: identifies a Scorer object in run.json (a model path is identified by its bytes).
@@ -944,7 +949,7 @@ def run_inference(
     shard_index, shard_count = parse_shard(shard)
     all_files = discover_inputs(inputs)
     files = [str(p) for p in select_shard(all_files, (shard_index, shard_count))]
-    scorer = open_model(model, backend=backend, threads=threads, streams=streams)
+    scorer = open_model(model, backend=backend, threads=threads, streams=streams, frontend=frontend)
     labels = getattr(scorer, "labels", None)
     if not isinstance(labels, LabelSet):
         raise ParameterError(f"{model}: the scorer carries no LabelSet (species codes)")

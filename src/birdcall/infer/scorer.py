@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -58,10 +59,56 @@ def _check_threads(threads: int | None) -> None:
 
 
 class _ExportedScorer:
-    """Shared input handling of the scorers of exported graphs (static window length, dynamic batch)."""
+    """What the scorers of exported graphs share: input checks (static window length, dynamic batch) and,
+    with ``frontend="host"``, the host STFT pipelined with the graph (:mod:`birdcall.export.host`)."""
 
     labels: LabelSet
     features: FeatureConfig
+    frontend: str = "graph"  # "graph": the whole exported graph; "host": host STFT + the graph after it
+    # Rows per graph call on the host path: the STFT of the next chunk runs in a helper thread while the graph
+    # runs this one (pocketfft, numpy and both runtimes release the GIL). 8 was the fastest of 4/8/32 end to end
+    # for efficientnet_b0 on OpenVINO, 2 cores (`benchmarks/RESULTS.md`).
+    host_chunk = 8
+    _stft = None
+    _pool = None
+
+    def _use_frontend(self, frontend: str, info: dict) -> None:
+        """Resolve ``frontend`` for this file (`birdcall.export.host.resolve_frontend`); set up the host STFT."""
+        from ..export.host import host_power_spectrum, resolve_frontend
+
+        self.frontend = resolve_frontend(frontend, info, self.path)
+        if self.frontend == "host":
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._stft = host_power_spectrum(self.features, info)
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="birdcall-stft")
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        """``(batch, clip_samples)`` float32 windows -> ``(batch, len(labels))`` float32 probabilities."""
+        x = self._windows(windows)
+        if x.shape[0] == 0:
+            return self._empty()
+        if self._stft is None:
+            return self._run(x)
+        return self._run_each(self._powers(x))
+
+    def _powers(self, x: np.ndarray) -> Iterator[np.ndarray]:
+        """The host STFT of ``x``, ``host_chunk`` rows at a time, computed one chunk ahead in the helper thread."""
+        chunks = [x[i : i + self.host_chunk] for i in range(0, len(x), self.host_chunk)]
+        pending = self._pool.submit(self._stft, chunks[0])
+        for j in range(len(chunks)):
+            power = pending.result()
+            if j + 1 < len(chunks):
+                pending = self._pool.submit(self._stft, chunks[j + 1])
+            yield power
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """The graph's ``clipwise`` output for its input ``x`` (waveforms, or power spectra on the host path)."""
+        raise NotImplementedError
+
+    def _run_each(self, inputs: Iterator[np.ndarray]) -> np.ndarray:
+        """`_run` on each of ``inputs``, the outputs concatenated in order."""
+        return np.concatenate([self._run(x) for x in inputs])
 
     def _windows(self, windows: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(windows, dtype=np.float32)
@@ -82,15 +129,19 @@ class OnnxScorer(_ExportedScorer):
     Args:
         path: the ``.onnx`` file; labels and feature config come from its metadata.
         threads: ONNX Runtime intra-op threads (None or 0: its default, one per physical core).
+        frontend: where the STFT runs (:mod:`birdcall.export.host`): ``"host"`` (pocketfft, then the graph from
+            its power spectrum on), ``"graph"`` (the whole graph) or ``"auto"`` (host when the file allows it).
+            Both give the same probabilities to `birdcall.export.metadata.TOLERANCE` (checked at export).
 
     Raises:
+        ParameterError: an unknown ``frontend``, or ``"host"`` with an export that does not allow it.
         CheckpointError: missing file, not ONNX, or no birdcall metadata.
     """
 
-    def __init__(self, path: Pathlike, *, threads: int | None = None):
+    def __init__(self, path: Pathlike, *, threads: int | None = None, frontend: str = "auto"):
         import onnxruntime as ort
 
-        from ..export.metadata import INPUT_NAME, parse_metadata
+        from ..export.metadata import INPUT_NAME, POWER_TENSOR, parse_metadata
 
         _check_threads(threads)
         self.path = Path(path)
@@ -104,13 +155,18 @@ class OnnxScorer(_ExportedScorer):
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types (Fail, InvalidGraph...)
             raise CheckpointError(self.path, f"ONNX Runtime cannot load it ({' '.join(str(err).split())[:300]})") from None
         self.labels, self.features, self.info = parse_metadata(self.session.get_modelmeta().custom_metadata_map, path=self.path)
+        self._use_frontend(frontend, self.info)
         self._input = INPUT_NAME
+        if self.frontend == "host":
+            import onnx
 
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        """``(batch, clip_samples)`` float32 windows -> ``(batch, len(labels))`` float32 probabilities."""
-        x = self._windows(windows)
-        if x.shape[0] == 0:
-            return self._empty()
+            from ..export.host import onnx_body
+
+            body = onnx_body(onnx.load(str(self.path)), ["clipwise"])
+            self.session = ort.InferenceSession(body.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+            self._input = POWER_TENSOR
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(["clipwise"], {self._input: x})[0]
 
 
@@ -127,15 +183,18 @@ class OpenVinoScorer(_ExportedScorer):
         streams: OpenVINO CPU streams (``NUM_STREAMS``; None: 1). With ``n > 1`` each call splits its batch
             into ``n`` parts run at once by ``n`` infer requests, each stream on its share of the threads; the
             results are identical, only the speed differs (`benchmarks/RESULTS.md`).
+        frontend: where the STFT runs, as in :class:`OnnxScorer`.
 
     The infer requests are reused across calls: use one scorer per thread.
 
     Raises:
-        ParameterError: OpenVINO is not installed.
+        ParameterError: OpenVINO is not installed, or a bad ``streams`` or ``frontend``.
         CheckpointError: missing or unreadable file, or no birdcall metadata.
     """
 
-    def __init__(self, path: Pathlike, *, threads: int | None = None, precision: str = "f32", streams: int | None = None):
+    def __init__(
+        self, path: Pathlike, *, threads: int | None = None, precision: str = "f32", streams: int | None = None, frontend: str = "auto"
+    ):
         from ..export.openvino import import_openvino, read_ir
 
         ov = import_openvino()
@@ -151,6 +210,11 @@ class OpenVinoScorer(_ExportedScorer):
             model = core.read_model(str(self.path))
         else:
             model, self.labels, self.features, self.info = read_ir(self.path, core)
+        self._use_frontend(frontend, self.info)
+        if self.frontend == "host":
+            from ..export.host import openvino_body
+
+            model = openvino_body(ov, model)
         config = {"INFERENCE_PRECISION_HINT": precision}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
@@ -162,12 +226,28 @@ class OpenVinoScorer(_ExportedScorer):
             raise ParameterError(f"{self.path}: OpenVINO cannot compile it with {config} ({' '.join(str(err).split())[:300]})") from None
         self._requests = [self.compiled.create_infer_request() for _ in range(streams or 1)]
         self._output = self.compiled.output("clipwise")
+        if self.frontend == "host":
+            # one job per stream, fed chunk after chunk as each becomes free: no stream waits for the other
+            # between chunks, as it would with `_run`'s split of each input across the streams
+            self._queue = ov.AsyncInferQueue(self.compiled, streams or 1)
+            self._queue.set_callback(self._collect)
+            self._results: dict[int, np.ndarray] = {}
+            self.host_chunk = max(1, type(self).host_chunk // (streams or 1))
 
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        """``(batch, clip_samples)`` float32 windows -> ``(batch, len(labels))`` float32 probabilities."""
-        x = self._windows(windows)
-        if x.shape[0] == 0:
-            return self._empty()
+    def _collect(self, request, index: int) -> None:
+        self._results[index] = np.array(request.get_tensor(self._output).data, dtype=np.float32)  # a copy: buffers are reused
+
+    def _run_each(self, inputs: Iterator[np.ndarray]) -> np.ndarray:
+        self._results.clear()
+        count = 0
+        for count, x in enumerate(inputs, start=1):
+            self._queue.start_async({0: x}, count - 1)  # waits while every job is busy
+        self._queue.wait_all()
+        if len(self._results) != count:  # a failed callback: report it here rather than return short
+            raise RuntimeError(f"{self.path}: OpenVINO returned {len(self._results)} of {count} results")
+        return np.concatenate([self._results[i] for i in range(count)])
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
         parts = [part for part in np.array_split(x, len(self._requests)) if len(part)]
         if len(parts) == 1:
             result = self._requests[0].infer({0: x})
@@ -179,7 +259,7 @@ class OpenVinoScorer(_ExportedScorer):
         return np.concatenate([np.array(request.get_tensor(self._output).data, dtype=np.float32) for request in self._requests[: len(parts)]])
 
 
-def _exported_on_the_fly(path: Path, backend: str, threads: int | None, streams: int | None = None) -> Scorer:
+def _exported_on_the_fly(path: Path, backend: str, threads: int | None, streams: int | None = None, frontend: str = "auto") -> Scorer:
     """Export a checkpoint to ONNX in a temporary folder and open it with ``backend``; nothing is kept on disk."""
     from ..export import export_onnx
     from ..models import load_model
@@ -187,12 +267,17 @@ def _exported_on_the_fly(path: Path, backend: str, threads: int | None, streams:
     net, labels, _ = load_model(path)
     with tempfile.TemporaryDirectory(prefix="birdcall-export-", ignore_cleanup_errors=True) as tmp:
         onnx_path = export_onnx(net, Path(tmp) / f"{path.stem}.onnx", labels=labels)
-        scorer = OnnxScorer(onnx_path, threads=threads) if backend == "onnx" else OpenVinoScorer(onnx_path, threads=threads, streams=streams)
+        if backend == "onnx":
+            scorer = OnnxScorer(onnx_path, threads=threads, frontend=frontend)
+        else:
+            scorer = OpenVinoScorer(onnx_path, threads=threads, streams=streams, frontend=frontend)
     scorer.path = path
     return scorer
 
 
-def load_scorer(model: Pathlike, *, backend: str = "torch", threads: int | None = None, streams: int | None = None) -> Scorer:
+def load_scorer(
+    model: Pathlike, *, backend: str = "torch", threads: int | None = None, streams: int | None = None, frontend: str = "auto"
+) -> Scorer:
     """Open ``model`` as a :class:`Scorer`.
 
     ``backend="onnx"`` runs a ``.onnx`` file (:class:`OnnxScorer`); ``"openvino"`` runs an OpenVINO IR ``.xml``
@@ -205,9 +290,11 @@ def load_scorer(model: Pathlike, *, backend: str = "torch", threads: int | None 
         backend: ``"torch"``, ``"onnx"`` or ``"openvino"``.
         threads: intra-op threads of the backend (None: its default).
         streams: OpenVINO only: CPU streams, each call's batch split across them (:class:`OpenVinoScorer`).
+        frontend: onnx and openvino only: where the STFT runs, ``"auto"``, ``"host"`` or ``"graph"``
+            (:class:`OnnxScorer`); the torch backend always runs its own front end and accepts only ``"auto"``.
 
     Raises:
-        ParameterError: unknown backend, a model file the backend cannot run, or OpenVINO not installed.
+        ParameterError: unknown backend or frontend, a model file the backend cannot run, or OpenVINO not installed.
         CheckpointError: the model file is missing or malformed, or an exported file lacks birdcall metadata.
         ExportError: an on-the-fly export does not match torch.
     """
@@ -215,6 +302,8 @@ def load_scorer(model: Pathlike, *, backend: str = "torch", threads: int | None 
         raise ParameterError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if streams is not None and backend != "openvino":
         raise ParameterError(f"streams applies to the openvino backend only, not {backend!r}")
+    if frontend != "auto" and backend == "torch":
+        raise ParameterError(f"frontend={frontend!r} applies to the onnx and openvino backends only, not torch")
     path = Path(model)
     if backend == "torch":
         if path.suffix != ".safetensors":
@@ -225,11 +314,11 @@ def load_scorer(model: Pathlike, *, backend: str = "torch", threads: int | None 
         return TorchScorer(net, labels=labels, threads=threads)
     _check_threads(threads)
     if path.suffix == ".safetensors":
-        return _exported_on_the_fly(path, backend, threads, streams)
+        return _exported_on_the_fly(path, backend, threads, streams, frontend)
     if backend == "onnx":
         if path.suffix != ".onnx":
             raise ParameterError(f"{path}: the onnx backend runs .onnx files (or .safetensors checkpoints, exported on the fly)")
-        return OnnxScorer(path, threads=threads)
+        return OnnxScorer(path, threads=threads, frontend=frontend)
     if path.suffix not in (".xml", ".onnx"):
         raise ParameterError(f"{path}: the openvino backend runs OpenVINO IR .xml or .onnx files (or .safetensors checkpoints)")
-    return OpenVinoScorer(path, threads=threads, streams=streams)
+    return OpenVinoScorer(path, threads=threads, streams=streams, frontend=frontend)

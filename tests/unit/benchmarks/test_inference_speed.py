@@ -11,21 +11,24 @@ def bench(load_benchmark):
     return load_benchmark("inference_speed")
 
 
-def test_configurations_cover_streams_and_stft_forms(bench):
-    rows = bench.configurations(["m"], ["torch", "onnx", "openvino"], ["fft", "dft"], [1, 2])
-    assert rows == [("m", "torch", None, None), ("m", "onnx", "fft", None), ("m", "openvino", "fft", 1), ("m", "openvino", "fft", 2),
-                    ("m", "openvino", "dft", 1)]  # fmt: skip
+def test_configurations_cover_streams_frontends_and_stft_forms(bench):
+    rows = bench.configurations(["m"], ["torch", "onnx", "openvino"], ["fft", "dft"], [1, 2], ["host", "graph"])
+    assert rows == [("m", "torch", None, None, None), ("m", "onnx", "fft", None, "host"), ("m", "onnx", "fft", None, "graph"),
+                    ("m", "openvino", "fft", 1, "host"), ("m", "openvino", "fft", 2, "host"), ("m", "openvino", "fft", 2, "graph"),
+                    ("m", "openvino", "dft", 1, "graph")]  # fmt: skip
 
 
 def test_benchmark_runs_each_configuration_and_counts_detections(bench, tmp_path, capsys):
     pytest.importorskip("openvino")
     out = tmp_path / "speed"
     code = bench.main(["--out", str(out), "--minutes", "0.25", "--models", "test_cnn", "--backends", "onnx,openvino", "--streams", "1,2",
-                       "--stft", "fft,dft", "--num-classes", "5", "--threads", "1", "--skip-birdnet", "--skip-memory"])  # fmt: skip
+                       "--stft", "fft,dft", "--frontends", "host,graph", "--num-classes", "5", "--threads", "1", "--skip-birdnet",
+                       "--skip-memory"])  # fmt: skip
     assert code == 0
     result = json.loads((out / "inference_speed.json").read_text())
     rows = result["rows"]
-    assert [r["backend"] for r in rows] == ["onnx, stft fft", "openvino, stft fft, 1 stream", "openvino, stft fft, 2 streams", "openvino, stft dft, 1 stream"]
+    assert [r["backend"] for r in rows] == ["onnx, host STFT", "onnx, stft fft", "openvino, host STFT, 1 stream", "openvino, host STFT, 2 streams",
+                                            "openvino, stft fft, 2 streams", "openvino, stft dft, 1 stream"]  # fmt: skip
     assert all(r["summary"] == "1 files, 3 windows, 0 skipped" for r in rows)  # 15 s -> three 5-s windows
     assert len({r["detections"] for r in rows}) == 1 and rows[0]["detections"] > 0  # same model, same detections
     assert all(r["run_s"] > 0 and r["peak_rss_mb"] > 50 for r in rows)

@@ -89,7 +89,9 @@ def test_metadata_round_trip_and_checker(exported):
     model, path = exported["test_sed"]
     onnx.checker.check_model(str(path), full_check=True)
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert set(props) == {"birdcall.format", "labels", "features", "model"}
+    assert set(props) == {"birdcall.format", "labels", "features", "model", "birdcall.host_stft"}
+    bins = model.frontend.logmel._bins  # the FFT bins the filter bank uses: the power tensor's last axis
+    assert json.loads(props["birdcall.host_stft"]) == {"tensor": "power_spectrum", "bins": [bins.start, bins.stop]}
     assert props["birdcall.format"] == FORMAT == "birdcall.onnx/1"
     assert json.loads(props["model"]) == to_dict(model.config)
     labels, features, info = read_export_info(path)
