@@ -36,6 +36,9 @@ class PowerSpectrum:
     The same values as ``LogMel(config).power_frames`` (torch, float32) to float32 rounding, pre-emphasis
     included when ``config.preemphasis > 0``.
 
+    The work buffers are kept between calls (allocating ~10 MB of fresh pages per window cost as much as the
+    FFT itself in a new process), so one instance must not be called from two threads at once.
+
     Args:
         config: the front end (sample rate, ``n_fft``, ``hop_length``, ``preemphasis``).
         bins: ``(lo, hi)``, the FFT bins to keep (`LogMel`'s ``_bins``; an exported model records them).
@@ -44,33 +47,51 @@ class PowerSpectrum:
         ParameterError: bins outside ``0..n_fft // 2 + 1``.
     """
 
+    BLOCK_FRAMES = 128  # frames per FFT call: their buffers (~1 MB each at n_fft 2048) stay in cache
+
     def __init__(self, config: FeatureConfig, bins: tuple[int, int]):
         lo, hi = (int(b) for b in bins)
         if not 0 <= lo < hi <= config.n_fft // 2 + 1:
             raise ParameterError(f"PowerSpectrum: bins must satisfy 0 <= lo < hi <= {config.n_fft // 2 + 1}, got {bins}")
         self.config, self.bins = config, (lo, hi)
         self.window = hann_window(config.n_fft).astype(np.float32)
+        self._padded = np.zeros(0, dtype=np.float32)  # one centred, zero-padded window
+        self._frames = np.empty((self.BLOCK_FRAMES, config.n_fft), dtype=np.float32)
+        self._squares = np.empty((self.BLOCK_FRAMES, 2 * (hi - lo)), dtype=np.float32)
 
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
+    def output_shape(self, batch: int, num_samples: int) -> tuple[int, int, int]:
+        """Shape of the result for ``batch`` windows of ``num_samples`` samples."""
+        return batch, self.config.num_frames(num_samples), self.bins[1] - self.bins[0]
+
+    def __call__(self, windows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The power spectra of ``windows``, written into ``out`` if given (float32, `output_shape`)."""
         c, (lo, hi) = self.config, self.bins
         x = np.asarray(windows, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] < 2:
             raise ParameterError(f"PowerSpectrum: expected (batch, num_samples >= 2) waveforms, got shape {x.shape}")
-        if c.preemphasis > 0:
-            # as Preemphasis / librosa.effects.preemphasis: y[n] - a y[n-1], and 3 y[0] - y[1] for the first sample
-            first = 3.0 * x[:, :1] - x[:, 1:2]
-            x = np.concatenate([first, x[:, 1:] - np.float32(c.preemphasis) * x[:, :-1]], axis=1)
-        n_frames = c.num_frames(x.shape[1])
-        half = c.n_fft // 2
-        padded = np.pad(x, ((0, 0), (half, half)))
-        out = np.empty((x.shape[0], n_frames, hi - lo), dtype=np.float32)
-        frames = np.empty((n_frames, c.n_fft), dtype=np.float32)
-        # One window at a time: its frames (2.5 MB at n_fft 2048) stay in cache through window, FFT and power,
-        # which is ~1.5x faster than whole-batch array passes.
+        shape = self.output_shape(*x.shape)
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        elif out.shape != shape or out.dtype != np.float32:
+            raise ParameterError(f"PowerSpectrum: out must be float32 of shape {shape}, got {out.dtype} {out.shape}")
+        n, half, n_frames = x.shape[1], c.n_fft // 2, shape[1]
+        if len(self._padded) != n + c.n_fft:
+            self._padded = np.zeros(n + c.n_fft, dtype=np.float32)
+        signal = self._padded[half : half + n]
+        frames = np.lib.stride_tricks.sliding_window_view(self._padded, c.n_fft)[:: c.hop_length][:n_frames]
         for i in range(x.shape[0]):
-            view = np.lib.stride_tricks.sliding_window_view(padded[i], c.n_fft)[:: c.hop_length][:n_frames]
-            np.multiply(view, self.window, out=frames)
-            spectrum = scipy.fft.rfft(frames, axis=-1, overwrite_x=True)[:, lo:hi]  # complex64
-            squares = np.square(spectrum.view(np.float32))  # real, imaginary interleaved
-            np.add(squares[:, 0::2], squares[:, 1::2], out=out[i])
+            if c.preemphasis > 0:
+                # as Preemphasis / librosa.effects.preemphasis: y[n] - a y[n-1], and 3 y[0] - y[1] for the first sample
+                np.multiply(x[i, :-1], -np.float32(c.preemphasis), out=signal[1:])
+                signal[1:] += x[i, 1:]
+                signal[0] = 3.0 * x[i, 0] - x[i, 1]
+            else:
+                signal[:] = x[i]
+            for a in range(0, n_frames, self.BLOCK_FRAMES):
+                b = min(n_frames, a + self.BLOCK_FRAMES)
+                block, squares = self._frames[: b - a], self._squares[: b - a]
+                np.multiply(frames[a:b], self.window, out=block)
+                spectrum = scipy.fft.rfft(block, axis=-1, overwrite_x=True)[:, lo:hi]  # complex64
+                np.square(spectrum.view(np.float32), out=squares)  # real, imaginary interleaved
+                np.add(squares[:, 0::2], squares[:, 1::2], out=out[i, a:b])
         return out

@@ -161,6 +161,9 @@ def iter_window_blocks(
 ) -> Iterator[WindowBlock]:
     """Cut a stream of consecutive chunks into blocks of at most ``max_windows`` consecutive windows.
 
+    A block ends at ``max_windows`` windows or at the end of the chunk that completed its last window, whichever
+    comes first, so each block is handed on as soon as its audio is decoded.
+
     The windows are exactly those of ``num_clips(total, clip_samples=..., hop_samples=..., final_clip=...)``
     (starts ``0, hop, 2 hop, ...``; incomplete ones zero padded). Each block carries the audio its windows
     need at every shift of ``shift_samples``. Memory holds one chunk plus one block's audio, whatever the
@@ -206,6 +209,8 @@ def iter_window_blocks(
             count += 1
             if len(pending) == max_windows:
                 yield cut()
+        if pending:  # every window this chunk completed, at once: a consumer can start before max_windows are decoded
+            yield cut()
         keep_from = (pending[0] if pending else count * hop_samples) + lo
         drop = min(max(0, keep_from - buf_start), len(buf))
         buf, buf_start = buf[drop:], buf_start + drop

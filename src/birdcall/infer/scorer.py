@@ -71,6 +71,7 @@ class _ExportedScorer:
     host_chunk = 8
     _stft = None
     _pool = None
+    _ring = None
 
     def _use_frontend(self, frontend: str, info: dict) -> None:
         """Resolve ``frontend`` for this file (`birdcall.export.host.resolve_frontend`); set up the host STFT."""
@@ -93,13 +94,24 @@ class _ExportedScorer:
         return self._run_each(self._powers(x))
 
     def _powers(self, x: np.ndarray) -> Iterator[np.ndarray]:
-        """The host STFT of ``x``, ``host_chunk`` rows at a time, computed one chunk ahead in the helper thread."""
+        """The host STFT of ``x``, ``host_chunk`` rows at a time, computed one chunk ahead in the helper thread.
+
+        The chunks are written into two reused buffers: a yielded chunk is valid until the next one is asked
+        for (both runtimes copy or finish with their input before returning).
+        """
+        shape = self._stft.output_shape(self.host_chunk, x.shape[1])
+        if self._ring is None or self._ring[0].shape != shape:
+            self._ring = [np.empty(shape, dtype=np.float32) for _ in range(2)]
         chunks = [x[i : i + self.host_chunk] for i in range(0, len(x), self.host_chunk)]
-        pending = self._pool.submit(self._stft, chunks[0])
+
+        def submit(j: int):
+            return self._pool.submit(self._stft, chunks[j], self._ring[j % 2][: len(chunks[j])])
+
+        pending = submit(0)
         for j in range(len(chunks)):
             power = pending.result()
             if j + 1 < len(chunks):
-                pending = self._pool.submit(self._stft, chunks[j + 1])
+                pending = submit(j + 1)
             yield power
 
     def _run(self, x: np.ndarray) -> np.ndarray:
