@@ -70,6 +70,20 @@ def has_power_tensor(model) -> bool:
     return _power_port(model) is not None
 
 
+def _values_reach_a_result(node) -> bool:
+    """Whether some path from ``node`` to a ``Result`` passes through no ``ShapeOf`` (which reads shapes only)."""
+    stack, seen = [node], set()
+    while stack:
+        current = stack.pop()
+        if current.get_type_name() == "Result":
+            return True
+        if current.get_type_name() == "ShapeOf" or id(current) in seen:
+            continue
+        seen.add(id(current))
+        stack += [t.get_node() for out in current.outputs() for t in out.get_target_inputs()]
+    return False
+
+
 def openvino_body(ov, model):
     """The OpenVINO model with its ``power_spectrum`` tensor as the input (an ``openvino.Model``; not compiled).
 
@@ -89,19 +103,18 @@ def openvino_body(ov, model):
     for target in list(port.get_target_inputs()):
         target.replace_source_output(param.output(0))
     port.set_names(set())
-    # OpenVINO's shape optimisations may have the later graph read the batch size off the waveform input
-    # (``ShapeOf(waveform)``, e.g. for a recurrent layer's initial state): read it off the power spectrum instead.
+    # OpenVINO's shape optimisations may have the later graph read the batch size off the waveform input or a
+    # tensor computed from it (``ShapeOf``: e.g. a recurrent layer's initial state, a reshape after PCEN). The
+    # waveform is replaced by zeros of its shape, with the batch size of the power spectrum; no result may depend
+    # on its values (checked here; values reach a result only through a path without a ShapeOf).
     for old in model.get_parameters():
         static = [d.get_length() for d in list(old.get_output_partial_shape(0))[1:]]
+        batch = opset13.gather(opset13.shape_of(param), opset13.constant([0], dtype=np.int64), opset13.constant(0, dtype=np.int64))
+        zeros = opset13.broadcast(opset13.constant(0.0, dtype=np.float32), opset13.concat([batch, opset13.constant(static, dtype=np.int64)], axis=0))
         for target in list(old.output(0).get_target_inputs()):
-            node = target.get_node()
-            if node.get_type_name() != "ShapeOf":
-                continue
-            out_type = node.get_output_element_type(0)
-            batch = opset13.gather(opset13.shape_of(param, out_type.get_type_name()), opset13.constant([0], dtype=np.int64), opset13.constant(0, dtype=np.int64))
-            shape = opset13.concat([batch, opset13.constant(static, dtype=out_type.to_dtype())], axis=0)
-            for user in list(node.output(0).get_target_inputs()):
-                user.replace_source_output(shape.output(0))
+            target.replace_source_output(zeros.output(0))
+        if _values_reach_a_result(zeros):
+            raise ParameterError(f"the OpenVINO model cannot be cut at its {POWER_TENSOR!r} tensor: a result reads the waveform beyond its STFT")
     try:
         return ov.Model(model.get_results(), [param], f"{model.get_friendly_name()}-body")
     except RuntimeError as err:  # the rest of the graph still reads the waveform some other way

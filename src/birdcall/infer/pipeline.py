@@ -639,6 +639,7 @@ def score_files(
     batch_size: int = 32,
     workers: int = 0,
     start_method: str = "spawn",
+    eager: bool = True,
 ) -> Iterator[FileResult]:
     """Score every window of every file; yield each file as soon as it is complete.
 
@@ -655,6 +656,9 @@ def score_files(
         batch_size: rows per scorer call.
         workers: decoding processes (0: decode in a background thread of this process, one step ahead of the scorer).
         start_method: ``multiprocessing`` start method of the workers (``spawn`` or ``forkserver``).
+        eager: with ``workers=0``, score the windows already cut (a partial batch) whenever no decoded audio is
+            waiting, so the model does not sit idle while a full batch is decoded (at the start of a run, say).
+            Scores do not depend on it; False gives full batches only (a fixed batch composition).
 
     Yields:
         :class:`FileResult` in completion order (input order when ``workers == 0``).
@@ -673,7 +677,7 @@ def score_files(
     per_batch = spec.windows_per_batch(batch_size)
     paths = list(paths)
     if workers == 0:
-        events = _prefetched(_local_events(paths, spec, per_batch), depth=4, idle=IDLE)
+        events = _prefetched(_local_events(paths, spec, per_batch), depth=4, idle=IDLE if eager else None)
     else:
         events = _parallel_events(paths, spec, per_batch, int(workers), start_method)
     batcher = _Batcher(scorer, paths, labels, spec, per_batch)

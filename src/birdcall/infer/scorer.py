@@ -252,9 +252,11 @@ class OpenVinoScorer(_ExportedScorer):
     def _run_each(self, inputs: Iterator[np.ndarray]) -> np.ndarray:
         self._results.clear()
         count = 0
-        for count, x in enumerate(inputs, start=1):
-            self._queue.start_async({0: x}, count - 1)  # waits while every job is busy
-        self._queue.wait_all()
+        try:
+            for count, x in enumerate(inputs, start=1):
+                self._queue.start_async({0: x}, count - 1)  # waits while every job is busy
+        finally:
+            self._queue.wait_all()  # also when the host STFT failed: no late result may land in the next call
         if len(self._results) != count:  # a failed callback: report it here rather than return short
             raise RuntimeError(f"{self.path}: OpenVINO returned {len(self._results)} of {count} results")
         return np.concatenate([self._results[i] for i in range(count)])

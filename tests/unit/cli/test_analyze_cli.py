@@ -157,3 +157,25 @@ def test_killed_run_resumes_to_the_uninterrupted_result(model_path, tmp_path):
     assert derived_outputs(out) == derived_outputs(reference)
     detections = pd.read_csv(out / "detections.csv")
     assert len(detections) == 8 * 3 * 3 and not detections.duplicated(["file", "start_time", "code"]).any()
+
+
+def test_frontend_option_host_and_graph_give_the_same_detections(model_path, tmp_path):
+    from birdcall.export import export_onnx
+    from birdcall.models import load_model
+
+    net, labels, _ = load_model(model_path)
+    onnx_path = export_onnx(net, tmp_path / "tiny.onnx", labels=labels)
+    make_audio(tmp_path / "audio", 2)
+    tables = {}
+    for frontend in ("host", "graph"):
+        out = tmp_path / frontend
+        result = analyze("--model", onnx_path, "--out", out, "--min-confidence", "0", "--frontend", frontend, tmp_path / "audio")
+        assert result.exit_code == 0, result.output
+        tables[frontend] = pd.read_csv(out / "detections.csv")
+    host, graph = tables["host"], tables["graph"]
+    assert len(host) == 2 * 3 * 3  # 2 files x 3 windows x 3 species
+    pd.testing.assert_frame_equal(host.drop(columns="confidence"), graph.drop(columns="confidence"))
+    assert np.abs(host["confidence"] - graph["confidence"]).max() <= 1e-4
+
+    result = analyze("--model", model_path, "--out", tmp_path / "torch", "--frontend", "host", tmp_path / "audio")
+    assert result.exit_code == 2 and "frontend='host' applies to the onnx and openvino backends only" in result.output

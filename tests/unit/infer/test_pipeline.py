@@ -134,11 +134,58 @@ def test_hop_gives_overlapping_windows_of_the_clip_table(tmp_path):
 def test_windows_are_batched_across_files(tmp_path):
     paths = [write(tmp_path / f"{name}.wav", ramp(3 * RATE)) for name in "abc"]  # 3 windows each
     scorer = WindowStats()
-    results = list(score_files(scorer, paths, batch_size=4))
+    results = list(score_files(scorer, paths, batch_size=4, eager=False))
     assert scorer.calls == [4, 4, 1]  # 9 windows in batches that straddle the files
     assert [r.path for r in results] == [str(p) for p in paths]
     for r in results:
         np.testing.assert_array_equal(r.scores["first"].to_numpy(), np.float32([1 / 32768, 8001 / 32768, 16001 / 32768]))
+
+
+def test_a_block_ends_with_the_chunk_that_completed_it():
+    """Blocks are handed on as soon as a chunk completes windows, not only when max_windows are waiting."""
+    signal = np.arange(1, 71, dtype=np.float32)
+    chunks = np.split(signal, [25, 30])  # 25, 5 and 40 samples
+    blocks = list(iter_window_blocks(iter(chunks), clip_samples=10, hop_samples=10, max_windows=32))
+    assert [b.starts.tolist() for b in blocks] == [[0, 10], [20], [30, 40, 50, 60]]
+    capped = list(iter_window_blocks(iter(chunks), clip_samples=10, hop_samples=10, max_windows=3))
+    assert [b.starts.tolist() for b in capped] == [[0, 10], [20], [30, 40, 50], [60]]
+
+
+def test_prefetched_reports_when_the_consumer_would_wait():
+    import threading
+
+    gate = threading.Event()
+
+    def slow_events():
+        assert gate.wait(10)  # nothing is produced until the consumer has seen it wait
+        yield ("block", 0)
+
+    seen = []
+    for event in pipeline._prefetched(slow_events(), idle=pipeline.IDLE):
+        seen.append(event)
+        gate.set()
+    assert seen[0] == pipeline.IDLE and ("block", 0) in seen
+    events = (e for e in [("block", 0), ("block", 1)])
+    assert list(pipeline._prefetched(events)) == [("block", 0), ("block", 1)]  # idle=None: never
+
+
+def test_an_idle_producer_gets_the_queued_windows_scored_with_unchanged_scores(tmp_path):
+    """On "idle" the batcher scores what is queued (a partial batch); the scores are those of full batches."""
+    audio = (ramp(7 * RATE) / 2).astype(np.float32)  # < 1: stored exactly
+    path = write(tmp_path / "a.wav", audio)
+    spec = WindowSpec(RATE, 1.0)
+    blocks = list(iter_window_blocks(iter([audio[: 3 * RATE], audio[3 * RATE :]]), clip_samples=RATE, hop_samples=RATE, max_windows=32))
+    assert [len(b.starts) for b in blocks] == [3, 4]
+    scorer = WindowStats()
+    batcher = pipeline._Batcher(scorer, [path], WindowStats.labels, spec, per_batch=32)
+    assert batcher.feed(("start", 0)) == [] and batcher.feed(pipeline.IDLE) == [] and scorer.calls == []  # nothing queued
+    assert batcher.feed(("block", 0, blocks[0])) == [] and scorer.calls == []  # 3 < 32: waits for more
+    assert batcher.feed(pipeline.IDLE) == [] and scorer.calls == [3]  # ...unless nothing else is decoded
+    batcher.feed(("block", 0, blocks[1]))
+    (eager,) = batcher.feed(("done", 0, 7.0)) + batcher.feed(pipeline.IDLE) + batcher.close()
+    assert scorer.calls == [3, 4]
+    (full,) = score_files(WindowStats(), [path], spec=spec, batch_size=32, eager=False)
+    pd.testing.assert_frame_equal(eager.scores, full.scores)
 
 
 # ------------------------------------------------------------------------------------------------ processes
