@@ -29,6 +29,11 @@ spectrogram in one of three ONNX-friendly ways (`STFT_METHODS`, ``stft=`` of `ex
 
 All three agree with torch to ~1e-5 dB.
 
+Whatever the form, the power spectrogram ``(batch, n_frames, n_used_bins)`` is the graph's tensor named
+``power_spectrum`` (`POWER_TENSOR`; the file records it under ``birdcall.host_stft`` with the bins it holds).
+birdcall's own scorers cut the graph there and feed it from a real FFT on the host (`birdcall.export.host`),
+which is several times cheaper than any of the three forms; `export_onnx` checks that path against torch too.
+
 Three more things are written differently in the graph than in torch, with the same values, so that ONNX
 Runtime and OpenVINO agree with torch (see `_ExportNormalize` and `_ExportOps`): the per-map standardisation
 (exact zeros for digital silence, and a two-pass mean), ``expm1`` (PCEN; no ONNX form) and ``logsumexp`` (OpenVINO
