@@ -546,6 +546,7 @@ class _Batcher:
         self.files: dict[int, _InFlight] = {}
         self.waiting: deque = deque()  # (file index, starts, windows (b, shifts, clip)) in arrival order
         self.queued = 0
+        self._buffer: np.ndarray | None = None  # the batch, when it gathers several blocks (scorers do not keep it)
 
     def feed(self, event: tuple) -> list[FileResult]:
         kind, index = event[0], event[1]
@@ -600,7 +601,13 @@ class _Batcher:
                 starts, windows = starts[:n], windows[:n]
             taken.append((index, starts, windows))
             n -= len(starts)
-        batch = np.concatenate([w for _, _, w in taken]) if len(taken) > 1 else taken[0][2]
+        if len(taken) > 1:  # windows of several blocks: gathered into one reused buffer, not a new ~20 MB array
+            shape = (sum(len(w) for _, _, w in taken), *taken[0][2].shape[1:])
+            if self._buffer is None or self._buffer.shape[1:] != shape[1:] or len(self._buffer) < shape[0]:
+                self._buffer = np.empty((max(shape[0], self.per_batch), *shape[1:]), dtype=np.float32)
+            batch = np.concatenate([w for _, _, w in taken], out=self._buffer[: shape[0]])
+        else:
+            batch = taken[0][2]
         values = score_windows(self.scorer, batch, num_classes=len(self.labels))
         row = 0
         for index, starts, _ in taken:
@@ -677,7 +684,7 @@ def score_files(
     per_batch = spec.windows_per_batch(batch_size)
     paths = list(paths)
     if workers == 0:
-        events = _prefetched(_local_events(paths, spec, per_batch), depth=4, idle=IDLE if eager else None)
+        events = _prefetched(_local_events(paths, spec, per_batch), depth=2, idle=IDLE if eager else None)
     else:
         events = _parallel_events(paths, spec, per_batch, int(workers), start_method)
     batcher = _Batcher(scorer, paths, labels, spec, per_batch)
