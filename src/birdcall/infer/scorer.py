@@ -8,8 +8,8 @@ A scorer is called as ``scorer(windows)`` with ``(batch, num_samples)`` float32 
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -66,8 +66,8 @@ class _ExportedScorer:
     features: FeatureConfig
     frontend: str = "graph"  # "graph": the whole exported graph; "host": host STFT + the graph after it
     # Rows per graph call on the host path: the STFT of the next chunk runs in a helper thread while the graph
-    # runs this one (pocketfft, numpy and both runtimes release the GIL). 8 was the fastest of 4/8/32 end to end
-    # for efficientnet_b0 on OpenVINO, 2 cores (`benchmarks/RESULTS.md`).
+    # runs this one (pocketfft, numpy and both runtimes release the GIL). For ONNX Runtime; 4, 8 and 16 were
+    # within noise of each other end to end (efficientnet_b0, 2 cores). OpenVINO uses its static HOST_ROWS.
     host_chunk = 8
     _stft = None
     _pool = None
