@@ -434,7 +434,7 @@ def export_onnx(
         raise ExportError(f"{dest}: ONNX export failed ({type(err).__name__}: {' '.join(str(err).split())[:300]})") from err
     data = proto.SerializeToString()
     if check:
-        _compare_with_torch(model, proto, names, dest)
+        _compare_with_torch(model, proto, data, names, dest)
     with atomic_path(dest) as tmp:
         tmp.write_bytes(data)
     return dest
@@ -457,8 +457,8 @@ def _unlist_power_output(proto) -> None:
         raise ExportError(f"the exported graph does not read its {POWER_TENSOR!r} tensor (an exporter change?)")
 
 
-def _compare_with_torch(model, proto, names: list[str], dest: Path) -> None:
-    """Raise `ExportError` unless ONNX Runtime on ``proto`` matches the unmodified torch model (a CPU eval copy),
+def _compare_with_torch(model, proto, data: bytes, names: list[str], dest: Path) -> None:
+    """Raise `ExportError` unless ONNX Runtime on ``proto`` (serialised: ``data``) matches the unmodified torch model (a CPU eval copy),
     both the whole graph and the graph cut at its power spectrum fed by the host STFT (`birdcall.export.host`)."""
     import onnxruntime as ort
 
@@ -471,7 +471,7 @@ def _compare_with_torch(model, proto, names: list[str], dest: Path) -> None:
     expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    session = ort.InferenceSession(proto.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
     actual = session.run(names, {INPUT_NAME: windows})
     diff, where = _max_difference(expected, actual, names)
     if not diff <= TOLERANCE:

@@ -67,7 +67,7 @@ class _ExportedScorer:
     frontend: str = "graph"  # "graph": the whole exported graph; "host": host STFT + the graph after it
     # Rows per graph call on the host path: the STFT of the next chunk runs in a helper thread while the graph
     # runs this one (pocketfft, numpy and both runtimes release the GIL). For ONNX Runtime; 4, 8 and 16 were
-    # within noise of each other end to end (efficientnet_b0, 2 cores). OpenVINO uses its static HOST_ROWS.
+    # within noise of each other end to end (efficientnet_b0, 2 cores). OpenVINO's scorer sets its own.
     host_chunk = 8
     _stft = None
     _pool = None
@@ -199,7 +199,7 @@ class OpenVinoScorer(_ExportedScorer):
 
     The infer requests are reused across calls: use one scorer per thread.
 
-    With ``frontend="host"``, the cut graph is compiled for a static batch of `HOST_ROWS` windows and fed
+    With ``frontend="host"``, the cut graph is compiled for a static batch of `host_chunk` windows and fed
     chunk after chunk through one job per stream.
 
     Raises:
@@ -207,7 +207,7 @@ class OpenVinoScorer(_ExportedScorer):
         CheckpointError: missing or unreadable file, or no birdcall metadata.
     """
 
-    HOST_ROWS = 2  # windows per infer request on the host-STFT path (a static batch; see __init__)
+    host_chunk = 2  # windows per infer request on the host-STFT path: a static batch (see __init__)
 
     def __init__(
         self, path: Pathlike, *, threads: int | None = None, precision: str = "f32", streams: int | None = None, frontend: str = "auto"
@@ -232,12 +232,11 @@ class OpenVinoScorer(_ExportedScorer):
             from ..export.host import openvino_body
 
             model = openvino_body(ov, model)
-            # A static batch of HOST_ROWS rows per infer request: OpenVINO's kernels for a static shape ran the
+            # A static batch of host_chunk rows per infer request: OpenVINO's kernels for a static shape ran the
             # efficientnet_b0 body ~9 % faster than the dynamic batch (2 rows: 7.5 ms per window, 2 streams, 2
             # cores; 4 rows 7.6; dynamic 8.2); a short last chunk is padded with zeros (`_run_each`).
-            self.host_chunk = self.HOST_ROWS
             n_frames, n_bins = list(model.get_parameters()[0].get_partial_shape())[1:]
-            model.reshape({0: [self.HOST_ROWS, n_frames, n_bins]})
+            model.reshape({0: [self.host_chunk, n_frames, n_bins]})
         config = {"INFERENCE_PRECISION_HINT": precision}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
@@ -265,8 +264,8 @@ class OpenVinoScorer(_ExportedScorer):
         try:
             for count, x in enumerate(inputs, start=1):
                 rows.append(len(x))
-                if len(x) < self.HOST_ROWS:  # the static batch: pad a short last chunk, drop its rows after
-                    x = np.concatenate([x, np.zeros((self.HOST_ROWS - len(x), *x.shape[1:]), dtype=x.dtype)])
+                if len(x) < self.host_chunk:  # the static batch: pad a short last chunk, drop its rows after
+                    x = np.concatenate([x, np.zeros((self.host_chunk - len(x), *x.shape[1:]), dtype=x.dtype)])
                 self._queue.start_async({0: x}, count - 1)  # waits while every job is busy
         finally:
             self._queue.wait_all()  # also when the host STFT failed: no late result may land in the next call

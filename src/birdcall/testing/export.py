@@ -1,4 +1,4 @@
-"""Helpers shared by the export tests: probe windows and a torch model's reference probabilities."""
+"""Helpers shared by the export tests: seeded models, probe windows and a torch model's reference probabilities."""
 
 from __future__ import annotations
 
@@ -6,6 +6,17 @@ import numpy as np
 
 from ..features import FeatureConfig
 from . import signals
+
+
+def seeded_model(name: str, *, features: FeatureConfig, num_classes: int, seed: int = 0):
+    """``create_model(name, ...)`` in eval mode with weights drawn from ``seed``; torch's global RNG is left as it was."""
+    import torch
+
+    from ..models import create_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return create_model(name, num_classes=num_classes, features=features).eval()
 
 
 def probe_windows(features: FeatureConfig, batch: int, seed: int = 0) -> np.ndarray:

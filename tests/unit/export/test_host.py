@@ -10,7 +10,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import torch
 
 from birdcall.data import LabelSet
 from birdcall.errors import ExportError, ParameterError
@@ -21,8 +20,8 @@ from birdcall.export.host import host_power_spectrum, onnx_body, openvino_body, 
 from birdcall.export.metadata import HOST_STFT_KEY, POWER_TENSOR
 from birdcall.features import FeatureConfig
 from birdcall.infer.scorer import OnnxScorer, OpenVinoScorer, load_scorer
-from birdcall.models import create_model, save_model
-from birdcall.testing.export import probe_windows, torch_probabilities
+from birdcall.models import save_model
+from birdcall.testing.export import probe_windows, seeded_model, torch_probabilities
 
 ov = pytest.importorskip("openvino")
 
@@ -41,9 +40,7 @@ CASES = {
 
 
 def _model(name: str, features: FeatureConfig, seed: int = 0):
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return create_model(name, num_classes=len(LABELS), features=features).eval()
+    return seeded_model(name, features=features, num_classes=len(LABELS), seed=seed)
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from birdcall.export import FORMAT, export_onnx, read_export_info, resolve_stft_
 from birdcall.export import onnx as onnx_export
 from birdcall.features import FeatureConfig
 from birdcall.infer.scorer import OnnxScorer, Scorer, load_scorer
-from birdcall.models import clip_logits, create_model, save_model
+from birdcall.models import clip_logits, save_model
 from birdcall.testing import signals
-from birdcall.testing.export import probe_windows, torch_probabilities
+from birdcall.testing.export import probe_windows, seeded_model, torch_probabilities
 
 SMALL = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0)
 LABELS = LabelSet(("erirub", "turmer", "sylatr"), ("Erithacus rubecula", "Turdus merula", "Sylvia atricapilla"),
@@ -27,9 +27,7 @@ TOL = 1e-4
 
 
 def _model(name: str, features: FeatureConfig = SMALL, seed: int = 0):
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return create_model(name, num_classes=len(LABELS), features=features).eval()
+    return seeded_model(name, features=features, num_classes=len(LABELS), seed=seed)
 
 
 def _run(path, windows: np.ndarray) -> dict[str, np.ndarray]:

@@ -7,15 +7,14 @@ import json
 import numpy as np
 import onnx
 import pytest
-import torch
 
 from birdcall.data import LabelSet
 from birdcall.errors import CheckpointError, ExportError, ParameterError
 from birdcall.export import FORMAT, export_onnx, export_openvino, read_export_info
 from birdcall.features import FeatureConfig
 from birdcall.infer.scorer import OpenVinoScorer, Scorer, load_scorer
-from birdcall.models import create_model, save_model
-from birdcall.testing.export import probe_windows, torch_probabilities
+from birdcall.models import save_model
+from birdcall.testing.export import probe_windows, seeded_model, torch_probabilities
 
 ov = pytest.importorskip("openvino")
 
@@ -25,9 +24,7 @@ TOL = 1e-4
 
 
 def _model(name: str, seed: int = 0):
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return create_model(name, num_classes=len(LABELS), features=SMALL).eval()
+    return seeded_model(name, features=SMALL, num_classes=len(LABELS), seed=seed)
 
 
 @pytest.fixture(scope="module")
