@@ -35,3 +35,20 @@ def test_benchmark_runs_each_configuration_and_counts_detections(bench, tmp_path
     assert all(len(r["rounds"]) == 2 and r["run_s"] in r["rounds"] for r in rows)  # two rounds, the row is one of them
     printed = capsys.readouterr().out
     assert "| birdcall test_cnn | openvino, stft dft, 1 stream |" in printed
+
+
+def test_memory_check_reports_median_peaks_of_each_file_over_rounds(bench, tmp_path, capsys):
+    out = tmp_path / "speed"
+    code = bench.main(["--out", str(out), "--minutes", "0.25", "--long-minutes", "0.5", "--models", "test_cnn", "--backends", "onnx",
+                       "--frontends", "host", "--num-classes", "5", "--threads", "1", "--skip-birdnet", "--repeat", "3"])  # fmt: skip
+    assert code == 0
+    memory = json.loads((out / "inference_speed.json").read_text())["memory"]
+    assert memory["backend"] == "onnx, host STFT" and [r["file"] for r in memory["runs"]] == ["0 min", "0 min"]
+    assert len(memory["round_ratios"]) == 3
+    for run in memory["runs"]:
+        peaks = [float(x) for x in run["peak RSS per round (MB)"].split(", ")]
+        assert len(peaks) == 3 and round(run["peak RSS (MB)"]) == round(sorted(peaks)[1])  # the median round
+    short, long = (r["peak RSS (MB)"] for r in memory["runs"])
+    assert memory["ratio"] == pytest.approx(long / short)
+    assert memory["verdict"] == ("meets" if memory["ratio"] <= 1.10 else "misses")
+    assert (out / "soundscape_long.ogg").is_file() and "median of 3 rounds" in capsys.readouterr().out
