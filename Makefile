@@ -54,7 +54,7 @@ bench-nips4b: birdnet
 
 # Issue 5's speed benchmark (~10 min): every backend end to end on a 10-min soundscape vs BirdNET, memory vs length.
 bench-inference: birdnet
-	$(PY) benchmarks/inference_speed.py --out runs/inference_speed --output-bias -2.225 --stft fft
+	$(PY) benchmarks/inference_speed.py --out runs/inference_speed --stft fft
 
 lock: setup
 	$(PY) -m pip freeze --exclude-editable | grep -v '^torch==' > requirements.tmp

@@ -23,14 +23,14 @@ def test_benchmark_runs_each_configuration_and_counts_detections(bench, tmp_path
     out = tmp_path / "speed"
     code = bench.main(["--out", str(out), "--minutes", "0.25", "--models", "test_cnn", "--backends", "onnx,openvino", "--streams", "1,2",
                        "--stft", "fft,dft", "--frontends", "host,graph", "--num-classes", "5", "--threads", "1", "--skip-birdnet",
-                       "--skip-memory", "--repeat", "2"])  # fmt: skip
+                       "--skip-memory", "--repeat", "2", "--detections", "4"])  # fmt: skip
     assert code == 0
     result = json.loads((out / "inference_speed.json").read_text())
     rows = result["rows"]
     assert [r["backend"] for r in rows] == ["onnx, host STFT", "onnx, stft fft", "openvino, host STFT, 1 stream", "openvino, host STFT, 2 streams",
                                             "openvino, stft fft, 2 streams", "openvino, stft dft, 1 stream"]  # fmt: skip
     assert all(r["summary"] == "1 files, 3 windows, 0 skipped" for r in rows)  # 15 s -> three 5-s windows
-    assert len({r["detections"] for r in rows}) == 1 and rows[0]["detections"] > 0  # same model, same detections
+    assert all(r["detections"] == 4 for r in rows)  # calibrated: 4 of the 15 (window, species) pairs pass 0.1, in every backend
     assert all(r["run_s"] > 0 and r["peak_rss_mb"] > 50 for r in rows)
     assert all(len(r["rounds"]) == 2 and r["run_s"] in r["rounds"] for r in rows)  # two rounds, the row is one of them
     printed = capsys.readouterr().out
