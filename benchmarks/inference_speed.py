@@ -20,8 +20,9 @@ What it does:
 - ``--detections K``: random weights give every (window, species) pair about the same score, so a model writes
   either no detection or one per pair (21,840 per 10 min at 182 classes), and the writers' share of the run
   with it. So each model's classifier is calibrated on the short soundscape before export: its logits are
-  standardised per species over the windows, and a common bias puts K pairs at or above the 0.1 threshold
-  (give or take a pair that float rounding puts on the other side) (1000 by default: more than BirdNET's 166 and 322 on this file); the table gives each row's count;
+  standardised per species over the windows, and a common bias puts K pairs at or above the 0.1 threshold,
+  give or take a pair that float rounding puts on the other side. K is 1000 by default, more than BirdNET's
+  166 and 322 on this file; the table gives each row's count;
 - runs every (model, backend) as ``birdcall.infer.run_inference`` (what ``birdcall analyze`` runs: decode (in a
   thread with ``--workers 0``, else in worker processes), resample, windows, model, detection tables,
   Raven/Audacity/CSV/Parquet written atomically), OpenVINO once per ``--streams`` value, in
