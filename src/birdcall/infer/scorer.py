@@ -246,7 +246,6 @@ class OpenVinoScorer(_ExportedScorer):
             self.compiled = core.compile_model(model, "CPU", config)
         except RuntimeError as err:
             raise ParameterError(f"{self.path}: OpenVINO cannot compile it with {config} ({' '.join(str(err).split())[:300]})") from None
-        self._requests = [self.compiled.create_infer_request() for _ in range(streams or 1)]
         self._output = self.compiled.output("clipwise")
         if self.frontend == "host":
             # one job per stream, fed chunk after chunk as each becomes free: no stream waits for the other
@@ -254,6 +253,8 @@ class OpenVinoScorer(_ExportedScorer):
             self._queue = ov.AsyncInferQueue(self.compiled, streams or 1)
             self._queue.set_callback(self._collect)
             self._results: dict[int, np.ndarray] = {}
+        else:  # `_run`: each call's batch split across one infer request per stream
+            self._requests = [self.compiled.create_infer_request() for _ in range(streams or 1)]
 
     def _collect(self, request, index: int) -> None:
         self._results[index] = np.array(request.get_tensor(self._output).data, dtype=np.float32)  # a copy: buffers are reused

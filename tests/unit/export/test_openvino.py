@@ -106,8 +106,9 @@ def test_openvino_scorer_compiles_f32_with_threads_and_scores_like_torch(irs):
 
 def test_streams_split_each_batch_and_give_the_same_scores(irs):
     model, xml = irs["test_cnn"]
-    single = load_scorer(xml, backend="openvino", threads=2)
-    multi = load_scorer(xml, backend="openvino", threads=2, streams=2)
+    # the whole graph (`_run`); the host-STFT path's streams are tested in test_host.py
+    single = load_scorer(xml, backend="openvino", threads=2, frontend="graph")
+    multi = load_scorer(xml, backend="openvino", threads=2, streams=2, frontend="graph")
     assert multi.compiled.get_property("NUM_STREAMS") == 2 and len(multi._requests) == 2
     windows = probe_windows(SMALL, 5)  # an odd batch: parts of 3 and 2 windows
     expected = single(windows)
