@@ -1,0 +1,155 @@
+"""Soundscape assembler: window labels at window edges, placement invariants, seeded determinism, the files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from birdcall.audio import load, write_audio
+from birdcall.data.soundscape import (
+    SoundscapeConfig,
+    SourceClip,
+    assemble_soundscapes,
+    plan_soundscapes,
+    window_labels,
+)
+from birdcall.errors import ParameterError
+from birdcall.testing.signals import pink_noise, tone
+
+SR = 32_000
+
+
+def test_call_cut_at_a_window_edge_marks_the_window_holding_enough_of_it():
+    # 0.5-s call over the 5-s edge: needs min(0.3, 0.25) = 0.25 s; 0.1 s falls in window 0, 0.4 s in window 1
+    labels = window_labels([(4.9, 5.4, "a")], duration=10.0, species_codes=["a", "b"])
+    np.testing.assert_array_equal(labels, np.array([[0, 0], [1, 0]], dtype=np.uint8))
+    assert labels.dtype == np.uint8
+
+
+def test_short_call_split_evenly_marks_both_windows_and_long_call_needs_the_fixed_overlap():
+    # 40-ms call split 20/20 ms: each half is 50 % of the call -> both windows
+    both = window_labels([(4.98, 5.02, "a")], duration=10.0, species_codes=["a"])
+    np.testing.assert_array_equal(both[:, 0], [1, 1])
+    # 2-s call with 0.2 s in window 1: below the 0.3-s rule -> only window 0
+    long_call = window_labels([(3.2, 5.2, "a")], duration=10.0, species_codes=["a"])
+    np.testing.assert_array_equal(long_call[:, 0], [1, 0])
+
+
+def test_window_labels_ignore_unknown_codes_and_round_up_the_window_count():
+    labels = window_labels([(1.0, 2.0, "zzz"), (11.0, 11.5, "b")], duration=11.0, species_codes=["a", "b"])
+    assert labels.shape == (3, 2)
+    np.testing.assert_array_equal(labels.sum(axis=0), [0, 1])
+    with pytest.raises(ParameterError, match="duration"):
+        window_labels([], duration=0.0, species_codes=["a"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 29.9), st.floats(0.005, 5.0)), min_size=1, max_size=20))
+def test_every_call_inside_the_recording_marks_at_least_one_window_and_only_windows_it_touches(calls):
+    events = [(s, min(s + d, 30.0), "a") for s, d in calls]
+    labels = window_labels(events, duration=30.0, species_codes=["a"])[:, 0]
+    touched = np.zeros(6, dtype=bool)
+    for s, e, _ in events:
+        touched[int(s // 5) : int(min(e, 29.999) // 5) + 1] = True
+        assert labels[int(s // 5) : int(min(e, 29.999) // 5) + 1].any()
+    assert not labels[~touched].any()
+
+
+def _clips(n: int, *, duration: float = 2.0) -> list[SourceClip]:
+    codes = ["a", "b", "c"]
+    return [SourceClip(path=__import__("pathlib").Path(f"c{i}.ogg"), duration=duration, labels=(codes[i % 3],)) for i in range(n)]
+
+
+def test_plan_places_every_clip_once_inside_its_recording_off_the_grid():
+    config = SoundscapeConfig(duration=20.0, overlap_probability=0.5, seed=3)
+    clips = _clips(40)
+    plans = plan_soundscapes(clips, config, np.random.default_rng(3))
+    placed = sorted(p.clip for plan in plans for p in plan)
+    assert placed == list(range(40))
+    starts = np.array([p.start for plan in plans for p in plan])
+    assert ((starts >= 0) & (starts + 2.0 <= 20.0 + 1e-9)).all()
+    assert np.mean(np.isclose(starts % 5.0, 0.0)) < 0.2  # not laid on the 5-s grid
+    for plan in plans:  # overlapping clips never share a species
+        for first, second in zip(plan, plan[1:]):
+            if second.start < first.start + 2.0:
+                assert clips[first.clip].labels != clips[second.clip].labels
+
+
+def test_plan_is_seeded_and_refuses_a_clip_longer_than_a_recording():
+    config = SoundscapeConfig(duration=10.0)
+    first = plan_soundscapes(_clips(12), config, np.random.default_rng(0))
+    again = plan_soundscapes(_clips(12), config, np.random.default_rng(0))
+    other = plan_soundscapes(_clips(12), config, np.random.default_rng(1))
+    assert first == again and first != other
+    with pytest.raises(ParameterError, match="does not fit"):
+        plan_soundscapes(_clips(1, duration=11.0), config, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"duration": 7.0}, {"window": 0.0}, {"snr_db": (5.0, 1.0)}, {"overlap_probability": 1.5}, {"gap_mean": float("nan")}],
+)
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(ParameterError):
+        SoundscapeConfig(**bad)
+
+
+@pytest.fixture
+def sources(tmp_path):
+    """Three tone clips (one species each, 1 kHz / 3 kHz / 6 kHz) with annotated calls, two noise backgrounds."""
+    clips = []
+    for i, (code, freq) in enumerate([("lo", 1000.0), ("mid", 3000.0), ("hi", 6000.0)]):
+        path = write_audio(tmp_path / "clips" / f"{code}.ogg", tone(frequency_hz=freq, duration=1.5, sample_rate=SR, amplitude=0.3), SR)
+        clips.append(SourceClip(path, 1.5, (code,), ((0.25, 1.25, code),)))
+    rng = np.random.default_rng(0)
+    backgrounds = [
+        write_audio(tmp_path / "bg" / f"bg{i}.ogg", pink_noise(duration=3.0, sample_rate=SR, rng=rng, rms=0.05), SR)
+        for i in range(2)
+    ]
+    return clips, backgrounds
+
+
+def test_assemble_writes_recordings_whose_labels_follow_the_placed_calls(tmp_path, sources):
+    clips, backgrounds = sources
+    config = SoundscapeConfig(duration=10.0, snr_db=(20.0, 20.0), overlap_probability=0.0, seed=5)
+    solution = assemble_soundscapes(clips, backgrounds, tmp_path / "out", species_codes=["lo", "mid", "hi"], config=config)
+    placements = pd.read_csv(tmp_path / "out" / "placements.csv")
+    events = pd.read_csv(tmp_path / "out" / "events.csv")
+    assert list(solution.columns) == ["row_id", "lo", "mid", "hi"]
+    assert solution.equals(pd.read_csv(tmp_path / "out" / "solution.csv"))
+    assert len(placements) == 3 and len(events) == 3
+    # each call is shifted by its clip's offset and the solution marks the window holding most of it
+    for row in placements.itertuples():
+        code = row.clip.split("/")[-1].split(".")[0]
+        event = events[(events.recording == row.recording) & (events.species_code == code)].iloc[0]
+        assert event.start == pytest.approx(row.start + 0.25, abs=1e-3)
+        middle = (event.start + event.end) / 2
+        assert solution.loc[solution.row_id == f"{row.recording}_{int(middle // 5 + 1) * 5}", code].item() == 1
+        # the tone is really there: its frequency dominates the placed second of audio
+        audio = load(tmp_path / "out" / "soundscapes" / f"{row.recording}.ogg")
+        part = audio[int((row.start + 0.3) * SR) : int((row.start + 1.2) * SR)]
+        peak_hz = np.argmax(np.abs(np.fft.rfft(part))) * SR / part.size
+        assert peak_hz == pytest.approx({"lo": 1000, "mid": 3000, "hi": 6000}[code], rel=0.02)
+    assert solution[["lo", "mid", "hi"]].to_numpy().sum() >= 3
+
+
+def test_assemble_is_deterministic_for_a_seed(tmp_path, sources):
+    clips, backgrounds = sources
+    config = SoundscapeConfig(duration=10.0, seed=11)
+    a = assemble_soundscapes(clips, backgrounds, tmp_path / "a", species_codes=["lo", "mid", "hi"], config=config)
+    b = assemble_soundscapes(clips, backgrounds, tmp_path / "b", species_codes=["lo", "mid", "hi"], config=config)
+    assert a.equals(b)
+    for f in sorted((tmp_path / "a" / "soundscapes").glob("*.ogg")):
+        np.testing.assert_allclose(load(f), load(tmp_path / "b" / "soundscapes" / f.name), atol=1e-6)
+    assert (tmp_path / "a" / "placements.csv").read_text() == (tmp_path / "b" / "placements.csv").read_text()
+
+
+def test_assemble_refuses_no_backgrounds_and_unsafe_prefix(tmp_path, sources):
+    clips, backgrounds = sources
+    with pytest.raises(ParameterError, match="background"):
+        assemble_soundscapes(clips, [], tmp_path / "o", species_codes=["lo"], config=SoundscapeConfig(duration=10.0))
+    with pytest.raises(ParameterError, match="prefix"):
+        assemble_soundscapes(clips, backgrounds, tmp_path / "o", species_codes=["lo"], prefix="../x")
