@@ -33,7 +33,7 @@ def synth(
     variation: float = typer.Option(1.0, "--variation", help="Scale of per-individual pitch and tempo variation."),
     sample_rate: int = typer.Option(32_000, "--sample-rate", help="Audio sample rate in Hz (>= 24000)."),
     audio_format: AudioFormat = typer.Option(AudioFormat.ogg, "--format", help="Audio file format."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a data set already written in OUT."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a data set that birdcall synth wrote in OUT before (never one it did not write)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Generate a synthetic BirdCLEF-layout data set: train_audio/, background/, soundscapes/ and the CSVs."""

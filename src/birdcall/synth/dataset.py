@@ -14,6 +14,8 @@ Layout written by :func:`make_dataset` under ``out_dir``::
     solution.csv                         row_id (<stem>_<end second>), one 0/1 column per species in taxonomy
                                          order, one row per 5-s window of every soundscape
     synth_config.yaml                    the parameters used (rerun with them to regenerate)
+    .birdcall-synth.json                 marker (format, version, seed), written before any output: only a
+                                         folder that has it may be replaced with ``overwrite``
 
 **Window label rule.** Windows are ``[5k, 5k + 5)`` seconds, ``k = 0 .. ceil(duration / 5) - 1``, and the row
 id names the window's end second (5, 10, 15, ...). A species is present (1) in a window when at least one of
@@ -34,6 +36,7 @@ libsndfile writes a random stream serial number.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import shutil
 from collections.abc import Iterable, Sequence
@@ -78,6 +81,9 @@ _TIME_DECIMALS = 5  # event times in the CSVs (10 us)
 TRAIN_AUDIO, BACKGROUND, SOUNDSCAPES = "train_audio", "background", "soundscapes"
 TRAIN_METADATA, TRAIN_EVENTS, TAXONOMY = "train_metadata.csv", "events.csv", "taxonomy.csv"
 SOLUTION, SOUNDSCAPE_EVENTS, CONFIG_FILE = "solution.csv", "soundscape_events.csv", "synth_config.yaml"
+MARKER_FILE = ".birdcall-synth.json"
+"""Written first in every data set root by :func:`make_dataset`; ``overwrite`` replaces only folders that have it."""
+_MARKER_FORMAT, _MARKER_VERSION = "birdcall-synth", 1
 _OUTPUT_DIRS = (TRAIN_AUDIO, BACKGROUND, SOUNDSCAPES)
 _OUTPUT_FILES = (TRAIN_METADATA, TRAIN_EVENTS, TAXONOMY, SOLUTION, SOUNDSCAPE_EVENTS, CONFIG_FILE)
 
@@ -443,13 +449,36 @@ def _seconds(value: float) -> str:
     return f"{value:.{_TIME_DECIMALS}f}"
 
 
+def _has_marker(root: Path) -> bool:
+    """True when ``root`` holds the marker :func:`_write_marker` writes (a JSON object of our format)."""
+    path = root / MARKER_FILE
+    if not path.is_file() or path.is_symlink():
+        return False
+    try:
+        marker = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("format") == _MARKER_FORMAT
+
+
+def _write_marker(root: Path, cfg: SynthConfig) -> None:
+    """Claim ``root`` for synth before any output is written, so that a killed run can still be overwritten."""
+    marker = {"format": _MARKER_FORMAT, "version": _MARKER_VERSION, "birdcall": __version__, "seed": cfg.seed}
+    atomic_write_text(root / MARKER_FILE, json.dumps(marker) + "\n")
+
+
 def _prepare_dir(root: Path, overwrite: bool) -> None:
     if root.exists() and not root.is_dir():
         raise ParameterError(f"{root}: exists and is not a directory")
-    existing = [name for name in (*_OUTPUT_DIRS, *_OUTPUT_FILES) if (root / name).exists()]
+    existing = [name for name in (*_OUTPUT_DIRS, *_OUTPUT_FILES) if (root / name).exists() or (root / name).is_symlink()]
     if existing and not overwrite:
         raise ParameterError(
             f"{root}: already holds a data set ({', '.join(existing)}); pass overwrite=True (--overwrite) to replace it"
+        )
+    if existing and not _has_marker(root):  # e.g. a real data set: overwrite would delete its train_audio/
+        raise ParameterError(
+            f"{root}: holds {', '.join(existing)} but was not written by `birdcall synth` (no {MARKER_FILE}); "
+            "refusing to overwrite it: choose another folder or delete those files yourself"
         )
     for name in existing:  # only our own outputs are removed; anything else in the folder is left alone
         target = root / name
@@ -506,14 +535,17 @@ def make_dataset(
         empty_window_fraction: fraction of each soundscape's windows kept free of calls (more may be empty).
         sample_rate: audio rate in Hz (at least 24 kHz: calls reach 10.5 kHz plus pitch variation).
         audio_format: ``ogg`` (Vorbis), ``flac`` or ``wav`` (16-bit PCM).
-        overwrite: replace the outputs of an earlier run in ``out_dir``; without it such outputs raise.
+        overwrite: replace the outputs of an earlier :func:`make_dataset` run in ``out_dir`` (recognised by
+            its marker file, `MARKER_FILE`); without it such outputs raise. A folder whose outputs synth did not
+            write (no marker) is never replaced.
         show_progress: show a progress bar over the files written.
 
     Returns:
         A :class:`SynthDataset` describing what was written.
 
     Raises:
-        ParameterError: an argument out of range, or ``out_dir`` already holds a data set and not ``overwrite``.
+        ParameterError: an argument out of range, or ``out_dir`` already holds a data set and not ``overwrite``,
+            or holds one that synth did not write.
 
     Example:
         >>> ds = make_dataset(tmp_path / "synth", num_species=4, clips_per_species=3,
@@ -531,6 +563,7 @@ def make_dataset(
     )  # fmt: skip
     root = Path(out_dir)
     _prepare_dir(root, overwrite)
+    _write_marker(root, cfg)
     return _generate(root, cfg, show_progress=show_progress)
 
 

@@ -42,6 +42,20 @@ def test_synth_command_writes_dataset_and_summary(tmp_path):
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
 
 
+def test_synth_overwrite_refuses_a_data_set_it_did_not_write(tmp_path):
+    out = tmp_path / "birdclef"
+    clip = out / "train_audio" / "eurrob1" / "XC1234.ogg"
+    clip.parent.mkdir(parents=True)
+    clip.write_bytes(b"OggS real recording")
+    (out / "train_metadata.csv").write_text("primary_label,filename\neurrob1,eurrob1/XC1234.ogg\n")
+    result = runner.invoke(app, ["synth", str(out), "--species", "2", "--clips-per-species", "1", "--background", "0",
+                                 "--soundscapes", "0", "--overwrite", "--quiet"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {out}: ") and "not written by `birdcall synth`" in lines[0]
+    assert clip.read_bytes() == b"OggS real recording" and (out / "train_metadata.csv").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["train_audio", "train_metadata.csv"]
+
 def test_synth_command_reports_bad_parameters(tmp_path):
     result = runner.invoke(app, ["synth", str(tmp_path / "x"), "--species", "0"])
     assert result.exit_code == 2

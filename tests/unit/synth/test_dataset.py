@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import json
 import math
 from pathlib import Path
 
@@ -226,7 +227,70 @@ def test_existing_dataset_needs_overwrite(tmp_path):
     second = make_dataset(tmp_path / "d", **{**args, "clips_per_species": 1}, overwrite=True)
     assert len(list(second.train_audio_dir.rglob("*.wav"))) == 2 < len(first.train_files)  # stale clips removed
     assert (tmp_path / "d" / "notes.txt").read_text() == "mine"  # other files are left alone
+    assert json.loads((tmp_path / "d" / ".birdcall-synth.json").read_text())["format"] == "birdcall-synth"
 
+
+
+def _real_looking_dataset(root: Path) -> dict[Path, bytes]:
+    """A BirdCLEF-layout folder synth did not write (no marker): its files and their bytes."""
+    files = {
+        root / "train_audio" / "eurrob1" / "XC1234.ogg": b"OggS real recording",
+        root / "train_metadata.csv": b"primary_label,filename\neurrob1,eurrob1/XC1234.ogg\n",
+        root / "taxonomy.csv": b"species_code\neurrob1\n",
+    }
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+def test_overwrite_refuses_a_folder_synth_did_not_write(tmp_path):
+    root = tmp_path / "real"
+    files = _real_looking_dataset(root)
+    with pytest.raises(ParameterError) as info:
+        make_dataset(root, num_species=2, clips_per_species=1, num_background=0, num_soundscapes=0, audio_format="wav", overwrite=True)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{root}: ") and "not written by `birdcall synth`" in message
+    assert {path: path.read_bytes() for path in files} == files  # nothing deleted, nothing changed
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == [
+        "taxonomy.csv", "train_audio", "train_audio/eurrob1", "train_audio/eurrob1/XC1234.ogg", "train_metadata.csv"]  # nothing added
+
+
+def test_marker_is_written_first_so_a_killed_run_can_be_overwritten(tmp_path, monkeypatch):
+    from birdcall.synth import dataset as synth_dataset
+
+    args = dict(num_species=2, clips_per_species=2, num_background=1, num_soundscapes=0, audio_format="wav")
+    calls = []
+
+    def write_then_die(path, *rest, **kwargs):
+        if calls:
+            raise KeyboardInterrupt  # the run is killed after its first clip
+        calls.append(path)
+        return real_write(path, *rest, **kwargs)
+
+    real_write = synth_dataset.write_audio
+    monkeypatch.setattr(synth_dataset, "write_audio", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        make_dataset(tmp_path / "d", seed=3, **args)
+    monkeypatch.undo()
+    root = tmp_path / "d"
+    assert (root / "train_audio").is_dir() and not (root / "taxonomy.csv").exists()  # a partial data set
+    marker = json.loads((root / ".birdcall-synth.json").read_text())
+    assert marker["format"] == "birdcall-synth" and marker["version"] == 1 and marker["seed"] == 3
+    with pytest.raises(ParameterError, match="overwrite"):
+        make_dataset(root, seed=3, **args)
+    ds = make_dataset(root, seed=3, **args, overwrite=True)
+    assert len(list(ds.train_audio_dir.rglob("*.wav"))) == 4 and ds.taxonomy_path.is_file()
+    assert json.loads((root / ".birdcall-synth.json").read_text()) == marker
+
+
+def test_a_marker_that_is_not_ours_does_not_allow_overwrite(tmp_path):
+    root = tmp_path / "real"
+    files = _real_looking_dataset(root)
+    (root / ".birdcall-synth.json").write_text("not json")
+    with pytest.raises(ParameterError, match="not written by `birdcall synth`"):
+        make_dataset(root, num_species=2, clips_per_species=1, num_background=0, num_soundscapes=0, overwrite=True)
+    assert {path: path.read_bytes() for path in files} == files
 
 @pytest.mark.parametrize(
     "bad",
