@@ -70,4 +70,24 @@ class LabelSet:
 
     @classmethod
     def from_dict(cls, data: dict) -> LabelSet:
-        return cls(tuple(data["codes"]), tuple(data.get("scientific_names", ())), tuple(data.get("common_names", ())))
+        """The inverse of `to_dict`, strict about what a file may hold: ``codes`` a list of non-empty strings,
+        the optional name lists lists of strings (tuples also do; other keys are ignored).
+
+        Raises:
+            ParameterError: a malformed mapping, or duplicate codes (one line; model readers add the file name).
+        """
+        if not isinstance(data, dict):
+            raise ParameterError(f"LabelSet: expected a mapping with 'codes', got {type(data).__name__}")
+        if "codes" not in data:
+            raise ParameterError("LabelSet: no 'codes' in the label mapping")
+        values = {}
+        for key in ("codes", "scientific_names", "common_names"):
+            value = data.get(key, [])
+            if not isinstance(value, (list, tuple)):
+                raise ParameterError(f"LabelSet: {key} must be a list, got {type(value).__name__}")
+            for i, item in enumerate(value):
+                if not isinstance(item, str) or (key == "codes" and not item.strip()):
+                    what = "non-empty strings" if key == "codes" else "strings"
+                    raise ParameterError(f"LabelSet: {key} must be {what}, got {item!r} at position {i}")
+            values[key] = tuple(value)
+        return cls(values["codes"], values["scientific_names"], values["common_names"])
