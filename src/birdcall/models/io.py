@@ -46,8 +46,47 @@ def save_model(model, path: Pathlike, *, labels: LabelSet, extra: dict[str, Any]
     return Path(path)
 
 
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    return " ".join(str(err).split())[:limit]
+
+
+def _check_header(p: Path, text: str) -> dict[str, Any]:
+    """Parse and validate the ``birdcall`` header entry; every problem is a CheckpointError naming ``p``."""
+    try:
+        info = json.loads(text)
+    except ValueError as err:  # json.JSONDecodeError, or a UnicodeDecodeError
+        raise CheckpointError(p, f"birdcall metadata is not valid JSON ({_one_line(err)})") from None
+    if not isinstance(info, dict):
+        raise CheckpointError(p, f"birdcall metadata must be a JSON object, got {type(info).__name__}")
+    if info.get("format") != FORMAT:
+        raise CheckpointError(p, f"unsupported model format {info.get('format')!r} (expected {FORMAT})")
+    for key in ("model", "features", "labels"):
+        if key not in info:
+            raise CheckpointError(p, f"birdcall metadata without {key!r}")
+        if not isinstance(info[key], dict):
+            raise CheckpointError(p, f"birdcall metadata {key!r} must be a JSON object, got {type(info[key]).__name__}")
+    if not isinstance(info.get("extra", {}), dict):
+        raise CheckpointError(p, f"birdcall metadata 'extra' must be a JSON object, got {type(info['extra']).__name__}")
+    parsed: dict[str, Any] = {}
+    for key, parse in (("model", lambda d: from_dict(ModelConfig, d)), ("features", lambda d: from_dict(FeatureConfig, d)), ("labels", LabelSet.from_dict)):
+        try:
+            parsed[key] = parse(info[key])
+        except (ValueError, KeyError, TypeError) as err:  # ValueError covers ParameterError
+            raise CheckpointError(p, f"malformed {key!r} in birdcall metadata ({type(err).__name__}: {_one_line(err)})") from None
+    if len(parsed["labels"]) != parsed["model"].num_classes:
+        raise CheckpointError(p, f"{len(parsed['labels'])} labels for a model with {parsed['model'].num_classes} outputs")
+    return info
+
+
 def read_model_info(path: Pathlike) -> dict[str, Any]:
-    """The JSON header of a model file, without loading weights."""
+    """The JSON header of a model file, without loading weights.
+
+    The header is validated: valid JSON, this `FORMAT`, ``model``, ``features`` and ``labels`` objects that
+    parse (`ModelConfig`, `FeatureConfig`, `LabelSet`), and as many labels as the model has outputs.
+
+    Raises:
+        CheckpointError: missing file, not a safetensors file, or a missing or malformed header; one line naming the file.
+    """
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(p, "file not found")
@@ -58,23 +97,31 @@ def read_model_info(path: Pathlike) -> dict[str, Any]:
         raise CheckpointError(p, f"not a birdcall model file ({' '.join(str(err).split())})") from None
     if "birdcall" not in meta:
         raise CheckpointError(p, "safetensors file without birdcall metadata")
-    info = json.loads(meta["birdcall"])
-    if info.get("format") != FORMAT:
-        raise CheckpointError(p, f"unsupported model format {info.get('format')!r} (expected {FORMAT})")
-    return info
+    return _check_header(p, meta["birdcall"])
 
 
 def load_model(path: Pathlike, *, device: str | torch.device = "cpu"):
-    """Rebuild the model described in ``path`` and load its weights. Returns ``(model, labels, info)``."""
+    """Rebuild the model described in ``path`` and load its weights. Returns ``(model, labels, info)``.
+
+    Raises:
+        CheckpointError: see `read_model_info`; or weights that do not match the described model, or a model
+            whose number of outputs differs from the number of labels.
+    """
     p = Path(path)
     info = read_model_info(p)
+    labels = LabelSet.from_dict(info["labels"])
     try:
         model = create_model(from_dict(ModelConfig, info["model"]), features=from_dict(FeatureConfig, info["features"]))
+    except (ValueError, KeyError, TypeError) as err:  # e.g. an unknown architecture or timm backbone (ParameterError)
+        raise CheckpointError(p, f"cannot build the described model ({_one_line(err)})") from None
+    try:
         from safetensors.torch import load_file
 
         state = load_file(str(p), device=str(device))
         model.load_state_dict(state, strict=True)
     except (KeyError, RuntimeError, SafetensorError, TypeError) as err:
-        raise CheckpointError(p, f"weights do not match the described model ({' '.join(str(err).split())[:300]})") from None
+        raise CheckpointError(p, f"weights do not match the described model ({_one_line(err)})") from None
+    if len(labels) != model.num_classes:  # the header check compares with the config; this with the built model
+        raise CheckpointError(p, f"{len(labels)} labels for a model with {model.num_classes} outputs")
     model.to(device).eval()
-    return model, LabelSet.from_dict(info["labels"]), info
+    return model, labels, info
