@@ -21,10 +21,14 @@ from ..errors import CheckpointError
 from ..features.config import FeatureConfig
 from ..types import Pathlike
 
-__all__ = ["FORMAT", "HOST_STFT_KEY", "INPUT_NAME", "POWER_TENSOR", "TOLERANCE", "check_windows", "parse_metadata", "read_export_info"]
+__all__ = [
+    "FORMAT", "HOST_STFT_KEY", "INPUT_NAME", "OUTPUT_NAME", "POWER_TENSOR", "TOLERANCE", "check_num_outputs", "check_windows",
+    "onnx_num_outputs", "openvino_num_outputs", "parse_metadata", "read_export_info",
+]  # fmt: skip
 
 FORMAT = "birdcall.onnx/1"  # version of the exported-graph contract: input, outputs and metadata keys
 INPUT_NAME = "waveform"
+OUTPUT_NAME = "clipwise"  # (batch, num_species) probabilities; its last dimension is static in birdcall exports
 TOLERANCE = 1e-4  # max absolute difference of probabilities accepted between torch and the exported graph
 _FORMAT_KEY = "birdcall.format"
 _JSON_KEYS = ("labels", "features", "model")
@@ -63,6 +67,50 @@ def parse_metadata(props: Mapping[str, str], *, path: Pathlike) -> tuple[LabelSe
     return labels, features, info
 
 
+def check_num_outputs(labels: LabelSet, num_outputs: Any, *, path: Pathlike) -> None:
+    """Refuse an exported model whose number of labels differs from its graph's number of outputs.
+
+    Args:
+        labels: the labels its metadata carries.
+        num_outputs: the last dimension of the graph's `OUTPUT_NAME` output: a positive int when static;
+            anything else (None, a symbolic name, -1) means dynamic and is not checked.
+        path: the model file, named in the error.
+
+    Raises:
+        CheckpointError: the counts differ (found when the model is opened, before anything is scored).
+    """
+    if isinstance(num_outputs, (int, np.integer)) and not isinstance(num_outputs, bool) and num_outputs > 0 and num_outputs != len(labels):
+        raise CheckpointError(path, f"{len(labels)} labels in its metadata for a graph with {int(num_outputs)} outputs ({OUTPUT_NAME!r})")
+
+
+def onnx_num_outputs(graph, *, path: Pathlike) -> int | None:
+    """The static last dimension of the `OUTPUT_NAME` output of an ONNX ``GraphProto``; None when dynamic.
+
+    Raises:
+        CheckpointError: the graph has no `OUTPUT_NAME` output.
+    """
+    output = next((o for o in graph.output if o.name == OUTPUT_NAME), None)
+    if output is None:
+        raise CheckpointError(path, f"exported graph without a {OUTPUT_NAME!r} output")
+    dims = output.type.tensor_type.shape.dim
+    return dims[-1].dim_value if dims and dims[-1].HasField("dim_value") else None
+
+
+def openvino_num_outputs(model, *, path: Pathlike) -> int | None:
+    """The static last dimension of the `OUTPUT_NAME` output of an OpenVINO model (read or compiled); None when dynamic.
+
+    Raises:
+        CheckpointError: the model has no `OUTPUT_NAME` output.
+    """
+    try:
+        shape = model.output(OUTPUT_NAME).get_partial_shape()
+    except RuntimeError:
+        raise CheckpointError(path, f"exported graph without a {OUTPUT_NAME!r} output") from None
+    if not shape.rank.is_static or len(shape) == 0 or not shape[len(shape) - 1].is_static:
+        return None
+    return shape[len(shape) - 1].get_length()
+
+
 def _parse_host_stft(value: Any, features: FeatureConfig) -> dict[str, Any]:
     if not isinstance(value, dict) or set(value) != {"tensor", "bins"} or not isinstance(value["tensor"], str):
         raise ValueError(f"{HOST_STFT_KEY} must be {{'tensor': name, 'bins': [lo, hi]}}, got {value!r}")
@@ -82,7 +130,8 @@ def read_export_info(path: Pathlike) -> tuple[LabelSet, FeatureConfig, dict[str,
         ``(labels, features, info)``; see `parse_metadata`.
 
     Raises:
-        CheckpointError: missing or unreadable file, another suffix, or a model without birdcall metadata.
+        CheckpointError: missing or unreadable file, another suffix, a model without birdcall metadata, or a
+            graph whose static number of outputs differs from its number of labels.
     """
     p = Path(path)
     if not p.is_file():
@@ -94,11 +143,15 @@ def read_export_info(path: Pathlike) -> tuple[LabelSet, FeatureConfig, dict[str,
             proto = onnx.load(str(p), load_external_data=False)
         except Exception as err:  # noqa: BLE001 - protobuf's DecodeError and onnx's errors share no useful base
             raise CheckpointError(p, f"not an ONNX model ({type(err).__name__}: {str(err)[:300]})") from None
-        return parse_metadata({prop.key: prop.value for prop in proto.metadata_props}, path=p)
+        labels, features, info = parse_metadata({prop.key: prop.value for prop in proto.metadata_props}, path=p)
+        check_num_outputs(labels, onnx_num_outputs(proto.graph, path=p), path=p)
+        return labels, features, info
     if p.suffix == ".xml":
         from .openvino import read_ir
 
-        return read_ir(p)[1:]
+        model, labels, features, info = read_ir(p)
+        check_num_outputs(labels, openvino_num_outputs(model, path=p), path=p)
+        return labels, features, info
     raise CheckpointError(p, "not an exported birdcall model (expected .onnx or an OpenVINO .xml)")
 
 

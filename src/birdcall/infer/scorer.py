@@ -147,13 +147,14 @@ class OnnxScorer(_ExportedScorer):
 
     Raises:
         ParameterError: an unknown ``frontend``, or ``"host"`` with an export that does not allow it.
-        CheckpointError: missing file, not ONNX, or no birdcall metadata.
+        CheckpointError: missing file, not ONNX, no birdcall metadata, or more or fewer labels than the graph
+            has outputs.
     """
 
     def __init__(self, path: Pathlike, *, threads: int | None = None, frontend: str = "auto"):
         import onnxruntime as ort
 
-        from ..export.metadata import INPUT_NAME, POWER_TENSOR, parse_metadata
+        from ..export.metadata import INPUT_NAME, OUTPUT_NAME, POWER_TENSOR, check_num_outputs, parse_metadata
 
         _check_threads(threads)
         self.path = Path(path)
@@ -167,6 +168,10 @@ class OnnxScorer(_ExportedScorer):
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types (Fail, InvalidGraph...)
             raise CheckpointError(self.path, f"ONNX Runtime cannot load it ({' '.join(str(err).split())[:300]})") from None
         self.labels, self.features, self.info = parse_metadata(self.session.get_modelmeta().custom_metadata_map, path=self.path)
+        shapes = {output.name: output.shape for output in self.session.get_outputs()}
+        if OUTPUT_NAME not in shapes:
+            raise CheckpointError(self.path, f"exported graph without a {OUTPUT_NAME!r} output")
+        check_num_outputs(self.labels, (shapes[OUTPUT_NAME] or [None])[-1], path=self.path)  # before any scoring
         self._use_frontend(frontend, self.info)
         self._input = INPUT_NAME
         if self.frontend == "host":
@@ -204,7 +209,8 @@ class OpenVinoScorer(_ExportedScorer):
 
     Raises:
         ParameterError: OpenVINO is not installed, or a bad ``streams`` or ``frontend``.
-        CheckpointError: missing or unreadable file, or no birdcall metadata.
+        CheckpointError: missing or unreadable file, no birdcall metadata, or more or fewer labels than the
+            graph has outputs.
     """
 
     host_chunk = 2  # windows per infer request on the host-STFT path: a static batch (see __init__)
@@ -212,6 +218,7 @@ class OpenVinoScorer(_ExportedScorer):
     def __init__(
         self, path: Pathlike, *, threads: int | None = None, precision: str = "f32", streams: int | None = None, frontend: str = "auto"
     ):
+        from ..export.metadata import check_num_outputs, openvino_num_outputs
         from ..export.openvino import import_openvino, read_ir
 
         ov = import_openvino()
@@ -227,6 +234,7 @@ class OpenVinoScorer(_ExportedScorer):
             model = core.read_model(str(self.path))
         else:
             model, self.labels, self.features, self.info = read_ir(self.path, core)
+        check_num_outputs(self.labels, openvino_num_outputs(model, path=self.path), path=self.path)  # before any scoring
         self._use_frontend(frontend, self.info)
         if self.frontend == "host":
             from ..export.host import openvino_body
@@ -322,7 +330,8 @@ def load_scorer(
 
     Raises:
         ParameterError: unknown backend or frontend, a model file the backend cannot run, or OpenVINO not installed.
-        CheckpointError: the model file is missing or malformed, or an exported file lacks birdcall metadata.
+        CheckpointError: the model file is missing or malformed, an exported file lacks birdcall metadata, or
+            a model's number of labels differs from its number of outputs (checked here, before any scoring).
         ExportError: an on-the-fly export does not match torch.
     """
     if backend not in BACKENDS:

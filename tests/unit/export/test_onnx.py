@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -287,6 +288,68 @@ def test_files_without_birdcall_metadata_give_one_line_errors(tmp_path):
     with pytest.raises(CheckpointError, match=r"plain\.onnx: malformed birdcall metadata \(JSONDecodeError"):
         read_export_info(plain)
 
+
+def _with_labels(src, dest, codes, *, dynamic_outputs: bool = False):
+    """A copy of the ONNX file ``src`` whose metadata lists ``codes`` (names dropped); with ``dynamic_outputs``,
+    the last dimension of its ``clipwise`` output is made symbolic."""
+    proto = onnx.load(str(src))
+    props = {prop.key: prop.value for prop in proto.metadata_props}
+    props["labels"] = json.dumps({"codes": codes, "scientific_names": [], "common_names": []})
+    onnx.helper.set_model_props(proto, props)
+    if dynamic_outputs:
+        (clipwise,) = [o for o in proto.graph.output if o.name == "clipwise"]
+        clipwise.type.tensor_type.shape.dim[-1].dim_param = "num_species"
+    onnx.save(proto, str(dest))
+    return dest
+
+
+@pytest.mark.parametrize("codes", [["erirub", "turmer", "sylatr", "extra"], ["erirub", "turmer"]], ids=["one_too_many", "one_too_few"])
+def test_labels_that_do_not_match_the_graph_outputs_are_refused_when_the_file_is_opened(exported, tmp_path, codes, monkeypatch):
+    import onnxruntime as ort
+
+    path = _with_labels(exported["test_cnn"][1], tmp_path / "edited.onnx", codes)
+    monkeypatch.setattr(ort.InferenceSession, "run", lambda *a, **k: pytest.fail("scored a model whose labels do not match"))
+    message = rf"^{re.escape(str(path))}: {len(codes)} labels in its metadata for a graph with 3 outputs \('clipwise'\)$"
+    for opener in (read_export_info, lambda p: load_scorer(p, backend="onnx"), lambda p: OnnxScorer(p, frontend="graph"),
+                   lambda p: OnnxScorer(p, frontend="host")):  # fmt: skip
+        with pytest.raises(CheckpointError, match=message):
+            opener(path)
+
+
+def test_the_output_size_is_checked_where_it_is_known(exported, tmp_path):
+    path = _with_labels(exported["test_cnn"][1], tmp_path / "dynamic.onnx", ["a", "b", "c", "d"], dynamic_outputs=True)
+    assert len(read_export_info(path)[0]) == 4  # the file declares no size: nothing to compare the labels with
+    with pytest.raises(CheckpointError, match=r"4 labels in its metadata for a graph with 3 outputs"):
+        OnnxScorer(path, frontend="graph")  # ONNX Runtime infers the size from the graph
+
+
+@pytest.mark.parametrize(
+    "labels, cause",
+    [
+        ({"codes": ["erirub", 2, "sylatr"]}, r"codes must be non-empty strings, got 2 at position 1"),
+        ({"codes": ["erirub", "", "sylatr"]}, r"codes must be non-empty strings, got '' at position 1"),
+        ({"codes": ["erirub", "erirub", "sylatr"]}, r"duplicate species codes \['erirub'\]"),
+        ({"codes": "abc"}, r"codes must be a list, got str"),
+    ],
+)
+def test_malformed_labels_in_the_metadata_name_the_file(exported, tmp_path, labels, cause):
+    proto = onnx.load(str(exported["test_cnn"][1]))
+    props = {prop.key: prop.value for prop in proto.metadata_props}
+    onnx.helper.set_model_props(proto, {**props, "labels": json.dumps(labels)})
+    path = tmp_path / "bad_labels.onnx"
+    onnx.save(proto, str(path))
+    for opener in (read_export_info, lambda p: load_scorer(p, backend="onnx")):
+        with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}: malformed birdcall metadata \(ParameterError: LabelSet: {cause}"):
+            opener(path)
+
+
+def test_a_graph_without_a_clipwise_output_is_refused(exported, tmp_path):
+    plain = onnx.load(str(_plain_onnx(tmp_path / "plain.onnx")))
+    onnx.helper.set_model_props(plain, {p.key: p.value for p in onnx.load(str(exported["test_cnn"][1])).metadata_props})
+    onnx.save(plain, str(tmp_path / "plain.onnx"))
+    for opener in (read_export_info, lambda p: load_scorer(p, backend="onnx")):
+        with pytest.raises(CheckpointError, match=r"plain\.onnx: exported graph without a 'clipwise' output$"):
+            opener(tmp_path / "plain.onnx")
 
 def test_onnx_scorer_reads_labels_and_features_and_scores_like_torch(exported):
     model, path = exported["test_sed"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -153,6 +154,23 @@ def test_an_ir_without_birdcall_metadata_gives_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match=r"none\.xml: file not found"):
         load_scorer(tmp_path / "none.xml", backend="openvino")
 
+
+def test_labels_that_do_not_match_the_graph_outputs_are_refused_when_the_ir_is_opened(irs, tmp_path, monkeypatch):
+    _, xml = irs["test_cnn"]
+    ir = ov.Core().read_model(str(xml))
+    ir.set_rt_info(json.dumps({"codes": [*LABELS.codes, "extra"]}), ["birdcall", "labels"])
+    edited = tmp_path / "edited.xml"
+    ov.save_model(ir, str(edited), compress_to_fp16=False)
+    onnx_proto = onnx.load(str(xml.with_suffix(".onnx")))
+    props = {prop.key: prop.value for prop in onnx_proto.metadata_props}
+    onnx.helper.set_model_props(onnx_proto, {**props, "labels": json.dumps({"codes": [*LABELS.codes, "extra"]})})
+    onnx.save(onnx_proto, str(tmp_path / "edited.onnx"))
+    monkeypatch.setattr(ov.Core, "compile_model", lambda *a, **k: pytest.fail("compiled a model whose labels do not match"))
+    for path in (edited, tmp_path / "edited.onnx"):
+        message = rf"^{re.escape(str(path))}: 4 labels in its metadata for a graph with 3 outputs \('clipwise'\)$"
+        for opener in (read_export_info, lambda p: load_scorer(p, backend="openvino"), lambda p: OpenVinoScorer(p, frontend="graph")):
+            with pytest.raises(CheckpointError, match=message):
+                opener(path)
 
 def test_bad_arguments_raise_parameter_error(tmp_path):
     model = _model("test_cnn")
