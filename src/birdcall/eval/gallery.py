@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AudioLoadError, ParameterError
+from ..errors import AudioLoadError, BirdcallError, ParameterError
 from ..features import FeatureConfig
 from ..metrics import check_arrays
 from .inputs import EvalInputs, WindowRef, read_window
@@ -86,10 +86,15 @@ def _render(item: GalleryItem, features: FeatureConfig) -> GalleryItem:
         y = read_window(item.window, sample_rate=features.sample_rate)
     except AudioLoadError as err:
         return replace(item, problem=f"audio unavailable: {err}")
-    title = f"{item.window.path.name}  {item.window.start_time:g}-{item.window.start_time + item.window.duration:g} s"
-    figure = spectrogram_figure(log_mel(y=y, config=features), sample_rate=features.sample_rate, hop_length=features.hop_length,
-                                fmin=features.fmin, fmax=features.fmax, title=title)  # fmt: skip
-    return replace(item, image_png=figure_png(figure), wav=wav_bytes(y, sample_rate=features.sample_rate))
+    wav = wav_bytes(y, sample_rate=features.sample_rate)
+    title = f"{item.window.path.name}  {item.window.start_time:g}-{item.window.start_time + item.window.duration:g} s"  # drawn literally
+    try:
+        figure = spectrogram_figure(log_mel(y=y, config=features), sample_rate=features.sample_rate, hop_length=features.hop_length,
+                                    fmin=features.fmin, fmax=features.fmax, title=title)  # fmt: skip
+        image = figure_png(figure)
+    except (BirdcallError, ValueError) as err:  # as a report figure: one picture that fails does not sink the report
+        return replace(item, wav=wav, problem=f"spectrogram could not be drawn: {err}")
+    return replace(item, image_png=image, wav=wav)
 
 
 def build_gallery(inputs: EvalInputs, *, count: int = 8) -> tuple[list[GalleryItem], list[GalleryItem]]:

@@ -2,7 +2,8 @@
 
 Every ``*_figure`` function takes the data it shows and returns a :class:`matplotlib.figure.Figure`, so a test
 can read back what was drawn (line data, bar heights, image values, tick labels) before
-:func:`figure_png` renders it to PNG bytes.
+:func:`figure_png` renders it to PNG bytes. User text (species codes, names, titles) is drawn literally, never
+as mathtext (:func:`literal_text`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "ap_bar_figure",
     "confusion_figure",
     "figure_png",
+    "literal_text",
     "macro_pr_curve",
     "macro_roc_curve",
     "pr_curves_figure",
@@ -46,6 +48,17 @@ def _figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def literal_text(text: object) -> str:
+    """``text`` escaped so that matplotlib draws it as is: every ``$`` becomes ``\\$``.
+
+    Every user string a figure draws (species codes, file and fold names, titles) goes through this: matplotlib
+    parses text with an even number of ``$`` as mathtext, so a species ``Tit $x^2$ bird`` would be drawn with a
+    superscript and ``Odd $\\foo$ call`` would fail to parse and drop the figure. With every ``$`` escaped no
+    mathtext is parsed and the drawn text equals ``text`` (``Text.get_text()`` returns the escaped form).
+    """
+    return str(text).replace("$", r"\$")
 
 
 def figure_png(fig: Figure, *, dpi: int = 100) -> bytes:
@@ -112,7 +125,7 @@ def pr_curves_figure(y_true: Any, y_score: Any, *, codes: Sequence[str] | None =
     ax.plot(grid, precision, color="black", linewidth=2.5, label=f"macro ({count} species)")
     for rank, j in enumerate(worst_species(ap, worst)):
         p, r, _ = precision_recall_curve(truth[:, j], score[:, j])
-        ax.plot(r, p, drawstyle="steps-post", linewidth=1.2, color=f"C{rank}", label=f"{codes[j]} (AP {ap[j]:.2f}, n={int(truth[:, j].sum())})")
+        ax.plot(r, p, drawstyle="steps-post", linewidth=1.2, color=f"C{rank}", label=f"{literal_text(codes[j])} (AP {ap[j]:.2f}, n={int(truth[:, j].sum())})")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall: macro and the weakest species")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize="small")
@@ -130,7 +143,7 @@ def roc_curves_figure(y_true: Any, y_score: Any, *, codes: Sequence[str] | None 
     ax.plot(grid, tpr, color="black", linewidth=2.5, label=f"macro ({count} species)")
     for rank, j in enumerate(worst_species(auc, worst)):
         fpr, tpr_j, _ = roc_curve(truth[:, j], score[:, j])
-        ax.plot(fpr, tpr_j, linewidth=1.2, color=f"C{rank}", label=f"{codes[j]} (AUC {auc[j]:.2f}, n={int(truth[:, j].sum())})")
+        ax.plot(fpr, tpr_j, linewidth=1.2, color=f"C{rank}", label=f"{literal_text(codes[j])} (AUC {auc[j]:.2f}, n={int(truth[:, j].sum())})")
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate", xlim=(0, 1), ylim=(0, 1.02), title="ROC: macro and the weakest species")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
@@ -152,7 +165,7 @@ def confusion_figure(confusion: Any, *, codes: Sequence[str], order: Sequence[in
     ax = fig.add_subplot()
     image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
     fig.colorbar(image, ax=ax, shrink=0.8, label="fraction of the true species' clips")
-    labels = [codes[j] for j in order]
+    labels = [literal_text(codes[j]) for j in order]
     size = "small" if n <= 30 else 6 if n <= 60 else 5
     ax.set_xticks(range(n), labels, rotation=90, fontsize=size)
     ax.set_yticks(range(n), labels, fontsize=size)
@@ -182,13 +195,13 @@ def tsne_figure(points: Any, groups: Sequence[str], *, title: str = "t-SNE of th
     markers = "os^Dv<>PX*"
     for k, name in enumerate(names):
         mask = groups == name
-        ax.scatter(points[mask, 0], points[mask, 1], s=14, alpha=0.8, color=f"C{k % 10}", marker=markers[(k // 10) % len(markers)], label=name)
+        ax.scatter(points[mask, 0], points[mask, 1], s=14, alpha=0.8, color=f"C{k % 10}", marker=markers[(k // 10) % len(markers)], label=literal_text(name))
         if len(names) > 20:
             x, y = np.median(points[mask], axis=0)
-            ax.annotate(name, (x, y), fontsize=6, ha="center")
+            ax.annotate(literal_text(name), (x, y), fontsize=6, ha="center")
     if len(names) <= 20:
         ax.legend(fontsize="x-small", markerscale=1.2, loc="best", ncol=2 if len(names) > 10 else 1)
-    ax.set(title=title, xticks=[], yticks=[])
+    ax.set(title=literal_text(title), xticks=[], yticks=[])
     return fig
 
 
@@ -206,7 +219,7 @@ def training_curves_figure(history: pd.DataFrame) -> Figure:
     styles = {"train_loss": "-", "val_loss": "--", "padded_cmap": "-", "cmap": "--", "macro_auc": ":"}
     for k, fold in enumerate(folds):
         rows = history if fold is None else history[history["fold"] == fold]
-        name = "run" if fold is None else f"fold {fold}"
+        name = "run" if fold is None else f"fold {literal_text(fold)}"
         for ax, columns in ((loss_ax, _HISTORY_LOSSES), (metric_ax, _HISTORY_METRICS)):
             for column in columns:
                 if column in rows.columns and rows[column].notna().any():
@@ -240,7 +253,7 @@ def ap_bar_figure(species: pd.DataFrame) -> Figure:
     ax.barh(positions, rows["ap"], color="C0")
     for y, ap, support in zip(positions, rows["ap"], rows["support"]):
         ax.text(min(ap, 1.0) + 0.01, y, f"n={int(support)}", va="center", fontsize=6 if n > 40 else "x-small")
-    ax.set_yticks(positions, rows["species"].astype(str), fontsize=6 if n > 40 else "small")
+    ax.set_yticks(positions, [literal_text(code) for code in rows["species"]], fontsize=6 if n > 40 else "small")
     ax.set(xlim=(0, 1.12), ylim=(-0.6, n - 0.4), xlabel="average precision (n = positives)", title="Per-species AP")
     ax.grid(axis="x", alpha=0.3)
     return fig
@@ -281,5 +294,5 @@ def spectrogram_figure(db: Any, *, sample_rate: int, hop_length: int, fmin: floa
     ax.set_yticks(ticks + 0.5, [f"{centres[t] / 1000:.1f}" for t in ticks])
     ax.set(xlabel="s", ylabel="kHz")
     if title:
-        ax.set_title(title, fontsize="small")
+        ax.set_title(literal_text(title), fontsize="small")
     return fig

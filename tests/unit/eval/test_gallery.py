@@ -54,3 +54,25 @@ def test_gallery_survives_missing_audio(full_inputs, tmp_path):
     assert all(item.image_png is None and item.wav is None and "audio unavailable" in item.problem for item in fp + fn)
     fp, _ = build_gallery(replace(full_inputs, windows=None), count=2)
     assert all(item.image_png is None and item.window is None for item in fp)
+
+
+def test_gallery_pictures_of_files_whose_names_look_like_mathtext(full_inputs, tmp_path):
+    windows = []
+    for i, window in enumerate(full_inputs.windows):
+        odd = tmp_path / f"clip {i} $\\foo$ <b>.wav"  # the picture's title is the file name: "$\foo$" is not valid mathtext
+        odd.write_bytes(window.path.read_bytes())
+        windows.append(replace(window, path=odd))
+    fp, fn = build_gallery(replace(full_inputs, windows=tuple(windows)), count=2)
+    assert all(item.image_png[:8] == b"\x89PNG\r\n\x1a\n" and item.problem == "" for item in fp + fn)
+
+
+def test_a_picture_that_cannot_be_drawn_leaves_the_item_with_a_problem(full_inputs, monkeypatch):
+    from birdcall.eval import plots
+
+    def broken(*args, **kwargs):
+        raise ValueError("cannot draw")
+
+    monkeypatch.setattr(plots, "spectrogram_figure", broken)
+    fp, fn = build_gallery(full_inputs, count=1)
+    assert all(item.image_png is None and item.problem == "spectrogram could not be drawn: cannot draw" for item in fp + fn)
+    assert all(item.wav[:4] == b"RIFF" for item in fp + fn)  # the sound is still there

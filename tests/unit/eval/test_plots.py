@@ -129,3 +129,53 @@ def test_figure_png_is_a_png_without_urls():
     fig = plots.spectrogram_figure(np.zeros((16, 20)) - 40.0, sample_rate=16_000, hop_length=256, fmin=50.0, fmax=8000.0, title="x")
     png = plots.figure_png(fig)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and b"http" not in png
+
+
+# Species codes (and file names, fold names) are user text: "$...$" must not be parsed as mathtext. The second
+# renders as math today (a superscript), the third fails to parse, which used to drop the whole figure.
+MATH_CODES = ["$5 warbler", "Tit $x^2$ bird", r"Odd $\foo$ call"]
+
+
+def _drawn(text) -> str:
+    """The string matplotlib renders for a Text artist: its text after mathtext handling (must be plain text)."""
+    shown, is_math = text._preprocess_math(text.get_text())
+    assert is_math is False, text.get_text()
+    return shown
+
+
+def _legend(ax) -> list[str]:
+    return [_drawn(t) for t in ax.get_legend().get_texts()]
+
+
+def test_literal_text_escapes_every_dollar_and_renders_the_original():
+    from matplotlib.text import Text
+
+    for original in [*MATH_CODES, "no dollars", r"back\slash \$ mixed $", "$$", "$"]:
+        assert _drawn(Text(text=plots.literal_text(original))) == original
+
+
+def test_species_codes_with_dollars_are_drawn_literally(scores, rng):
+    y_true, y_score, _ = scores
+    table = species_table(y_true, y_score, codes=MATH_CODES)
+    worst = table.sort_values("ap", kind="stable")["species"].tolist()
+    pr = plots.pr_curves_figure(y_true, y_score, codes=MATH_CODES, ap=table["ap"].to_numpy(), worst=3)
+    assert [label.split(" (AP")[0] for label in _legend(pr.axes[0])[1:]] == worst
+    roc = plots.roc_curves_figure(y_true, y_score, codes=MATH_CODES, auc=table["auc"].to_numpy(), worst=3)
+    assert sorted(label.split(" (AUC")[0] for label in _legend(roc.axes[0])[1:]) == sorted(MATH_CODES)
+    confusion = plots.confusion_figure(np.eye(3), codes=MATH_CODES, order=[2, 0, 1])
+    expected = [MATH_CODES[j] for j in (2, 0, 1)]
+    assert [_drawn(t) for t in confusion.axes[0].get_xticklabels()] == expected
+    assert [_drawn(t) for t in confusion.axes[0].get_yticklabels()] == expected
+    bars = plots.ap_bar_figure(table)
+    assert sorted(_drawn(t) for t in bars.axes[0].get_yticklabels()) == sorted(MATH_CODES)
+    tsne = plots.tsne_figure(rng.normal(size=(6, 2)), MATH_CODES * 2, title="t-SNE of $x^$")
+    assert sorted(_legend(tsne.axes[0])) == sorted(MATH_CODES) and _drawn(tsne.axes[0].title) == "t-SNE of $x^$"
+    many = plots.tsne_figure(rng.normal(size=(21, 2)), [f"{code} {k}" for k in range(7) for code in MATH_CODES])  # names at the medians
+    assert sorted(_drawn(t) for t in many.axes[0].texts) == sorted(f"{code} {k}" for k in range(7) for code in MATH_CODES)
+    curves = plots.training_curves_figure(pd.DataFrame({"epoch": [1, 2], "fold": ["$a$", "$a$"], "train_loss": [0.7, 0.6]}))
+    assert _legend(curves.axes[0]) == ["fold $a$ train_loss"]
+    spectrogram = plots.spectrogram_figure(np.zeros((16, 20)) - 40.0, sample_rate=16_000, hop_length=256, fmin=50.0, fmax=8000.0,
+                                           title=r"Odd $\foo$ call.wav  0-1 s")  # fmt: skip
+    assert _drawn(spectrogram.axes[0].title) == r"Odd $\foo$ call.wav  0-1 s"
+    for fig in (pr, roc, confusion, bars, tsne, many, curves, spectrogram):
+        assert plots.figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"  # drawn, not failed on a mathtext parse error

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
 from dataclasses import replace
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
+from birdcall.data.labels import LabelSet
 from birdcall.errors import ParameterError
 from birdcall.eval import evaluate_arrays, write_report
 from birdcall.eval.metrics import primary_confusion
@@ -109,3 +112,59 @@ def test_write_report_rejects_bad_arguments(bare_inputs, tmp_path):
         write_report({"y_true": []}, tmp_path)
     with pytest.raises(ParameterError, match="gallery_size"):
         write_report(bare_inputs, tmp_path, gallery_size=-1)
+
+
+class _Tags(HTMLParser):
+    """Every start tag and its attributes, as a browser would parse them."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+
+
+SCRIPT, ATTRIBUTE, MATH = "<script>alert(1)</script>", '" onmouseover="x', r"Tit $\foo$ bird"
+
+
+@pytest.fixture(scope="module")
+def hostile_report(module_inputs, tmp_path_factory):
+    """A report whose user text tries to inject HTML and mathtext: species codes and names, sample ids, title,
+    source paths and notes."""
+    labels = LabelSet((SCRIPT, ATTRIBUTE, MATH), scientific_names=("$5 warbler", "Tit $x^2$ bird", "<b>bold</b>"),
+                      common_names=(f"{SCRIPT} common", f"{ATTRIBUTE} common", "Tit $x^2$ bird"))  # fmt: skip
+    inputs = replace(
+        module_inputs, labels=labels, sample_ids=tuple(f"{SCRIPT}{ATTRIBUTE} {i}" for i in range(len(module_inputs.sample_ids))),
+        source={"run": f"/runs/{SCRIPT}"}, notes=(f"a note {SCRIPT}{ATTRIBUTE}",),
+    )  # fmt: skip
+    return write_report(inputs, tmp_path_factory.mktemp("hostile") / "report", title=f"Report {SCRIPT}{ATTRIBUTE}", gallery_size=2, worst=3)
+
+
+def test_user_text_is_escaped_in_the_html(hostile_report):
+    text = hostile_report.html.read_text()
+    assert "<script" not in text.lower()  # the report has no script of its own: any would come from user text
+    assert 'onmouseover="x' not in text
+    assert html.escape(SCRIPT) == "&lt;script&gt;alert(1)&lt;/script&gt;" and html.escape(SCRIPT) in text
+    assert html.escape(ATTRIBUTE) == "&quot; onmouseover=&quot;x" and html.escape(ATTRIBUTE) in text
+    assert "&lt;b&gt;bold&lt;/b&gt;" in text and "<b>bold</b>" not in text
+    parser = _Tags()
+    parser.feed(text)
+    assert {tag for tag, _ in parser.tags} <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "nav", "a", "section",
+                                                "table", "thead", "tbody", "tr", "th", "td", "div", "figure", "img", "figcaption", "b", "span",
+                                                "code", "audio", "ul", "li"}  # fmt: skip
+    attributes = {name for _, attrs in parser.tags for name, _ in attrs}
+    assert attributes <= {"lang", "charset", "name", "content", "href", "id", "class", "src", "alt", "controls", "preload"}, attributes
+    alts = [dict(attrs)["alt"] for tag, attrs in parser.tags if tag == "img" and dict(attrs)["alt"].startswith("log-mel")]
+    assert len(alts) == 4  # the attribute holds the whole sample id: the quote in it did not end the attribute
+    assert all(re.fullmatch(rf"log-mel spectrogram of {re.escape(SCRIPT + ATTRIBUTE)} \d+", alt) for alt in alts), alts
+
+
+def test_species_codes_with_mathtext_do_not_drop_figures(hostile_report):
+    assert sorted(hostile_report.figures) == sorted(["per_species_ap", "pr_curves", "roc_curves", "reliability", "confusion", "tsne", "training_curves"])
+    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in hostile_report.figures.values())
+    text = hostile_report.html.read_text()
+    assert "could not be drawn" not in text and text.count("<img ") == 7 + 4
+    document = json.loads(hostile_report.metrics_json.read_text())
+    assert not [note for note in document["notes"] if "could not be drawn" in note]
+    assert [row["species"] for row in document["per_species"]] == [SCRIPT, ATTRIBUTE, MATH]  # JSON keeps the text as it is
