@@ -12,7 +12,9 @@ does tell us, and a little more:
 * for MP3, the stream size in the Xing/Info header against the file size;
 * the Ogg pages: the last one must be complete and carry the end-of-stream flag, and, when decoding, every
   page's CRC and sequence number is verified (libvorbis skips a damaged page silently);
-* after decoding, the number of samples decoded against the number the header declares.
+* after decoding, the number of samples decoded against the number the header declares;
+* the sample rate in the header must lie in [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`]: a damaged
+  header claiming, say, 1 Hz would otherwise make the resampler expand every sample 32 000 times.
 
 What cannot be detected: damage inside the payload of a format without checksums (PCM WAV/AIFF bytes, or
 MP3 frame data that still parses) decodes to wrong samples without any error. :func:`info` reads only the
@@ -46,6 +48,8 @@ from ..types import Pathlike
 __all__ = [
     "DEFAULT_SAMPLE_RATE",
     "AUDIO_EXTENSIONS",
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
     "AudioInfo",
     "info",
     "load",
@@ -65,6 +69,16 @@ _WRITE_FORMATS = {  # extension -> (libsndfile format, subtype)
 _READ_BLOCK_FRAMES = 1 << 18  # ~8 s at 32 kHz: the unit of work of the streaming reader
 _WRITE_BLOCK_FRAMES = 1 << 16  # libsndfile's Vorbis encoder can crash on one very large write
 _SFE_SYSTEM = 2  # libsndfile's error code for an OS-level failure (permissions, missing folder, disk full)
+# Sample rates a recording may declare, Hz. Below 1 kHz no audio format in use records sound (telephony's 8 kHz
+# is the lowest common rate, bird recorders use 16 kHz and up); above 1 MHz no microphone recorder goes
+# (ultrasonic bat detectors stop at 384-768 kHz). A header outside is damaged or crafted, and worse than
+# useless: resampling 1 Hz to 32 kHz expands each sample 32 000 times (a 2**18-frame block to ~33 GB).
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 1_000_000
+# At most this many output samples per block of the streaming reader (16 MiB of float32): a block is shortened
+# when upsampling would expand it further (more than 16 times: below 2 kHz into 32 kHz), so the memory of one
+# block stays bounded whatever the two rates.
+_MAX_BLOCK_OUTPUT = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -127,6 +141,11 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
     with handle:
         if handle.samplerate <= 0 or handle.channels <= 0:
             raise AudioLoadError(path, f"invalid header (sample rate {handle.samplerate}, {handle.channels} channels)")
+        if not MIN_SAMPLE_RATE <= handle.samplerate <= MAX_SAMPLE_RATE:
+            raise AudioLoadError(
+                path, f"implausible sample rate {handle.samplerate} Hz in the header (accepted: {MIN_SAMPLE_RATE} to "
+                f"{MAX_SAMPLE_RATE} Hz); the header is damaged or the file is not a recording"
+            )
         if handle.frames <= 0:
             damage = _ogg_tail_damage(path) if handle.format == "OGG" else None
             raise AudioLoadError(path, damage or "contains no audio samples (zero length)")
@@ -303,6 +322,8 @@ def _check_rate(sample_rate: int | None) -> None:
         return
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise ParameterError(f"sample_rate must be a positive integer or None, got {sample_rate!r}")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise ParameterError(f"sample_rate must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz, got {sample_rate}")
 
 
 def _is_number(x: object) -> bool:
@@ -348,7 +369,8 @@ def info(path: Pathlike) -> AudioInfo:
     :func:`load` and :func:`stream`, which decode it.
 
     Raises:
-        AudioLoadError: missing, empty, zero-length, not audio, or truncated file.
+        AudioLoadError: missing, empty, zero-length, not audio, or truncated file, or a header whose sample
+            rate is outside [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE].
     """
     p = _check_path(path)
     with _open(p) as f:
@@ -369,7 +391,8 @@ def load(
 
     Args:
         path: WAV, FLAC, OGG/Vorbis, MP3 or any other format libsndfile reads.
-        sample_rate: target rate in Hz; soxr (high quality) resamples when the file differs.
+        sample_rate: target rate in Hz (MIN_SAMPLE_RATE to MAX_SAMPLE_RATE); soxr (high quality) resamples when the
+            file differs.
         offset: start time in seconds.
         duration: seconds to read from ``offset``; None reads to the end.
 
@@ -450,11 +473,12 @@ def _stream(p: Path, out_rate: int, chunk: int) -> Iterator[np.ndarray]:
             resampler = soxr.ResampleStream(native_rate, out_rate, 1, dtype="float32", quality="HQ")
         damage, good_frames = _damage(p, f, full=True)  # raised after the decodable audio has been yielded
         limit = f.frames if good_frames is None else min(good_frames, f.frames)  # don't yield past a bad Ogg page
+        block_frames = max(1, min(_READ_BLOCK_FRAMES, _MAX_BLOCK_OUTPUT * native_rate // out_rate))  # bounded output
         buf = np.empty(chunk, dtype=np.float32)
         fill = 0
         decoded = 0
         while True:
-            want = min(_READ_BLOCK_FRAMES, limit - decoded)
+            want = min(block_frames, limit - decoded)
             try:
                 block = _read_frames(f, max(want, 0))
             except (sf.LibsndfileError, RuntimeError) as err:

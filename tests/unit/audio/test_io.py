@@ -616,3 +616,70 @@ def test_write_audio_rejects_bad_input(tmp_path, name, samples, kwargs):
     with pytest.raises(ParameterError):
         write_audio(tmp_path / name, samples, **kwargs)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------------ absurd rates
+
+
+def _wav_bytes(sample_rate: int, num_frames: int) -> bytes:
+    """A 16-bit mono PCM WAV written by hand, so that its header may claim any rate."""
+    import struct
+
+    data = struct.pack(f"<{num_frames}h", *(np.arange(num_frames) % 2000 - 1000))
+    fmt = struct.pack("<HHIIHH", 1, 1, sample_rate, (sample_rate * 2) & 0xFFFFFFFF, 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+class _NoResampling:
+    """Stands in for soxr: resampling a 1-Hz file to 32 kHz would try to allocate ~33 GB per block."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"soxr.{name} called for a file that should have been refused")
+
+
+@pytest.mark.parametrize("rate", [1, 8, 999, 1_000_001, 2_000_000_000])
+def test_a_header_with_an_absurd_sample_rate_is_refused_before_resampling(tmp_path, monkeypatch, rate):
+    path = tmp_path / "crafted.wav"
+    path.write_bytes(_wav_bytes(rate, 4_000))
+    assert sf.info(str(path)).samplerate == rate  # libsndfile itself takes the header at its word
+    monkeypatch.setattr(io, "soxr", _NoResampling())
+    message = rf"crafted.wav: implausible sample rate {rate} Hz in the header \(accepted: 1000 to 1000000 Hz\)"
+    for read in (info, load, lambda p: list(stream(p))):
+        with pytest.raises(AudioLoadError, match=message):
+            read(path)
+
+
+def test_the_lowest_accepted_rate_streams_in_bounded_blocks(tmp_path, monkeypatch):
+    path = tmp_path / "low.wav"
+    path.write_bytes(_wav_bytes(1_000, 3_000))  # 3 s at 1 kHz: 32 times more samples out than in
+    reference = load(path)  # one piece
+    inputs = []
+    real = io.soxr.ResampleStream
+
+    class Recording:
+        """soxr's output buffer for one call is sized from the call's input (times the ratio): bound the input."""
+
+        def __init__(self, *args, **kwargs):
+            self.inner = real(*args, **kwargs)
+
+        def resample_chunk(self, x, last=False):
+            inputs.append(len(x))
+            return self.inner.resample_chunk(x, last=last)
+
+    monkeypatch.setattr(io.soxr, "ResampleStream", Recording)
+    monkeypatch.setattr(io, "_MAX_BLOCK_OUTPUT", 4_096)
+    joined = np.concatenate(list(stream(path, sample_rate=32_000, chunk_duration=1.0)))
+    assert max(inputs) == 4_096 * 1_000 // 32_000 and sum(inputs) == 3_000  # 128 frames a block: at most 4096 samples out
+    assert abs(len(joined) - len(reference)) <= 2
+    n = min(len(joined), len(reference))
+    np.testing.assert_allclose(joined[:n], reference[:n], atol=1e-4)
+
+
+@pytest.mark.parametrize("sample_rate", [999, 1_000_001])
+def test_an_absurd_target_rate_is_a_parameter_error(tmp_path, sample_rate):
+    path = write_audio(tmp_path / "a.wav", tone(440, sample_rate=16_000, duration=0.5), 16_000)
+    with pytest.raises(ParameterError, match="sample_rate must be between 1000 and 1000000 Hz"):
+        stream(path, sample_rate=sample_rate)
+    with pytest.raises(ParameterError, match="sample_rate must be between"):
+        load(path, sample_rate=sample_rate)
