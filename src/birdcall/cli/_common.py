@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -25,6 +26,28 @@ def user_errors() -> Iterator[None]:
     except BirdcallError as err:
         console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
+
+
+@contextlib.contextmanager
+def one_line_warnings(category: type[Warning]) -> Iterator[None]:
+    """Print each distinct warning of ``category`` raised inside as one ``warning: ...`` line on stderr (not
+    Python's two-line ``file:line: Category: ...`` form); other warnings are left as they are."""
+    seen: set[str] = set()
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, kind, filename, lineno, file=None, line=None):
+            if not issubclass(kind, category):
+                return shown(message, kind, filename, lineno, file, line)
+            text = " ".join(str(message).split())
+            if text not in seen:
+                seen.add(text)
+                console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+            return None
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", category)
+        yield
 
 
 def format_score(value: float | None) -> str:

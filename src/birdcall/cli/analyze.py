@@ -1,8 +1,9 @@
 """`birdcall analyze`: detection tables (CSV, Parquet, Raven, Audacity) for audio files and folders.
 
-Writes into OUT_DIR: detections.csv, detections.parquet, raven/<stem>.selections.txt per file and
-raven/combined.selections.txt, audacity/<stem>.txt, errors.csv, and the run state (run.json, plans/,
-manifest*.jsonl, parts/) that lets a rerun of the same command resume; see :mod:`birdcall.infer.pipeline`.
+Writes into OUT_DIR: detections.csv, detections.parquet, raven_combined.selections.txt (all files),
+raven/<stem>.selections.txt and audacity/<stem>.txt per file, errors.csv, and the run state (run.json,
+plans/, manifest*.jsonl, parts/) that lets a rerun of the same command resume; see :mod:`birdcall.infer.pipeline`.
+The combined Raven table sits outside raven/, so no input (not even one named combined.wav) can take its name.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import user_errors
+from ._common import one_line_warnings, user_errors
 from .predict import (
     BACKEND,
     BATCH_SIZE,
@@ -68,14 +69,21 @@ def analyze(
 ) -> None:
     """Detect species in every window of every file; unreadable files are reported and skipped (exit code 1).
 
-    An interrupted run resumes when the same command is run again.
+    Writes into OUT_DIR: detections.csv, detections.parquet, raven_combined.selections.txt (all files in one Raven table), raven/<stem>.selections.txt and audacity/<stem>.txt per file, errors.csv.
+
+    An interrupted run resumes when the same command is run again; a file that killed two runs (out of memory, say) is then skipped. A write that fails (disk full) stops with exit code 2.
 
     Shards (--shard I/N) may run into the same OUT_DIR; its outputs hold every shard finished so far.
     """
     from ..infer.detections import read_species_list
-    from ..infer.pipeline import DetectionOptions, merge_outputs, run_inference
+    from ..infer.pipeline import (
+        DetectionOptions,
+        RunStateWarning,
+        merge_outputs,
+        run_inference,
+    )
 
-    with user_errors():
+    with user_errors(), one_line_warnings(RunStateWarning):
         if merge:
             result = merge_outputs(out_dir, list(audio or []), kind="detections")
         else:

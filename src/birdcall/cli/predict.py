@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, out, user_errors
+from ._common import console, one_line_warnings, out, user_errors
 
 # ------------------------------------------------------------------------------------------------ shared options
 
@@ -125,14 +125,21 @@ def predict(
 ) -> None:
     """Score every window of every file into a submission CSV; unreadable files are reported and skipped (exit code 1).
 
-    An interrupted run resumes when the same command is run again (its state: .<name>.parts/ beside --out).
+    An interrupted run resumes when the same command is run again (its state: .<name>.parts/ beside --out); a file that killed two runs (out of memory, say) is then skipped. A write that fails (disk full) stops with exit code 2, the finished files kept for the rerun.
+
+    Inputs that share a file name (a/rec.ogg, b/rec.ogg) are refused: their row_ids would repeat.
 
     Shards (--shard I/N) with the same --out share that state; the CSV holds every shard finished so far.
     """
-    from ..infer.pipeline import merge_outputs, run_inference, state_dir
+    from ..infer.pipeline import (
+        RunStateWarning,
+        merge_outputs,
+        run_inference,
+        state_dir,
+    )
 
     errors_csv = state_dir(out_path, "submission") / "errors.csv"
-    with user_errors():
+    with user_errors(), one_line_warnings(RunStateWarning):
         if merge:
             result = merge_outputs(out_path, list(audio or []), kind="submission")
         else:

@@ -14,6 +14,8 @@ from .long_recording import iter_windows as iter_windows
 from .long_recording import predict_file as predict_file
 from .long_recording import predict_files as predict_files
 from .pipeline import DetectionOptions as DetectionOptions
+from .pipeline import OutputWriteError as OutputWriteError
+from .pipeline import RunStateWarning as RunStateWarning
 from .pipeline import RunSummary as RunSummary
 from .pipeline import combine_outputs as combine_outputs
 from .pipeline import discover_inputs as discover_inputs

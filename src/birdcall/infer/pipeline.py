@@ -28,7 +28,25 @@ Never losing work (:func:`run_inference`)
     where it stopped. The combined outputs are rebuilt from the parts of the recorded files at the end of
     every run: one record, hence one part, per file, so a resumed run has no duplicate and no missing rows.
     The settings that change the results are kept in ``run.json``; a rerun with other settings into the same
-    folder is refused.
+    folder is refused. A write that fails (disk full, permissions) stops the run with one
+    :class:`OutputWriteError` line; what was finished is kept. Temporaries of atomic writes that a killed run
+    left behind (``.*.birdcall.tmp``) are removed when the next run starts and no other run uses the folder.
+
+Manifest records (one JSON object a line; unknown statuses are ignored, so old manifests read as before)
+    ``{"file", "status": "done", "part", "windows", "duration", "rows"}``: finished; its table is ``part``,
+    which must be ``parts/<name>.parquet`` (a plain name) inside the state folder. Any other ``part`` (``..``,
+    an absolute path, a symlink leading out of ``parts/``) is a corrupt record: skipped with a
+    :class:`RunStateWarning` naming the manifest and line, so its file counts as not processed and is scored
+    again (:func:`merge_outputs` does not copy such a record, nor anything it names).
+    ``{"file", "status": "failed", "reason"}``: failed, with its one-line reason (``errors.csv``).
+    ``{"file", "status": "started", "run"}``: written (by the process that records results) before the
+    file's first block is decoded. ``{"status": "stopped", "run"}``: that run ended on a Python exception
+    (Ctrl-C, an error it reported), so its unfinished files were not what stopped it.
+    A run that dies without a trace (killed, out of memory, a crash in native code) leaves ``started`` records
+    with no ``done``/``failed`` after them; the last file it started is taken as the one that killed it. The
+    next run of the shard retries that file once (with a warning); a file that killed two runs is recorded as
+    failed ("the run died twice while processing this file") instead of killing every rerun. A normal run
+    adds two lines per file it processes and a rerun with nothing to do adds none.
 
 Layout of ``OUT_DIR`` (``analyze``; ``predict`` keeps the same state in ``.<name>.parts/`` next to its CSV)::
 
@@ -38,10 +56,13 @@ Layout of ``OUT_DIR`` (``analyze``; ``predict`` keeps the same state in ``.<name
     parts/<stem>-<hash>.parquet     one file's detections (analyze) or window scores (predict)
     errors.csv                      file, reason of every failed file
     detections.csv, detections.parquet
-    raven/<stem>.selections.txt     one Raven selection table per file, raven/combined.selections.txt for all
+    raven_combined.selections.txt   one Raven selection table for all files (outside raven/, so that no
+                                    input's name can take it: an input ``combined.wav`` has its own table)
+    raven/<stem>.selections.txt     one Raven selection table per file
     audacity/<stem>.txt             one Audacity label track per file
 
-    Per-file names use the file stem, with ``-<hash>`` added when two inputs share a stem.
+    Per-file names use the file stem, with ``-<hash>`` added when two inputs share a stem. ``predict`` refuses
+    inputs that share a stem (their BirdCLEF row ids ``<stem>_<end second>`` would repeat).
 
 Sharding
     Inputs are discovered (:func:`discover_inputs`: absolute paths, sorted, duplicates removed) and shard
@@ -62,12 +83,14 @@ import multiprocessing as mp
 import os
 import queue
 import re
+import secrets
 import shutil
 import signal
 import threading
 import time
+import warnings
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +101,7 @@ import pandas as pd
 from ..audio import AUDIO_EXTENSIONS, stream
 from ..data.labels import LabelSet
 from ..errors import AudioLoadError, BirdcallError, ParameterError
-from ..fileio import atomic_path, atomic_write_text
+from ..fileio import atomic_path, atomic_write_text, fsync_dir, remove_stale_temporaries
 from ..types import Pathlike
 from .long_recording import (
     WindowBlock,
@@ -89,9 +112,12 @@ from .long_recording import (
 )
 
 __all__ = [
+    "COMBINED_RAVEN",
     "KINDS",
     "DetectionOptions",
     "FileResult",
+    "OutputWriteError",
+    "RunStateWarning",
     "RunSummary",
     "WindowSpec",
     "combine_outputs",
@@ -107,11 +133,49 @@ __all__ = [
 ]
 
 KINDS = ("detections", "submission")
+COMBINED_RAVEN = "raven_combined.selections.txt"  # the Raven table of all files, in the output folder itself
 _FORMAT = "birdcall.run/1"
 _INDEX = ["file", "start_time", "end_time"]
 _MODEL_SUFFIXES = {".safetensors": "torch", ".onnx": "onnx", ".xml": "openvino"}
 _ASSIGNED_PER_WORKER = 2  # files handed to a worker ahead (so it never idles between files)
 _STARTUP_FAILURES = 3  # consecutive worker deaths without any progress before the run gives up
+_DEATHS = 2  # runs a file may kill (die while processing it) before it is recorded as failed and skipped
+_DIED_TWICE = "the run died twice while processing this file; skipped (delete its manifest lines, or retry failed files, to try again)"
+_RESUME_HINT = "the files finished so far are kept: rerun the same command to resume"
+
+
+class RunStateWarning(UserWarning):
+    """Something in a run's state folder needs the user's attention: a corrupt manifest record (skipped), or a
+    file being retried because the previous run died while processing it. One line, naming the file."""
+
+
+class OutputWriteError(BirdcallError, OSError):
+    """An output or run-state file could not be written (disk full, permissions, read-only file system).
+
+    ``str(err)`` is one line, ``"<path>: cannot write (<cause>); <hint>"``; ``errno`` is the OS error's.
+    Being an ``OSError`` too, it is caught where an OSError was before.
+    """
+
+    def __init__(self, path: Pathlike, err: OSError, hint: str = ""):
+        super().__init__(err.errno, err.strerror or str(err))
+        self.path = os.fspath(path)
+        self.filename = self.path
+        self.cause = " ".join(str(err.strerror or err).split())
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.path}: cannot write ({self.cause})" + (f"; {self.hint}" if self.hint else "")
+
+
+@contextlib.contextmanager
+def _writing(path: Pathlike, hint: str = _RESUME_HINT) -> Iterator[None]:
+    """Turn an OSError raised while writing ``path`` into one :class:`OutputWriteError` line naming it."""
+    try:
+        yield
+    except OutputWriteError:
+        raise
+    except OSError as err:
+        raise OutputWriteError(path, err, hint) from err
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -288,8 +352,11 @@ def iter_file_events(index: int, path: Pathlike, spec: WindowSpec, *, max_window
     yield ("done", index, decoded / spec.sample_rate)
 
 
-def _local_events(paths: Sequence[Pathlike], spec: WindowSpec, max_windows: int) -> Iterator[tuple]:
+def _local_events(paths: Sequence[Pathlike], spec: WindowSpec, max_windows: int,
+                  on_start: Callable[[str], None] | None = None) -> Iterator[tuple]:
     for i, path in enumerate(paths):
+        if on_start is not None:
+            on_start(str(path))  # before anything of the file is decoded
         yield from iter_file_events(i, path, spec, max_windows=max_windows)
 
 
@@ -647,6 +714,7 @@ def score_files(
     workers: int = 0,
     start_method: str = "spawn",
     eager: bool = True,
+    on_start: Callable[[str], None] | None = None,
 ) -> Iterator[FileResult]:
     """Score every window of every file; yield each file as soon as it is complete.
 
@@ -666,6 +734,10 @@ def score_files(
         eager: with ``workers=0``, score the windows already cut (a partial batch) whenever no decoded audio is
             waiting, so the model does not sit idle while a full batch is decoded (at the start of a run, say).
             Scores do not depend on it; False gives full batches only (a fixed batch composition).
+        on_start: called with a file's path when its decoding starts: with ``workers=0`` in the decoding
+            thread before the file's first block is decoded (it may run while this generator is suspended);
+            with workers, in this process when a worker reports starting the file. An exception it raises
+            ends the iteration.
 
     Yields:
         :class:`FileResult` in completion order (input order when ``workers == 0``).
@@ -684,12 +756,14 @@ def score_files(
     per_batch = spec.windows_per_batch(batch_size)
     paths = list(paths)
     if workers == 0:
-        events = _prefetched(_local_events(paths, spec, per_batch), depth=2, idle=IDLE if eager else None)
+        events = _prefetched(_local_events(paths, spec, per_batch, on_start), depth=2, idle=IDLE if eager else None)
     else:
         events = _parallel_events(paths, spec, per_batch, int(workers), start_method)
     batcher = _Batcher(scorer, paths, labels, spec, per_batch)
     try:
         for event in events:
+            if workers and on_start is not None and event[0] == "start":
+                on_start(str(paths[event[1]]))
             yield from batcher.feed(event)
         yield from batcher.close()
     finally:
@@ -788,13 +862,96 @@ def _output_stems(files: Sequence[str]) -> dict[str, str]:
     return {f: Path(f).stem if counts[Path(f).stem] == 1 else f"{Path(f).stem}-{_key_hash(f, 8)}" for f in files}
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(path, os.O_RDONLY)
+def _check_names(files: Sequence[Path]) -> None:
+    """Refuse file names that are not valid UTF-8 (undecodable bytes): no manifest, Parquet or CSV can hold them."""
+    for file in files:
         try:
-            os.fsync(fd)
+            str(file).encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(file).decode("utf-8", "backslashreplace")
+            raise ParameterError(f"{shown}: the file name is not valid UTF-8, so the output tables cannot name it; rename the file") from None
+
+
+def _check_row_ids(files: Sequence[Pathlike]) -> None:
+    """Refuse inputs whose BirdCLEF row ids (``<stem>_<end second>``) would repeat: two files with one stem."""
+    by_stem: dict[str, list[str]] = {}
+    for file in files:
+        by_stem.setdefault(Path(file).stem, []).append(str(file))
+    clashes = sorted((stem, group) for stem, group in by_stem.items() if len(group) > 1)
+    if clashes:
+        stem, group = clashes[0]
+        more = f" (and {len(clashes) - 1} more shared stem(s))" if len(clashes) > 1 else ""
+        raise ParameterError(
+            f"inputs share the file name {stem!r}: {', '.join(group)}{more}; their submission row_ids "
+            "(<stem>_<end second>) would repeat: rename the files, or write them to separate submissions"
+        )
+
+
+def _check_out(out: Path, kind: str) -> None:
+    """Refuse an ``out`` that cannot be written, before any work: the submission CSV naming a folder, the
+    output folder naming a file, or a place under a file or a folder without write permission."""
+    out = Path(os.path.abspath(out))
+    if kind == "submission":
+        if out.is_dir():
+            raise ParameterError(f"{out}: is a folder; the submission is a CSV file (give its file name)")
+        folder = out.parent
+    else:
+        if out.exists() and not out.is_dir():
+            raise ParameterError(f"{out}: exists and is not a folder (the output of a detections run is a folder)")
+        folder = out
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ParameterError(f"{out}: cannot be created, {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ParameterError(f"{out}: cannot write into {existing} (permission denied)")
+
+
+def _check_parts_folder(state: Path) -> None:
+    parts = state / "parts"
+    if parts.is_symlink() or (parts.exists() and not parts.is_dir()):
+        raise ParameterError(f"{parts}: must be a real folder (not a symlink or a file); birdcall reads and writes parts only there")
+
+
+@contextlib.contextmanager
+def _in_use(state: Path, temporaries: Sequence[tuple[Path, str | None]] = ()) -> Iterator[None]:
+    """Mark ``state`` as in use (a shared lock on ``state/.running``) while a run, merge or combine writes into
+    it. With ``temporaries`` (``(folder, name)`` pairs, :func:`~birdcall.fileio.remove_stale_temporaries`),
+    the first user, the one that finds nobody else inside, first removes the temporaries a killed run left
+    there: with nobody else inside, no atomic write is in progress, so every such file is stale."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no cleaning (nothing tells a live temporary from a stale one)
+        yield
+        return
+    with _writing(state):
+        state.mkdir(parents=True, exist_ok=True)
+        handle = open(state / ".running", "a+")  # noqa: SIM115 - closed by the with below
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)  # others are at work: their temporaries may be live
+        else:
+            for folder, name in temporaries:
+                remove_stale_temporaries(folder, name=name)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        try:
+            yield
         finally:
-            os.close(fd)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _temporary_folders(out: Path, kind: str) -> list[tuple[Path, str | None]]:
+    """Where the atomic writes of a run into ``out`` put their temporaries (``name``: only that file's)."""
+    state = state_dir(out, kind)
+    folders: list[tuple[Path, str | None]] = [(state, None), (state / "parts", None), (state / "plans", None)]
+    if kind == "detections":
+        folders += [(out / "raven", None), (out / "audacity", None)]
+    else:
+        folders.append((out.parent, out.name))  # the CSV's folder is the user's: only the CSV's temporaries
+    return folders
 
 
 @contextlib.contextmanager
@@ -805,8 +962,10 @@ def _locked(path: Path, *, wait: bool = True, busy: str = "") -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    with _writing(path, hint=""):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")  # noqa: SIM115 - closed by the with below
+    with handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -818,45 +977,151 @@ def _locked(path: Path, *, wait: bool = True, busy: str = "") -> Iterator[None]:
 
 
 class _Manifest:
-    """Append-only JSON-lines record of finished and failed files; every line is flushed and fsynced."""
+    """Append-only JSON-lines record of the files of a run; every line is flushed and fsynced. Thread-safe
+    (``started`` records come from the decoding thread)."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.exists()
         self.handle = open(path, "ab")
-        if path.stat().st_size:
+        self.lock = threading.Lock()
+        if new:
+            fsync_dir(path.parent)
+        elif path.stat().st_size:
             with open(path, "rb") as check:
                 check.seek(-1, os.SEEK_END)
                 if check.read(1) != b"\n":  # a line torn by a kill: start ours on a fresh line
                     self.handle.write(b"\n")
 
     def append(self, record: dict) -> None:
-        self.handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
+        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        with self.lock:
+            self.handle.write(data)
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
 
     def close(self) -> None:
         self.handle.close()
 
 
+_PART = re.compile(r"parts/([^/\\\x00]+\.parquet)")
+
+
+def _part_path(state: Path, part: object) -> Path | None:
+    """The file a ``done`` record's ``part`` names, or None when it is not ``parts/<name>.parquet`` inside ``state``.
+
+    The one check of every reader and writer of parts (:func:`_read_records`, :func:`combine_outputs`, the
+    resume of :func:`run_inference`, :func:`merge_outputs` for its source and its target): a manifest line
+    is data, maybe crafted, and ``part`` must never lead outside ``<state>/parts/``. The name must be plain
+    (no separator, no NUL, hence neither absolute nor ``..``), and the path with every symlink resolved must
+    still lie directly in ``<state>/parts`` (so a symlinked ``parts`` folder or part file is refused as well).
+    """
+    if not isinstance(part, str):
+        return None
+    match = _PART.fullmatch(part)
+    if match is None:
+        return None
+    path = state / "parts" / match.group(1)
+    try:
+        inside = path.resolve().parent == state.resolve() / "parts"
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, an unreadable folder
+        return None
+    return path if inside else None
+
+
+def _parse_record(line: str) -> dict | None:
+    """A manifest line as a dict with a string ``status`` (and, when present, a string ``file`` without NUL); else None."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("status"), str):
+        return None
+    file = record.get("file")
+    if file is not None and (not isinstance(file, str) or "\x00" in file):
+        return None
+    return record
+
+
+def _manifest_lines(manifest: Path) -> list[str]:
+    """The lines of a manifest: split on newlines only (``str.splitlines`` would also split a file name at the
+    U+0085, U+2028 or U+2029 that ``json.dumps(..., ensure_ascii=False)`` leaves unescaped)."""
+    return manifest.read_text(encoding="utf-8", errors="replace").split("\n")
+
+
+def _printable(text: str) -> str:
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+def _warn_corrupt(manifest: Path, number: int, record: dict, what: str) -> None:
+    warnings.warn(
+        f"{manifest}, line {number}: corrupt record skipped (part {record.get('part')!r} is not "
+        f"parts/<name>.parquet inside this folder); {_printable(str(record.get('file')))} {what}",
+        RunStateWarning,
+        stacklevel=3,
+    )
+
+
 def _read_records(state: Path) -> dict[str, dict]:
     """The record of every file in every manifest of ``state``: a ``done`` record beats a ``failed`` one,
     a later line beats an earlier one; torn or foreign lines are ignored; a ``done`` record whose part is
-    gone does not count."""
+    gone does not count.
+
+    A ``done`` record whose ``part`` is not a part of this folder (:func:`_part_path`) is corrupt: it is skipped
+    and, unless a later valid record of its file supersedes it, reported with a :class:`RunStateWarning`
+    naming the manifest and line. Its file then counts as not processed, so a run scores it again.
+    """
     records: dict[str, dict] = {}
     for manifest in sorted(state.glob("manifest*.jsonl")):
-        for line in manifest.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
+        corrupt: dict[str, tuple[int, dict]] = {}  # file -> its last corrupt record not superseded since
+        for number, line in enumerate(_manifest_lines(manifest), 1):
+            record = _parse_record(line)
+            if record is None or record.get("file") is None or record["status"] not in ("done", "failed"):
                 continue
-            if not isinstance(record, dict) or not isinstance(record.get("file"), str) or record.get("status") not in ("done", "failed"):
-                continue
-            if record["status"] == "done" and not (state / str(record.get("part", ""))).is_file():
-                continue
+            if record["status"] == "done":
+                part = _part_path(state, record.get("part"))
+                if part is None:
+                    corrupt[record["file"]] = (number, record)
+                    continue
+                corrupt.pop(record["file"], None)
+                if not part.is_file():
+                    continue
+            corrupt.pop(record["file"], None)
             old = records.get(record["file"])
             if old is None or record["status"] == "done" or old["status"] == "failed":
                 records[record["file"]] = record
+        for number, record in corrupt.values():
+            _warn_corrupt(manifest, number, record, "counts as not processed (a run scores it again)")
     return records
+
+
+def _deaths(manifest: Path) -> Counter:
+    """How many runs recorded in ``manifest`` died while processing each file.
+
+    A run died if it left ``started`` records with no ``done``/``failed`` record of their file after them and
+    no ``stopped`` record of its own; the last of them is the file it was decoding when it died (the decoder
+    runs ahead of the model), so that file, and only that one, is counted for the run.
+    """
+    if not manifest.is_file():
+        return Counter()
+    started: list[tuple[int, str, str]] = []  # (line, file, run) of the started records not finished since
+    stopped: set[str] = set()
+    for number, line in enumerate(_manifest_lines(manifest)):
+        record = _parse_record(line)
+        if record is None:
+            continue
+        status, file, run = record["status"], record.get("file"), str(record.get("run"))
+        if status == "started" and file is not None:
+            started.append((number, file, run))
+        elif status in ("done", "failed") and file is not None:
+            started = [entry for entry in started if entry[1] != file]
+        elif status == "stopped":
+            stopped.add(run)
+    last: dict[str, tuple[int, str]] = {}
+    for number, file, run in started:
+        if run not in stopped and number > last.get(run, (-1, ""))[0]:
+            last[run] = (number, file)
+    return Counter(file for _, file in last.values())
 
 
 def _read_plans(state: Path) -> dict[tuple[int, int], list[str]]:
@@ -864,7 +1129,7 @@ def _read_plans(state: Path) -> dict[tuple[int, int], list[str]]:
     for path in sorted((state / "plans").glob("shard-*-of-*.json")):
         with contextlib.suppress(ValueError, KeyError, TypeError):
             plan = json.loads(path.read_text(encoding="utf-8"))
-            plans[(int(plan["shard"][0]), int(plan["shard"][1]))] = [str(f) for f in plan["files"]]
+            plans[(int(plan["shard"][0]), int(plan["shard"][1]))] = [str(f) for f in plan["files"] if "\x00" not in str(f)]
     return plans
 
 
@@ -897,15 +1162,15 @@ def _empty_scores(codes: Sequence[str]) -> pd.DataFrame:
 def _write_part(state: Path, file: str, frame: pd.DataFrame, kind: str) -> str:
     name = _part_name(file)
     path = state / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "detections":
-        from .writers import write_detections_parquet
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "detections":
+            from .writers import write_detections_parquet
 
-        write_detections_parquet(frame, path)
-    else:
-        with atomic_path(path) as tmp:
-            frame.reset_index().to_parquet(tmp, engine="pyarrow", index=False)
-    _fsync_dir(path.parent)
+            write_detections_parquet(frame, path)  # atomic: the folder is fsynced after the rename
+        else:
+            with atomic_path(path) as tmp:
+                frame.reset_index().to_parquet(tmp, engine="pyarrow", index=False)
     return name
 
 
@@ -966,13 +1231,21 @@ def run_inference(
         A :class:`RunSummary`.
 
     Raises:
-        ParameterError: a missing input, invalid options, an output folder holding another run's results, or
-            the same shard already running into it.
+        ParameterError: a missing input, invalid options, an ``out`` that cannot be written (a folder for the
+            submission CSV, a file for the output folder, no write permission), an output folder holding
+            another run's results, the same shard already running into it, or (``submission``) inputs
+            sharing a file stem, whose row ids would repeat; all before anything is scored.
         CheckpointError: the model cannot be opened.
+        OutputWriteError: writing a part, a manifest line or an output failed (disk full, say); the files
+            finished before are kept and a rerun resumes.
     """
     _check_kind(kind)
+    _check_out(Path(out), kind)
     shard_index, shard_count = parse_shard(shard)
     all_files = discover_inputs(inputs)
+    _check_names(all_files)
+    if kind == "submission":
+        _check_row_ids(all_files)  # all shards: the submission holds them all
     files = [str(p) for p in select_shard(all_files, (shard_index, shard_count))]
     scorer = open_model(model, backend=backend, threads=threads, streams=streams, frontend=frontend)
     labels = getattr(scorer, "labels", None)
@@ -1014,19 +1287,25 @@ def run_inference(
     }
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back
     state = state_dir(out, kind)
-    state.mkdir(parents=True, exist_ok=True)
+    with _writing(state):
+        state.mkdir(parents=True, exist_ok=True)
+    _check_parts_folder(state)
     name = _shard_name(shard_index, shard_count)
+    manifest = state / _manifest_name(shard_index, shard_count)
     busy = f"{state}: shard {shard_index}/{shard_count} is already running into this folder"
-    with _locked(state / f".{name}.lock", wait=False, busy=busy):
-        with _locked(state / ".lock"):
-            _check_or_write_settings(state, settings)
-            atomic_write_text(state / "plans" / f"{name}.json", json.dumps({"shard": [shard_index, shard_count], "files": files}, indent=1) + "\n")
-        records = _read_records(state)
-        todo = [f for f in files if f not in records or (retry_failed and records[f]["status"] == "failed")]
-        _run_todo(scorer, todo, state=state, manifest=state / _manifest_name(shard_index, shard_count), kind=kind, labels=labels,
-                  spec=spec, batch_size=batch_size, workers=workers, start_method=start_method, postprocess=postprocess,
-                  detection=detection, show_progress=show_progress, description=f"{'analyze' if kind == 'detections' else 'predict'}")
-    combined = combine_outputs(out, kind=kind)
+    with _in_use(state, _temporary_folders(Path(out), kind)):
+        with _locked(state / f".{name}.lock", wait=False, busy=busy):
+            with _locked(state / ".lock"), _writing(state):
+                _check_or_write_settings(state, settings)
+                atomic_write_text(state / "plans" / f"{name}.json", json.dumps({"shard": [shard_index, shard_count], "files": files}, indent=1) + "\n")
+            records = _read_records(state)
+            todo = [f for f in files if f not in records or (retry_failed and records[f]["status"] == "failed")]
+            resumed = len(files) - len(todo)
+            todo = _drop_killers(todo, manifest)
+            _run_todo(scorer, todo, state=state, manifest=manifest, kind=kind, labels=labels,
+                      spec=spec, batch_size=batch_size, workers=workers, start_method=start_method, postprocess=postprocess,
+                      detection=detection, show_progress=show_progress, description=f"{'analyze' if kind == 'detections' else 'predict'}")
+        combined = combine_outputs(out, kind=kind)
     records = _read_records(state)
     mine = [records.get(f) for f in files]
     errors = tuple((f, r.get("reason", "")) for f, r in zip(files, mine) if r is not None and r["status"] == "failed")
@@ -1034,7 +1313,7 @@ def run_inference(
         files=len(files),
         windows=sum(int(r.get("windows", 0)) for r in mine if r is not None and r["status"] == "done"),
         skipped=len(errors),
-        resumed=len(files) - len(todo),
+        resumed=resumed,
         errors=errors,
         outputs=combined["outputs"],
         complete=combined["complete"],
@@ -1043,21 +1322,51 @@ def run_inference(
     )
 
 
+def _drop_killers(todo: list[str], manifest: Path) -> list[str]:
+    """``todo`` without the files that killed :data:`_DEATHS` runs (recorded as failed in ``manifest`` now);
+    a file that killed one run stays, with a warning (see the module docstring)."""
+    deaths = _deaths(manifest)
+    killers = [f for f in todo if deaths[f] >= _DEATHS]
+    for file in todo:
+        if 0 < deaths[file] < _DEATHS:
+            warnings.warn(f"{_printable(file)}: the previous run died while processing this file; trying it once more",
+                          RunStateWarning, stacklevel=3)
+    if killers:
+        with _writing(manifest):
+            writer = _Manifest(manifest)
+            try:
+                for file in killers:
+                    writer.append({"file": file, "status": "failed", "reason": _DIED_TWICE})
+            finally:
+                writer.close()
+    return [f for f in todo if deaths[f] < _DEATHS]
+
+
 def _run_todo(scorer, todo: list[str], *, state: Path, manifest: Path, kind: str, labels: LabelSet, spec: WindowSpec, batch_size: int,
               workers: int, start_method: str, postprocess, detection: DetectionOptions | None, show_progress: bool, description: str) -> None:
     from ..progress import make_progress
 
+    if not todo:
+        return  # a rerun with nothing to do adds nothing to the manifest
     if postprocess is not None:
         from .postprocess import postprocess as apply_postprocess
     if kind == "detections":
         from .detections import to_detections
-    record = _Manifest(manifest)
+    with _writing(manifest):
+        record = _Manifest(manifest)
+    run = secrets.token_hex(8)
+
+    def on_start(path: str) -> None:  # before the file's first block is decoded (see _deaths)
+        with _writing(manifest):
+            record.append({"file": path, "status": "started", "run": run})
+
     started = time.perf_counter()
     audio = 0.0
     try:
         with make_progress(disable=not show_progress) as progress:
             task = progress.add_task(description, total=len(todo), rate="")
-            for result in score_files(scorer, todo, labels=labels, spec=spec, batch_size=batch_size, workers=workers, start_method=start_method):
+            for result in score_files(scorer, todo, labels=labels, spec=spec, batch_size=batch_size, workers=workers,
+                                      start_method=start_method, on_start=on_start):
                 if result.ok:
                     frame = result.scores
                     if postprocess is not None:
@@ -1065,14 +1374,21 @@ def _run_todo(scorer, todo: list[str], *, state: Path, manifest: Path, kind: str
                     if kind == "detections":
                         frame = to_detections(frame, labels=labels, **detection.kwargs())
                     part = _write_part(state, result.path, frame, kind)
-                    record.append({"file": result.path, "status": "done", "part": part, "windows": result.num_windows,
-                                   "duration": result.duration, "rows": len(frame)})
+                    with _writing(manifest):
+                        record.append({"file": result.path, "status": "done", "part": part, "windows": result.num_windows,
+                                       "duration": result.duration, "rows": len(frame)})
                 else:
-                    record.append({"file": result.path, "status": "failed", "reason": result.reason})
+                    with _writing(manifest):
+                        record.append({"file": result.path, "status": "failed", "reason": result.reason})
                 audio += result.duration
                 elapsed = max(time.perf_counter() - started, 1e-9)
                 amount = f"{audio / 3600:.2f} h" if audio >= 3600 else f"{audio / 60:.1f} min"
                 progress.update(task, advance=1, rate=f"{amount} audio, {audio / elapsed:.0f}x real time")
+    except BaseException:
+        # Stopped by an exception we see (Ctrl-C, a reported error): not a death, whatever files were in flight.
+        with contextlib.suppress(Exception):
+            record.append({"status": "stopped", "run": run})
+        raise
     finally:
         record.close()
 
@@ -1092,13 +1408,14 @@ def combine_outputs(out: Pathlike, *, kind: str = "detections") -> dict:
 
     Raises:
         ParameterError: no run has been recorded there.
+        OutputWriteError: an output could not be written (disk full, say).
     """
     _check_kind(kind)
     out = Path(out)
     state = state_dir(out, kind)
     if not (state / "run.json").is_file():
         raise ParameterError(f"{state}: no birdcall run here (run.json not found)")
-    with _locked(state / ".lock"):
+    with _in_use(state), _locked(state / ".lock"):
         settings = json.loads((state / "run.json").read_text(encoding="utf-8"))
         if settings.get("kind") != kind:
             raise ParameterError(f"{state}: holds a {settings.get('kind')!r} run, not {kind!r}")
@@ -1108,16 +1425,18 @@ def combine_outputs(out: Pathlike, *, kind: str = "detections") -> dict:
         done = [f for f in planned if f in records and records[f]["status"] == "done"]
         failed = [f for f in planned if f in records and records[f]["status"] == "failed"]
         missing = _missing(plans, planned, records)
-        frames = [pd.read_parquet(state / records[f]["part"]) for f in done]
+        frames = [pd.read_parquet(_part_path(state, records[f]["part"])) for f in done]  # _read_records checked the parts
         errors = pd.DataFrame({"file": pd.array(failed, dtype="str"), "reason": pd.array([records[f].get("reason", "") for f in failed], dtype="str")})
         from ..fileio import atomic_to_csv
 
         if kind == "submission":
             outputs = _write_submission(out, frames, settings)
-            outputs.append(atomic_to_csv(errors, state / "errors.csv"))
+            errors_csv = state / "errors.csv"
         else:
             outputs = _write_detections(out, frames, done, records, settings, stems=_output_stems(planned))
-            outputs.append(atomic_to_csv(errors, out / "errors.csv"))
+            errors_csv = out / "errors.csv"
+        with _writing(errors_csv):
+            outputs.append(atomic_to_csv(errors, errors_csv))
     return {
         "outputs": tuple(outputs),
         "complete": not missing,
@@ -1148,7 +1467,8 @@ def _write_submission(out: Path, frames: list[pd.DataFrame], settings: dict) -> 
 
     codes = settings["labels"]["codes"]
     scores = pd.concat(frames, ignore_index=True).set_index(_INDEX) if frames else _empty_scores(codes)
-    return [write_submission(scores.loc[:, codes], out)]
+    with _writing(out):
+        return [write_submission(scores.loc[:, codes], out)]
 
 
 def _write_detections(out: Path, frames: list[pd.DataFrame], done: list[str], records: dict[str, dict], settings: dict, *,
@@ -1163,12 +1483,20 @@ def _write_detections(out: Path, frames: list[pd.DataFrame], done: list[str], re
 
     detections = pd.concat(frames, ignore_index=True) if frames else empty_detections()
     high_freq = settings.get("fmax")
-    outputs = [write_detections_csv(detections, out / "detections.csv"), write_detections_parquet(detections, out / "detections.parquet")]
+    outputs = []
+    for name, write in (("detections.csv", write_detections_csv), ("detections.parquet", write_detections_parquet)):
+        with _writing(out / name):
+            outputs.append(write(detections, out / name))
     for file, frame in zip(done, frames):
-        write_raven(frame, out / "raven" / f"{stems[file]}.selections.txt", high_freq=high_freq, combined=False)
-        write_audacity(frame, out / "audacity" / f"{stems[file]}.txt")
+        raven, audacity = out / "raven" / f"{stems[file]}.selections.txt", out / "audacity" / f"{stems[file]}.txt"
+        with _writing(raven):
+            write_raven(frame, raven, high_freq=high_freq, combined=False)
+        with _writing(audacity):
+            write_audacity(frame, audacity)
     durations = {f: float(records[f].get("duration", 0.0)) for f in done}
-    outputs.append(write_raven(detections, out / "raven" / "combined.selections.txt", high_freq=high_freq, combined=True, durations=durations))
+    combined = out / COMBINED_RAVEN  # not in raven/, where an input named combined.* has its own table
+    with _writing(combined):
+        outputs.append(write_raven(detections, combined, high_freq=high_freq, combined=True, durations=durations))
     return outputs
 
 
@@ -1178,43 +1506,74 @@ def merge_outputs(out: Pathlike, sources: Sequence[Pathlike] = (), *, kind: str 
     Each source is an output folder (``detections``), a submission CSV or a state folder; its settings must
     equal those of ``out`` (which takes them when it has none). Plans, manifest lines and parts are copied.
 
+    A ``done`` record whose ``part`` is not ``parts/<name>.parquet`` inside the source (or would not land
+    inside the target's ``parts/``; :func:`_part_path`) is reported with a :class:`RunStateWarning` naming the
+    source manifest and line, and neither it nor anything it names is copied: its file stays unprocessed in
+    ``out`` (listed as missing), so a run into ``out`` scores it. Nothing is ever written outside ``out``.
+
     Returns:
         As :func:`combine_outputs`.
 
     Raises:
-        ParameterError: a source without a run, or with other settings.
+        ParameterError: a source without a run, or with other settings; ``out`` unusable (see :func:`run_inference`).
+        OutputWriteError: writing into ``out`` failed (disk full, say).
     """
     _check_kind(kind)
+    _check_out(Path(out), kind)
     target = state_dir(out, kind)
+    sources = list(sources)
     for source in sources:
         source = Path(source)
         src = source if (source / "run.json").is_file() else state_dir(source, kind)
         if not (src / "run.json").is_file():
             raise ParameterError(f"{source}: no birdcall run here (run.json not found)")
-        if src.resolve() == target.resolve():
-            continue
-        settings = json.loads((src / "run.json").read_text(encoding="utf-8"))
+    with _writing(target, hint=""):
         target.mkdir(parents=True, exist_ok=True)
-        with _locked(target / ".lock"):
-            _check_or_write_settings(target, settings)
-            for plan in sorted((src / "plans").glob("shard-*-of-*.json")):
-                atomic_write_text(target / "plans" / plan.name, plan.read_text(encoding="utf-8"))
-            for manifest in sorted(src.glob("manifest*.jsonl")):
-                lines = manifest.read_text(encoding="utf-8").splitlines()
-                for line in lines:
-                    with contextlib.suppress(ValueError, TypeError, AttributeError):
-                        record = json.loads(line)
-                        if record.get("status") == "done" and (src / record["part"]).is_file():
-                            with atomic_path(target / record["part"]) as tmp:
-                                shutil.copyfile(src / record["part"], tmp)
-                existing = set((target / manifest.name).read_text(encoding="utf-8").splitlines()) if (target / manifest.name).is_file() else set()
-                new = [line for line in lines if line and line not in existing]
-                if new:
-                    writer = _Manifest(target / manifest.name)
-                    try:
-                        for line in new:
-                            with contextlib.suppress(ValueError):
-                                writer.append(json.loads(line))
-                    finally:
-                        writer.close()
-    return combine_outputs(out, kind=kind)
+    _check_parts_folder(target)
+    with _in_use(target, _temporary_folders(Path(out), kind)):
+        for source in sources:
+            source = Path(source)
+            src = source if (source / "run.json").is_file() else state_dir(source, kind)
+            if src.resolve() == target.resolve():
+                continue
+            settings = json.loads((src / "run.json").read_text(encoding="utf-8"))
+            with _locked(target / ".lock"):
+                with _writing(target / "run.json", hint=""):
+                    _check_or_write_settings(target, settings)
+                for plan in sorted((src / "plans").glob("shard-*-of-*.json")):
+                    text = plan.read_text(encoding="utf-8")
+                    with _writing(target / "plans" / plan.name, hint=""):
+                        atomic_write_text(target / "plans" / plan.name, text)
+                for manifest in sorted(src.glob("manifest*.jsonl")):
+                    _merge_manifest(manifest, src, target)
+        return combine_outputs(out, kind=kind)
+
+
+def _merge_manifest(manifest: Path, src: Path, target: Path) -> None:
+    """Copy the parts and the records of a source ``manifest`` into ``target`` (lines it has already are
+    skipped), except ``started``/``stopped`` records: which runs died is a matter of the folder they ran in."""
+    lines = _manifest_lines(manifest)
+    keep = []
+    for number, line in enumerate(lines, 1):
+        record = _parse_record(line) if line else None
+        if record is None or record["status"] in ("started", "stopped"):  # a run's own bookkeeping, about its folder
+            continue
+        if record["status"] == "done":
+            part, dest = _part_path(src, record.get("part")), _part_path(target, record.get("part"))
+            if part is None or dest is None:
+                _warn_corrupt(manifest, number, record, "is not merged")
+                continue
+            if part.is_file():
+                with _writing(dest, hint=""), atomic_path(dest) as tmp:
+                    shutil.copyfile(part, tmp)
+        keep.append(line)
+    existing = set(_manifest_lines(target / manifest.name)) if (target / manifest.name).is_file() else set()
+    new = [line for line in keep if line not in existing]
+    if new:
+        with _writing(target / manifest.name, hint=""):
+            writer = _Manifest(target / manifest.name)
+            try:
+                for line in new:
+                    writer.append(json.loads(line))
+            finally:
+                writer.close()

@@ -70,8 +70,18 @@ def to_submission(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_submission(scores: pd.DataFrame, path: Pathlike) -> Path:
-    """Write :func:`to_submission` of ``scores`` atomically."""
-    return atomic_to_csv(to_submission(scores), path, float_format="%.6g")
+    """Write :func:`to_submission` of ``scores`` atomically.
+
+    Raises:
+        ParameterError: two rows would get the same ``row_id`` (two files with one stem, or windows whose ends
+            round to the same second), which ``birdcall score`` and Kaggle reject; nothing is written.
+    """
+    table = to_submission(scores)
+    repeated = pd.unique(table["row_id"][table["row_id"].duplicated()])
+    if len(repeated):
+        shown = ", ".join(map(str, repeated[:3])) + (f" and {len(repeated) - 3} more" if len(repeated) > 3 else "")
+        raise ParameterError(f"{path}: row_id(s) {shown} would repeat (files sharing a stem, or windows ending in the same rounded second); not written")
+    return atomic_to_csv(table, path, float_format="%.6g")
 
 
 # --------------------------------------------------------------------------------------------------- detections

@@ -51,8 +51,15 @@ def analyze(*args):
 
 
 def derived_outputs(out: Path) -> dict[str, bytes]:
-    names = ["detections.csv", "errors.csv"] + [str(p.relative_to(out)) for p in sorted(out.glob("raven/*")) + sorted(out.glob("audacity/*"))]
+    names = ["detections.csv", "errors.csv", "raven_combined.selections.txt"]
+    names += [str(p.relative_to(out)) for p in sorted(out.glob("raven/*")) + sorted(out.glob("audacity/*"))]
     return {name: (out / name).read_bytes() for name in names}
+
+
+def finished(manifest: Path) -> list[dict]:
+    """The done and failed records of a manifest (a run also writes a "started" record before each file)."""
+    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.endswith("}")]
+    return [r for r in records if r["status"] in ("done", "failed")]
 
 
 def test_analyze_writes_every_output_and_reports_bad_files(model_path, tmp_path):
@@ -75,11 +82,11 @@ def test_analyze_writes_every_output_and_reports_bad_files(model_path, tmp_path)
     assert pd.read_parquet(out / "detections.parquet")["confidence"].dtype == np.float32
     errors = pd.read_csv(out / "errors.csv")
     assert sorted(Path(f).name for f in errors["file"]) == ["cut.flac", "fake.ogg"]
-    assert sorted(p.name for p in (out / "raven").iterdir()) == ["combined.selections.txt", "rec00.selections.txt", "rec01.selections.txt"]
+    assert sorted(p.name for p in (out / "raven").iterdir()) == ["rec00.selections.txt", "rec01.selections.txt"]
     assert len((out / "raven" / "rec00.selections.txt").read_text().splitlines()) == 1 + 4 * 3
-    assert "Begin Path" in (out / "raven" / "combined.selections.txt").read_text().splitlines()[0]
+    assert "Begin Path" in (out / "raven_combined.selections.txt").read_text().splitlines()[0]
     assert len((out / "audacity" / "rec01.txt").read_text().splitlines()) == 4 * 3
-    assert len((out / "manifest.jsonl").read_text().splitlines()) == 4
+    assert len(finished(out / "manifest.jsonl")) == 4
 
 
 def test_filters_and_missing_inputs(model_path, tmp_path):
@@ -134,13 +141,13 @@ def test_killed_run_resumes_to_the_uninterrupted_result(model_path, tmp_path):
     manifest = out / "manifest.jsonl"
     deadline = time.monotonic() + 300  # generous: a loaded CI machine spawns slowly
     while time.monotonic() < deadline and process.poll() is None:
-        if manifest.is_file() and len(manifest.read_text().splitlines()) >= 3:
+        if manifest.is_file() and len(finished(manifest)) >= 3:
             break
         time.sleep(0.05)
     children = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = len(manifest.read_text().splitlines())
+    done_before = len(finished(manifest))
     assert process.returncode == -signal.SIGKILL and 3 <= done_before < 9, process.stdout.read().decode()
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive  # the decoding worker noticed and exited
@@ -148,7 +155,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(model_path, tmp_path):
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert rerun.returncode == 1, rerun.stdout + rerun.stderr  # one unreadable file
     assert "9 files, 24 windows, 1 skipped" in rerun.stdout and f"{done_before} file(s) were done by an earlier run" in rerun.stdout
-    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    records = finished(manifest)
     assert sorted(r["file"] for r in records) == sorted(map(str, [*paths, audio / "rec99.ogg"]))  # each file once
 
     reference = tmp_path / "reference"
@@ -179,3 +186,39 @@ def test_frontend_option_host_and_graph_give_the_same_detections(model_path, tmp
 
     result = analyze("--model", model_path, "--out", tmp_path / "torch", "--frontend", "host", tmp_path / "audio")
     assert result.exit_code == 2 and "frontend='host' applies to the onnx and openvino backends only" in result.output
+
+
+def test_merge_reports_a_crafted_record_and_writes_nothing_outside_the_target(model_path, tmp_path):
+    make_audio(tmp_path / "audio", 1)
+    src = tmp_path / "s1" / "s2" / "src"
+    assert analyze("--model", model_path, "--out", src, tmp_path / "audio").exit_code == 0
+    (tmp_path / "s1" / "payload.bin").write_bytes(b"not yours")  # src/../../payload.bin
+    with open(src / "manifest.jsonl", "a") as handle:
+        handle.write(json.dumps({"file": "/x.wav", "status": "done", "part": "../../payload.bin"}) + "\n")
+    number = len((src / "manifest.jsonl").read_text().splitlines())
+    target = tmp_path / "A" / "B" / "C"
+    result = runner.invoke(app, ["analyze", "--merge", "--out", str(target), str(src)])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "A" / "payload.bin").exists() and not list(tmp_path.glob("A/**/payload.bin"))
+    warning = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    expected = (f"warning: {src / 'manifest.jsonl'}, line {number}: corrupt record skipped (part '../../payload.bin' is not "
+                "parts/<name>.parquet inside this folder); /x.wav is not merged")
+    assert warning == [expected]
+
+
+def test_disk_full_while_writing_the_tables_is_one_line_with_exit_code_2(model_path, tmp_path, monkeypatch):
+    import errno
+
+    from birdcall.infer import writers
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    make_audio(tmp_path / "audio", 1)
+    out = tmp_path / "out"
+    monkeypatch.setattr(writers, "write_raven", full)
+    result = analyze("--model", model_path, "--out", out, tmp_path / "audio")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    expected = (f"error: {out / 'raven' / 'rec00.selections.txt'}: cannot write (No space left on device); "
+                "the files finished so far are kept: rerun the same command to resume")
+    assert result.output.strip().splitlines() == [expected]

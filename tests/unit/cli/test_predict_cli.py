@@ -105,3 +105,50 @@ def test_openvino_streams_give_the_torch_scores(model_path, audio, tmp_path):
     np.testing.assert_allclose(actual[list(LABELS.codes)], expected[list(LABELS.codes)], rtol=0, atol=1e-4)
     bad = predict("--model", model_path, "--out", tmp_path / "bad.csv", "--streams", "2", audio)
     assert bad.exit_code != 0 and "streams applies to the openvino backend only" in bad.output
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def one_error_line(result) -> str:
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def test_inputs_sharing_a_file_name_are_refused_before_any_work(model_path, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write_audio(tmp_path / folder / "rec.ogg", tone(frequency_hz=900.0, duration=1.0, sample_rate=RATE, amplitude=0.3), RATE)
+    out = tmp_path / "sub.csv"
+    result = predict("--model", model_path, "--out", out, tmp_path / "a", tmp_path / "b")
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert f"inputs share the file name 'rec': {tmp_path / 'a' / 'rec.ogg'}, {tmp_path / 'b' / 'rec.ogg'}" in line and "row_ids" in line
+    assert not out.exists() and not (tmp_path / ".sub.csv.parts").exists()  # nothing scored, no run.json
+
+
+def test_an_out_naming_a_folder_is_refused_before_any_work(model_path, audio, tmp_path):
+    (tmp_path / "results").mkdir()
+    result = predict("--model", model_path, "--out", tmp_path / "results", audio)
+    assert result.exit_code == 2
+    assert "results: is a folder; the submission is a CSV file" in one_error_line(result)
+    assert not (tmp_path / ".results.parts").exists()
+
+
+def test_disk_full_is_one_line_with_exit_code_2_and_the_rerun_resumes(model_path, audio, tmp_path, monkeypatch):
+    import errno
+
+    from birdcall.infer import writers
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "sub.csv"
+    monkeypatch.setattr(writers, "write_submission", full)
+    result = predict("--model", model_path, "--out", out, "--batch-size", "4", audio)
+    assert result.exit_code == 2  # not 1 ("some files skipped"), not a traceback
+    assert one_error_line(result) == f"error: {out}: cannot write (No space left on device); the files finished so far are kept: rerun the same command to resume"
+    monkeypatch.undo()
+    again = predict("--model", model_path, "--out", out, "--batch-size", "4", audio)
+    assert again.exit_code == 0 and "3 file(s) were done by an earlier run" in again.output and len(pd.read_csv(out)) == 7

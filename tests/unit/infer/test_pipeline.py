@@ -255,7 +255,8 @@ def test_shards_partition_the_sorted_inputs():
 
 def outputs(out: Path) -> dict[str, bytes]:
     """Every derived output of an analyze folder, by relative path."""
-    files = ["detections.csv", "errors.csv"] + [str(p.relative_to(out)) for p in sorted(out.glob("raven/*")) + sorted(out.glob("audacity/*"))]
+    files = ["detections.csv", "errors.csv", "raven_combined.selections.txt"]
+    files += [str(p.relative_to(out)) for p in sorted(out.glob("raven/*")) + sorted(out.glob("audacity/*"))]
     return {name: (out / name).read_bytes() for name in files}
 
 
@@ -271,11 +272,12 @@ def test_run_writes_parts_manifest_and_every_output(recordings, tmp_path):
     assert [Path(f).name for f in errors["file"]] == ["cut.flac", "notes.ogg"]
     assert "truncated" in errors["reason"][0] and "not an audio file" in errors["reason"][1]
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    assert sorted(r["status"] for r in records) == ["done"] * 4 + ["failed"] * 2
+    assert sorted(r["status"] for r in records) == ["done"] * 4 + ["failed"] * 2 + ["started"] * 6  # started before the others
     assert len(list((out / "parts").glob("*.parquet"))) == 4
     detections = pd.read_csv(out / "detections.csv")
     assert len(detections) == 12 * 4  # min_confidence 0: every (window, species) of every readable file
-    assert sorted(p.name for p in (out / "raven").iterdir()) == ["combined.selections.txt"] + [f"rec{i}.selections.txt" for i in range(4)]
+    assert sorted(p.name for p in (out / "raven").iterdir()) == [f"rec{i}.selections.txt" for i in range(4)]
+    assert (out / "raven_combined.selections.txt").read_text().startswith("Selection\tView")
     assert sorted(p.name for p in (out / "audacity").iterdir()) == [f"rec{i}.txt" for i in range(4)]
     parquet = pd.read_parquet(out / "detections.parquet")
     pd.testing.assert_frame_equal(parquet[["start_time", "end_time"]], detections[["start_time", "end_time"]])
@@ -289,7 +291,7 @@ def test_interrupted_run_resumes_without_duplicates_or_gaps(recordings, tmp_path
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         run_inference(WindowStats(fail_after=2), [folder], out, **OPTIONS)  # stops in the middle of the run
-    recorded = (out / "manifest.jsonl").read_text().splitlines()
+    recorded = [line for line in (out / "manifest.jsonl").read_text().splitlines() if json.loads(line)["status"] in ("done", "failed")]
     assert 0 < len(recorded) < 6
     with open(out / "manifest.jsonl", "a") as handle:
         handle.write('{"file": "' + str(good[3]))  # a line torn by a kill
