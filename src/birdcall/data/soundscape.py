@@ -29,7 +29,7 @@ the same recordings and labels on every machine.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +50,9 @@ __all__ = [
     "render_soundscape",
     "assemble_soundscapes",
     "source_clips",
+    "WindowMixConfig",
+    "mix_window",
+    "background_bed",
 ]
 
 SOUNDSCAPES, SOLUTION, EVENTS, PLACEMENTS = "soundscapes", "solution.csv", "events.csv", "placements.csv"
@@ -235,25 +238,42 @@ def _rms(y: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
 
 
-def _background_bed(backgrounds: Sequence[Path], num_samples: int, config: SoundscapeConfig, rng: np.random.Generator, cache: dict) -> np.ndarray:
-    """Background clips in random order joined with cross-fades, scaled to a drawn RMS level."""
+def background_bed(
+    read: Callable[[Path], np.ndarray],
+    backgrounds: Sequence[Path],
+    num_samples: int,
+    *,
+    fade_samples: int,
+    level_db: tuple[float, float],
+    rng: np.random.Generator,
+    random_start: bool = False,
+) -> np.ndarray:
+    """Background clips drawn at random and joined with cross-fades, scaled to an RMS level drawn from ``level_db``.
+
+    Args:
+        read: decodes one background file (e.g. ``AudioCache.get`` or a memoised ``load``).
+        random_start: begin inside the first clip at a uniform offset (training windows), not at its start.
+
+    Returns:
+        ``(num_samples,)`` float32.
+    """
     bed = np.zeros(num_samples, dtype=np.float32)
-    fade = max(1, int(config.fade * config.sample_rate))
-    pos = 0
+    fade = max(1, fade_samples)
+    pos, first = 0, True
     while pos < num_samples:
-        path = backgrounds[int(rng.integers(len(backgrounds)))]
-        if path not in cache:
-            cache[path] = load(path, sample_rate=config.sample_rate)
-        y = cache[path]
+        y = read(backgrounds[int(rng.integers(len(backgrounds)))])
         if y.size < 4 * fade:  # a very short clip is tiled so that its fades leave a flat middle
             y = np.tile(y, -(-4 * fade // max(1, y.size)))
+        if first and random_start and y.size > 4 * fade:
+            y = y[int(rng.integers(0, y.size - 4 * fade + 1)) :]
+        first = False
         level = _rms(y)
         part = (y / level if level > 0 else y) * _fade(y.size, fade)
         begin = max(0, pos - fade)
         stop = min(num_samples, begin + part.size)
         bed[begin:stop] += part[: stop - begin]
         pos = stop
-    target = 10.0 ** (rng.uniform(*config.background_db) / 20.0)
+    target = 10.0 ** (rng.uniform(*level_db) / 20.0)
     level = _rms(bed)
     return bed * (target / level if level > 0 else 0.0)
 
@@ -276,7 +296,13 @@ def render_soundscape(
         raise ParameterError("render_soundscape: no background clips to build the bed from")
     cache = {} if cache is None else cache
     num_samples = int(round(config.duration * config.sample_rate))
-    out = _background_bed([Path(b) for b in backgrounds], num_samples, config, rng, cache)
+    def read(path: Path) -> np.ndarray:
+        if path not in cache:
+            cache[path] = load(path, sample_rate=config.sample_rate)
+        return cache[path]
+
+    out = background_bed(read, [Path(b) for b in backgrounds], num_samples, fade_samples=int(config.fade * config.sample_rate),
+                         level_db=config.background_db, rng=rng)
     bed_rms = _rms(out) or 1e-4
     fade = int(config.fade * config.sample_rate)
     for placement in placements:
@@ -365,3 +391,99 @@ def source_clips(frame: pd.DataFrame, events: Mapping[str, Sequence[tuple[float,
         SourceClip(Path(row.path), float(row.duration), tuple(row.labels), tuple(events.get(str(row.path), ())))
         for row in frame.itertuples(index=False)
     ]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Training windows (soundscape-style training)
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowMixConfig:
+    """How soundscape-style training windows are drawn (times in seconds; see :class:`SoundscapeWindows`).
+
+    Attributes:
+        p: chance that a training item is a mixed window; otherwise the plain clip crop is used.
+        extra_clips: most clips mixed in besides the item's own (uniform count ``0..extra_clips``).
+        min_visible: the least part of a clip kept inside the window when it is placed across an edge.
+        snr_db: range of clip-to-bed RMS ratios, in dB.
+        background_db: range of the bed's RMS level, in dBFS.
+        min_overlap: window labels: a call counts when it overlaps the window by this much ...
+        min_overlap_fraction: ... or by this fraction of the call, whichever is smaller.
+        fade: raised-cosine fade at each clip's edges.
+    """
+
+    p: float = 0.0
+    extra_clips: int = 1
+    min_visible: float = 0.5
+    snr_db: tuple[float, float] = (0.0, 15.0)
+    background_db: tuple[float, float] = (-45.0, -30.0)
+    min_overlap: float = 0.3
+    min_overlap_fraction: float = 0.5
+    fade: float = 0.02
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for key in ("p", "min_visible", "min_overlap", "min_overlap_fraction", "fade"):
+            value = getattr(self, key)
+            if not _finite(value) or value < 0:
+                raise ParameterError(f"{name}.{key}: expected a finite number >= 0, got {value!r}")
+        if self.p > 1 or self.min_overlap_fraction > 1:
+            raise ParameterError(f"{name}: p and min_overlap_fraction must be <= 1, got {self.p}, {self.min_overlap_fraction}")
+        if isinstance(self.extra_clips, bool) or not isinstance(self.extra_clips, int) or not 0 <= self.extra_clips <= 8:
+            raise ParameterError(f"{name}.extra_clips: expected an integer in 0..8, got {self.extra_clips!r}")
+        for key in ("snr_db", "background_db"):
+            low_high = tuple(getattr(self, key))
+            if len(low_high) != 2 or not all(_finite(v) for v in low_high) or low_high[0] > low_high[1]:
+                raise ParameterError(f"{name}.{key}: expected (low, high) with low <= high, got {getattr(self, key)!r}")
+            object.__setattr__(self, key, low_high)
+
+
+def mix_window(
+    clips: Sequence[tuple[np.ndarray, Sequence[tuple[float, float, str]]]],
+    bed: np.ndarray,
+    *,
+    sample_rate: int,
+    species_codes: Sequence[str],
+    config: WindowMixConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One training window: ``clips`` (audio, calls in clip time) placed at random offsets over ``bed``.
+
+    Each clip lands at a uniform offset that keeps at least ``min_visible`` seconds of it (or all of it, when
+    shorter) inside the window, so calls are cut at either edge as in a recording; it is scaled to an SNR drawn
+    from ``snr_db`` against the bed. Labels follow :func:`window_labels` from the calls that stay inside.
+
+    Args:
+        clips: ``(samples, calls)`` per clip, ``calls`` as ``(start, end, code)`` seconds from the clip start.
+        bed: background of exactly the window's length (``(num_samples,)``), already at its level.
+
+    Returns:
+        ``(waveform (num_samples,) float32, target (len(species_codes),) float32 of 0/1)``.
+    """
+    n = bed.shape[0]
+    window = n / sample_rate
+    out = bed.astype(np.float32, copy=True)
+    bed_rms = _rms(bed) or 10.0 ** (config.background_db[0] / 20.0)
+    fade = int(config.fade * sample_rate)
+    calls: list[tuple[float, float, str]] = []
+    for samples, clip_calls in clips:
+        size = samples.shape[0]
+        if size == 0:
+            continue
+        visible = min(int(config.min_visible * sample_rate), size, n)
+        offset = int(rng.integers(visible - size, n - visible + 1))  # clip start, may be before 0 or cut at the end
+        lo, hi = max(0, offset), min(n, offset + size)
+        level = _rms(samples)
+        if level > 0:
+            gain = 10.0 ** (rng.uniform(*config.snr_db) / 20.0) * bed_rms / level
+            out[lo:hi] += (gain * samples * _fade(size, fade))[lo - offset : hi - offset].astype(np.float32)
+        shift = offset / sample_rate
+        calls += [(s + shift, e + shift, c) for s, e, c in clip_calls]
+    # the evaluation's rule, on whole calls: a call cut by the window edge counts when enough of it is inside
+    labels = window_labels(calls, duration=window, species_codes=species_codes, window=window,
+                           min_overlap=config.min_overlap, min_overlap_fraction=config.min_overlap_fraction)[0]
+    peak = float(np.max(np.abs(out))) if out.size else 0.0
+    if peak > 0.98:
+        out *= 0.98 / peak
+    return out, labels.astype(np.float32)

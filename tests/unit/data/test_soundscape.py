@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -153,3 +155,89 @@ def test_assemble_refuses_no_backgrounds_and_unsafe_prefix(tmp_path, sources):
         assemble_soundscapes(clips, [], tmp_path / "o", species_codes=["lo"], config=SoundscapeConfig(duration=10.0))
     with pytest.raises(ParameterError, match="prefix"):
         assemble_soundscapes(clips, backgrounds, tmp_path / "o", species_codes=["lo"], prefix="../x")
+
+
+# ---------------------------------------------------------------------------------------------- training windows
+
+
+def test_mix_window_places_the_clip_at_the_drawn_offset_and_labels_by_the_calls_inside():
+    from birdcall.data.soundscape import WindowMixConfig, mix_window
+
+    rate, n = 1000, 5000
+    clip = np.ones(2000, dtype=np.float32)
+    calls = [(0.1, 0.3, "a"), (1.5, 1.9, "b")]  # a near the clip's start, b near its end
+    config = WindowMixConfig(p=1.0, min_visible=0.5, snr_db=(10.0, 10.0), fade=0.0)
+    seen = set()
+    for seed in range(60):
+        bed = np.full(n, 0.01, dtype=np.float32)
+        y, target = mix_window([(clip, calls)], bed, sample_rate=rate, species_codes=["a", "b", "c"], config=config,
+                               rng=np.random.default_rng(seed))  # fmt: skip
+        assert y.dtype == np.float32 and target.dtype == np.float32 and y.shape == (n,)
+        inside = np.flatnonzero(y > 0.02)  # where the clip landed (at 10 dB over the bed: 0.0316 + 0.01)
+        start, stop = inside[0] / rate, (inside[-1] + 1) / rate
+        assert stop - start >= 0.5 - 1e-9  # at least min_visible of it stays in the window
+        offset = start if start > 0 else stop - 2.0  # the clip's start, possibly before the window
+        expect = window_labels([(s + offset, e + offset, c) for s, e, c in calls], duration=5.0, species_codes=["a", "b", "c"])[0]
+        np.testing.assert_array_equal(target, expect.astype(np.float32))
+        assert target[2] == 0
+        seen.add(tuple(target.tolist()))
+    assert {(1.0, 1.0, 0.0), (0.0, 1.0, 0.0), (1.0, 0.0, 0.0)} <= seen  # cut at the right edge and at the left one
+
+
+def _mixed_dataset(tmp_path, p):
+    from birdcall.data.mixed_windows import MixedWindowDataset
+    from birdcall.data.soundscape import WindowMixConfig
+    from birdcall.features import FeatureConfig
+
+    rate = 16_000
+    features = FeatureConfig(sample_rate=rate, clip_duration=2.0, n_fft=512, hop_length=256, n_mels=32, fmax=8000.0)
+    audio = {Path(f"c{i}"): tone(frequency_hz=500.0 * (i + 1), duration=1.0, sample_rate=rate, amplitude=0.3) for i in range(3)}
+    audio[Path("bg")] = pink_noise(duration=3.0, sample_rate=rate, rng=np.random.default_rng(0), rms=0.01)
+    calls = [[(0.2, 0.8, "a")], [(0.0, 1.0, "b")], [(0.4, 0.5, "c")]]
+    targets = np.eye(3, dtype=np.float32)
+    ds = MixedWindowDataset(
+        [Path("c0"), Path("c1"), Path("c2")], targets, calls, species_codes=["a", "b", "c"], backgrounds=[Path("bg")],
+        features=features, config=WindowMixConfig(p=p, extra_clips=2), read=audio.__getitem__, seed=3,
+    )  # fmt: skip
+    return ds
+
+
+def test_mixed_dataset_is_seeded_per_item_and_epoch_and_keeps_plain_items_when_p_is_zero(tmp_path):
+    ds = _mixed_dataset(tmp_path, 0.7)
+    first = [ds.item(i) for i in range(3)]
+    again = [ds.item(i) for i in range(3)]
+    for (y1, t1, m1), (y2, t2, m2) in zip(first, again):
+        np.testing.assert_array_equal(y1, y2)
+        np.testing.assert_array_equal(t1, t2)
+        assert m1 == m2
+    ds.set_epoch(1)
+    assert any(not np.array_equal(a[0], ds.item(i)[0]) for i, a in enumerate(first))
+    mixed = [ds.item(i)[2] for i in range(3) for ds.epoch in range(20)]
+    assert 0.5 < np.mean(mixed) < 0.9  # about p of the items are mixed
+    plain = _mixed_dataset(tmp_path, 0.0)
+    for i in range(3):
+        y, target, was_mixed = plain.item(i)
+        assert not was_mixed and y.shape == (32_000,)
+        np.testing.assert_array_equal(target, np.eye(3, dtype=np.float32)[i])
+    x, t = plain[0]
+    assert tuple(x.shape) == (32_000,) and tuple(t.shape) == (3,)
+
+
+def test_mixed_windows_hold_their_own_clip_when_its_call_is_inside():
+    ds = _mixed_dataset(None, 1.0)
+    others = []
+    for ds.epoch in range(30):
+        y, target, mixed = ds.item(1)  # clip 1 calls over its whole second: at least 0.5 s of it is inside
+        assert mixed and target[1] == 1.0 and y.shape == (32_000,)
+        others.append(target[0] + target[2])
+    assert 0 < np.mean(np.array(others) > 0) < 1  # extra clips come and go (0..2 of them, cut or not)
+
+
+def test_mixed_dataset_refuses_mixing_without_backgrounds():
+    from birdcall.data.mixed_windows import MixedWindowDataset
+    from birdcall.data.soundscape import WindowMixConfig
+    from birdcall.features import FeatureConfig
+
+    with pytest.raises(ParameterError, match="background"):
+        MixedWindowDataset([Path("a")], np.ones((1, 1)), [[(0.0, 1.0, "a")]], species_codes=["a"], backgrounds=[],
+                           features=FeatureConfig(), config=WindowMixConfig(p=0.5), read=lambda p: np.zeros(10))  # fmt: skip
