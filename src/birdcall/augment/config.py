@@ -16,16 +16,21 @@ round-trips through YAML with :mod:`birdcall.config`.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ..config import check_choice, check_fields, check_number
 from ..errors import ParameterError
-from .base import BaseTransform, check_probability
+from .base import BaseTransform, check_range
+from .base import check_choice as check_choice_arg
 from .batch import CutMix, Mixup
 from .compose import Compose
 from .spectrogram import FrequencyMask, TimeMask
 from .waveform import AddBackgroundNoise, AddGaussianNoise, AddGaussianSNR, AddPinkNoise, Gain, PitchShift, TimeShift
+from .waveform.time_shift import SHIFT_UNITS
 
 __all__ = ["AugmentConfig", "build_batch_augment", "build_spectrogram_augment", "build_waveform_augment"]
 
@@ -76,47 +81,76 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         if isinstance(self.background_noise_paths, str):
             object.__setattr__(self, "background_noise_paths", (self.background_noise_paths,))
-        for name in ("mixup_domain", "cutmix_domain"):
-            if getattr(self, name) not in DOMAINS:
-                raise ParameterError(f"AugmentConfig: {name} must be one of {DOMAINS}, got {getattr(self, name)!r}")
-        if self.background_noise_p > 0 and not self.background_noise_paths:
-            raise ParameterError("AugmentConfig: background_noise_p > 0 needs background_noise_paths")
+        check_fields(self)  # types, (min, max) pairs, finite numbers
         for field in fields(self):
             if field.name.endswith("_p"):
-                check_probability("AugmentConfig", getattr(self, field.name), field.name)
-        # build everything that does not touch the file system, so that a bad value fails now, naming its field
-        try:
-            _waveform_transforms(self, with_files=False)
-            _mixers(self, "waveform", force=True)
-            _masks(self)
-        except (ParameterError, TypeError, ValueError) as err:
-            raise ParameterError(f"AugmentConfig: {err}") from None
+                check_number(self, field.name, ge=0, le=1)
+        for name in ("mixup_domain", "cutmix_domain"):
+            check_choice(self, name, DOMAINS)
+        if self.background_noise_p > 0 and not self.background_noise_paths:
+            raise ParameterError("AugmentConfig.background_noise_paths: background_noise_p > 0 needs background_noise_paths")
+        # Build every enabled stage that does not touch the file system, and check the arguments of the
+        # disabled ones, so that a bad value fails now, naming its field, not when the stage is switched on.
+        _waveform_transforms(self, with_files=False)
+        _check_disabled_waveform_args(self)
+        _mixers(self, "waveform", force=True)
+        _masks(self, every=True)
+
+
+@contextlib.contextmanager
+def _naming(*keys: str):
+    """Re-raise a transform's argument error as one naming the config keys it came from."""
+    try:
+        yield
+    except (ParameterError, TypeError, ValueError) as err:
+        raise ParameterError(f"AugmentConfig.{'/'.join(keys)}: {err}") from None
 
 
 def _pair(config: AugmentConfig, name: str) -> tuple[Any, Any]:
     value = getattr(config, name)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ParameterError(f"{name} must be a (min, max) pair, got {value!r}")
+        raise ParameterError(f"AugmentConfig.{name} must be a (min, max) pair, got {value!r}")
     return value[0], value[1]
 
 
+def _check_disabled_waveform_args(c: AugmentConfig) -> None:
+    """The argument checks of the waveform transforms whose ``p`` is 0, without building them (three of them
+    wrap audiomentations, whose import is slow, and background noise would read the file system)."""
+    if c.time_shift_p == 0:
+        with _naming("time_shift", "time_shift_unit"):
+            unit = check_choice_arg("TimeShift", "shift_unit", c.time_shift_unit, SHIFT_UNITS)
+            limit = 1.0 if unit == "fraction" else math.inf
+            check_range("TimeShift", "shift", *_pair(c, "time_shift"), lowest=-limit, highest=limit)
+    if c.pitch_shift_p == 0:
+        with _naming("pitch_shift_semitones"):
+            check_range("PitchShift", "semitones", *_pair(c, "pitch_shift_semitones"), lowest=-24.0, highest=24.0)
+    with _naming("background_noise_snr_db"):
+        check_range("AddBackgroundNoise", "snr_db", *_pair(c, "background_noise_snr_db"))
+    if c.gain_p == 0:
+        with _naming("gain_db"):
+            check_range("Gain", "gain_db", *_pair(c, "gain_db"))
+    for p_key, key, transform in (
+        ("pink_noise_p", "pink_noise_snr_db", AddPinkNoise),
+        ("gaussian_snr_p", "gaussian_snr_db", AddGaussianSNR),
+        ("gaussian_noise_p", "gaussian_noise_amplitude", AddGaussianNoise),
+    ):
+        if getattr(c, p_key) == 0:
+            with _naming(key):
+                transform(*_pair(c, key), p=0.0)  # plain numpy transforms: cheap to build
+
+
 def _waveform_transforms(config: AugmentConfig, *, with_files: bool = True) -> list[BaseTransform]:
+    """The enabled waveform transforms, in stage order."""
     c = config
     out: list[BaseTransform] = []
     if c.time_shift_p > 0:
         low, high = _pair(c, "time_shift")
-        out.append(
-            TimeShift(
-                min_shift=low,
-                max_shift=high,
-                shift_unit=c.time_shift_unit,
-                rollover=c.time_shift_rollover,
-                p=c.time_shift_p,
-            )
-        )
+        with _naming("time_shift", "time_shift_unit"):
+            out.append(TimeShift(min_shift=low, max_shift=high, shift_unit=c.time_shift_unit, rollover=c.time_shift_rollover, p=c.time_shift_p))
     if c.pitch_shift_p > 0:
         low, high = _pair(c, "pitch_shift_semitones")
-        out.append(PitchShift(min_semitones=low, max_semitones=high, p=c.pitch_shift_p))
+        with _naming("pitch_shift_semitones"):
+            out.append(PitchShift(min_semitones=low, max_semitones=high, p=c.pitch_shift_p))
     if c.background_noise_p > 0 and with_files:
         low, high = _pair(c, "background_noise_snr_db")
         noise = AddBackgroundNoise(
@@ -129,16 +163,20 @@ def _waveform_transforms(config: AugmentConfig, *, with_files: bool = True) -> l
         out.append(noise)
     if c.pink_noise_p > 0:
         low, high = _pair(c, "pink_noise_snr_db")
-        out.append(AddPinkNoise(min_snr_db=low, max_snr_db=high, p=c.pink_noise_p))
+        with _naming("pink_noise_snr_db"):
+            out.append(AddPinkNoise(min_snr_db=low, max_snr_db=high, p=c.pink_noise_p))
     if c.gaussian_snr_p > 0:
         low, high = _pair(c, "gaussian_snr_db")
-        out.append(AddGaussianSNR(min_snr_db=low, max_snr_db=high, p=c.gaussian_snr_p))
+        with _naming("gaussian_snr_db"):
+            out.append(AddGaussianSNR(min_snr_db=low, max_snr_db=high, p=c.gaussian_snr_p))
     if c.gaussian_noise_p > 0:
         low, high = _pair(c, "gaussian_noise_amplitude")
-        out.append(AddGaussianNoise(min_amplitude=low, max_amplitude=high, p=c.gaussian_noise_p))
+        with _naming("gaussian_noise_amplitude"):
+            out.append(AddGaussianNoise(min_amplitude=low, max_amplitude=high, p=c.gaussian_noise_p))
     if c.gain_p > 0:
         low, high = _pair(c, "gain_db")
-        out.append(Gain(min_gain_db=low, max_gain_db=high, p=c.gain_p))
+        with _naming("gain_db"):
+            out.append(Gain(min_gain_db=low, max_gain_db=high, p=c.gain_p))
     return out
 
 
@@ -146,29 +184,23 @@ def _mixers(config: AugmentConfig, domain: str, *, force: bool = False) -> list[
     c = config
     out: list[BaseTransform] = []
     if (c.mixup_p > 0 and c.mixup_domain == domain) or force:
-        out.append(Mixup(alpha=c.mixup_alpha, label_mode=c.mixup_labels, p=c.mixup_p))
+        with _naming("mixup_alpha", "mixup_labels"):
+            out.append(Mixup(alpha=c.mixup_alpha, label_mode=c.mixup_labels, p=c.mixup_p))
     if (c.cutmix_p > 0 and c.cutmix_domain == domain) or force:
-        out.append(
-            CutMix(alpha=c.cutmix_alpha, label_mode=c.cutmix_labels, cut_frequency=c.cutmix_frequency, p=c.cutmix_p)
-        )
+        with _naming("cutmix_alpha", "cutmix_labels"):
+            out.append(CutMix(alpha=c.cutmix_alpha, label_mode=c.cutmix_labels, cut_frequency=c.cutmix_frequency, p=c.cutmix_p))
     return out
 
 
-def _masks(config: AugmentConfig) -> list[BaseTransform]:
+def _masks(config: AugmentConfig, *, every: bool = False) -> list[BaseTransform]:
     c = config
     out: list[BaseTransform] = []
-    if c.freq_mask_p > 0:
-        out.append(
-            FrequencyMask(
-                max_width=c.freq_mask_max_width, num_masks=c.freq_mask_num_masks, fill=c.mask_fill, p=c.freq_mask_p
-            )
-        )
-    if c.time_mask_p > 0:
-        out.append(
-            TimeMask(
-                max_width=c.time_mask_max_width, num_masks=c.time_mask_num_masks, fill=c.mask_fill, p=c.time_mask_p
-            )
-        )
+    if c.freq_mask_p > 0 or every:
+        with _naming("freq_mask_max_width", "freq_mask_num_masks", "mask_fill"):
+            out.append(FrequencyMask(max_width=c.freq_mask_max_width, num_masks=c.freq_mask_num_masks, fill=c.mask_fill, p=c.freq_mask_p))
+    if c.time_mask_p > 0 or every:
+        with _naming("time_mask_max_width", "time_mask_num_masks", "mask_fill"):
+            out.append(TimeMask(max_width=c.time_mask_max_width, num_masks=c.time_mask_num_masks, fill=c.mask_fill, p=c.time_mask_p))
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import check_choice, check_fields, check_number
 from ..errors import ParameterError
 from .crop import PAD_MODES
 
@@ -42,32 +43,32 @@ class FeatureConfig:
     pad: str = "zero"
 
     def __post_init__(self) -> None:
-        if self.sample_rate <= 0 or self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
-            raise ParameterError(f"FeatureConfig: sample_rate, n_fft, hop_length, n_mels must be > 0 ({self})")
+        check_fields(self)  # types and finite numbers
+        for key in ("sample_rate", "n_fft", "hop_length", "n_mels"):
+            check_number(self, key, ge=1)
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
             raise ParameterError(
-                f"FeatureConfig: need 0 <= fmin < fmax <= sample_rate/2, got fmin={self.fmin}, fmax={self.fmax}, "
+                f"FeatureConfig.fmin/fmax: need 0 <= fmin < fmax <= sample_rate/2, got fmin={self.fmin}, fmax={self.fmax}, "
                 f"sample_rate={self.sample_rate}"
             )
-        if self.scale not in ("db", "pcen"):
-            raise ParameterError(f"FeatureConfig: scale must be 'db' or 'pcen', got {self.scale!r}")
-        if self.normalize not in ("standardize", "minmax", "none"):
-            raise ParameterError(f"FeatureConfig: normalize must be standardize|minmax|none, got {self.normalize!r}")
-        if not 0.0 <= self.preemphasis < 1.0:
-            raise ParameterError(f"FeatureConfig: preemphasis must be in [0, 1), got {self.preemphasis}")
-        channels = tuple(self.channels)
-        object.__setattr__(self, "channels", channels)
+        check_number(self, "power", gt=0)
+        check_number(self, "top_db", gt=0, none_ok=True)
+        check_choice(self, "scale", ("db", "pcen"))
+        check_choice(self, "normalize", ("standardize", "minmax", "none"))
+        check_number(self, "preemphasis", ge=0, lt=1)
+        channels = self.channels
         bad = [c for c in channels if c not in CHANNELS]
         if not channels or bad or len(set(channels)) != len(channels):
-            raise ParameterError(f"FeatureConfig: channels must be distinct names from {CHANNELS}, got {channels}")
-        if any(c.startswith("mfcc") for c in channels) and not 0 < self.n_mfcc <= self.n_mels:
-            raise ParameterError(f"FeatureConfig: n_mfcc must be in 1..n_mels, got {self.n_mfcc}")
+            raise ParameterError(f"FeatureConfig.channels must be distinct names from {CHANNELS}, got {channels}")
+        check_number(self, "n_mfcc", ge=1)
+        if any(c.startswith("mfcc") for c in channels) and not self.n_mfcc <= self.n_mels:
+            raise ParameterError(f"FeatureConfig.n_mfcc must be in 1..n_mels, got {self.n_mfcc}")
         if self.delta_width < 3 or self.delta_width % 2 == 0:
-            raise ParameterError(f"FeatureConfig: delta_width must be odd and >= 3, got {self.delta_width}")
-        if self.pad not in PAD_MODES:
-            raise ParameterError(f"FeatureConfig: pad must be one of {PAD_MODES}, got {self.pad!r}")
-        if self.clip_duration <= 0:
-            raise ParameterError(f"FeatureConfig: clip_duration must be > 0, got {self.clip_duration}")
+            raise ParameterError(f"FeatureConfig.delta_width must be odd and >= 3, got {self.delta_width}")
+        check_choice(self, "pad", PAD_MODES)
+        check_number(self, "clip_duration", gt=0)
+        if self.clip_samples < 1:
+            raise ParameterError(f"FeatureConfig.clip_duration is shorter than one sample, got {self.clip_duration}")
 
     @property
     def clip_samples(self) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import check_fields, check_number
 from ..errors import ParameterError
 from ..features import FeatureConfig, FeatureExtractor
 from .backbones import create_backbone
@@ -63,6 +64,10 @@ class ModelConfig:
     rnn_layers: int = 1
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types and finite numbers
+        if not self.arch or not self.backbone:
+            raise ParameterError(f"ModelConfig.arch and backbone must be names, got {self.arch!r}, {self.backbone!r}")
+        check_number(self, "drop_path_rate", ge=0, lt=1, none_ok=True)
         if self.num_classes <= 0:
             raise ParameterError(f"ModelConfig: num_classes must be > 0, got {self.num_classes}")
         if self.pool not in ("avg", "avgmax"):

@@ -6,9 +6,11 @@ the defaults, and ``key=value`` overrides (dotted for nested: ``features.n_mels=
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..augment import AugmentConfig
+from ..config import check_choice, check_fields, check_number
 from ..errors import ParameterError
 from ..features import FeatureConfig
 
@@ -16,6 +18,7 @@ __all__ = ["TrainConfig"]
 
 LOSSES = ("bce", "focal", "bce+focal")
 OPTIMIZERS = ("adamw", "adam", "sgd")
+_DEVICE = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class TrainConfig:
     momentum: float = 0.9  # SGD only
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
-    grad_clip: float = 5.0  # max global grad norm; 0 disables
+    grad_clip: float = 5.0  # max global grad norm, >= 0; 0 disables
     ema_decay: float = 0.0  # EMA of weights for evaluation and the saved model; 0 disables
     ema_warmup: bool = True  # decay ramps up as min(ema_decay, (1 + k) / (10 + k)) over the first updates
     no_decay_bias_norm: bool = True  # no weight decay on biases and normalisation parameters
@@ -72,29 +75,39 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ParameterError(f"TrainConfig: epochs and batch_size must be >= 1 (got {self.epochs}, {self.batch_size})")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ParameterError(f"TrainConfig: val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ParameterError(f"TrainConfig: lr must be > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
-        if self.select not in ("best", "last"):
-            raise ParameterError(f"TrainConfig: select must be 'best' or 'last', got {self.select!r}")
-        if self.crop not in ("random", "energy"):
-            raise ParameterError(f"TrainConfig: crop must be 'random' or 'energy', got {self.crop!r}")
-        if not 0.0 < self.secondary_weight <= 1.0:
-            raise ParameterError(f"TrainConfig: secondary_weight must be in (0, 1], got {self.secondary_weight}")
-        if self.loss not in LOSSES:
-            raise ParameterError(f"TrainConfig: loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ParameterError(f"TrainConfig: optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ParameterError(f"TrainConfig: ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ParameterError(f"TrainConfig: label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        check_fields(self)  # types: nested configs, scalars, finite numbers
+        for key in ("epochs", "batch_size"):
+            check_number(self, key, ge=1)
+        for key in ("weight_decay", "warmup_epochs", "focal_gamma", "bce_weight", "focal_weight", "class_weight_power", "seed", "num_workers"):
+            check_number(self, key, ge=0)
+        check_number(self, "lr", gt=0)
+        check_number(self, "grad_clip", ge=0, note=" (0 disables clipping)")
+        check_number(self, "threads", ge=1, none_ok=True)
+        for key in ("drop_rate", "momentum", "val_fraction", "ema_decay", "label_smoothing"):
+            check_number(self, key, ge=0, lt=1)
+        check_number(self, "drop_path_rate", ge=0, lt=1, none_ok=True)
+        for key in ("min_lr_ratio", "noise_p", "mix_p"):
+            check_number(self, key, ge=0, le=1)
+        check_number(self, "focal_alpha", ge=0, le=1, none_ok=True)
+        check_number(self, "secondary_weight", gt=0, le=1)
+        check_choice(self, "pool", (None, "avg", "avgmax"))
+        check_choice(self, "select", ("best", "last"))
+        check_choice(self, "crop", ("random", "energy"))
+        check_choice(self, "loss", LOSSES)
+        check_choice(self, "optimizer", OPTIMIZERS)
+        if not self.model:
+            raise ParameterError("TrainConfig.model must name a model preset (see `birdcall models`), got ''")
+        if not _DEVICE.fullmatch(self.device):
+            raise ParameterError(f"TrainConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {self.device!r}")
+        if self.cache_dir is not None and not self.cache_dir.strip():
+            raise ParameterError("TrainConfig.cache_dir must be a folder or null, got ''")
+        if self.loss == "bce+focal" and self.bce_weight == 0 and self.focal_weight == 0:
+            raise ParameterError("TrainConfig.bce_weight and focal_weight are both 0: the loss would be 0")
         if self.folds < 0 or self.folds == 1:
-            raise ParameterError(f"TrainConfig: folds must be 0 (hold-out) or >= 2, got {self.folds}")
+            raise ParameterError(f"TrainConfig.folds must be 0 (hold-out) or >= 2, got {self.folds}")
         if self.seeds < 1 or (self.seeds > 1 and self.folds < 2):
-            raise ParameterError(f"TrainConfig: seeds must be >= 1, and 1 without folds (K-fold only), got seeds={self.seeds}, folds={self.folds}")
-        if self.noise_min_snr_db > self.noise_max_snr_db or self.mix_min_gain_db > self.mix_max_gain_db:
-            raise ParameterError("TrainConfig: noise_min_snr_db <= noise_max_snr_db and mix_min_gain_db <= mix_max_gain_db")
+            raise ParameterError(f"TrainConfig.seeds must be >= 1, and 1 without folds (K-fold only), got seeds={self.seeds}, folds={self.folds}")
+        if self.noise_min_snr_db > self.noise_max_snr_db:
+            raise ParameterError(f"TrainConfig.noise_min_snr_db must be <= noise_max_snr_db, got {self.noise_min_snr_db} > {self.noise_max_snr_db}")
+        if self.mix_min_gain_db > self.mix_max_gain_db:
+            raise ParameterError(f"TrainConfig.mix_min_gain_db must be <= mix_max_gain_db, got {self.mix_min_gain_db} > {self.mix_max_gain_db}")

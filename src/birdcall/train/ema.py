@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import check_fields
 from ..errors import ParameterError
 
 __all__ = ["EmaConfig", "ModelEma", "ema_from_config"]
@@ -38,6 +39,7 @@ class EmaConfig:
     ema_warmup: bool = True
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types and finite numbers
         _check_decay(self.ema_decay, allow_zero=True)
 
 

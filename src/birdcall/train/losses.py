@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import check_fields
 from ..errors import ParameterError
 
 __all__ = [
@@ -69,6 +70,7 @@ class LossConfig:
     class_weight_power: float = 0.0
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types and finite numbers
         _check_name(self.loss)
         _check_common(self.label_smoothing, self.focal_gamma, self.focal_alpha, self.bce_weight, self.focal_weight)
         if self.class_weight_power < 0:

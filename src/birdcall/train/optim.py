@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import check_fields
 from ..errors import ParameterError
 
 __all__ = [
@@ -66,6 +67,7 @@ class OptimConfig:
     min_lr_ratio: float = 0.0
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types and finite numbers
         _check_optimizer(self.optimizer, self.lr, self.weight_decay, self.momentum)
         if not self.warmup_epochs >= 0:
             raise ParameterError(f"OptimConfig: warmup_epochs must be >= 0, got {self.warmup_epochs}")
