@@ -21,7 +21,7 @@ import pandas as pd
 
 from .types import Pathlike
 
-__all__ = ["TEMP_SUFFIX", "atomic_path", "atomic_to_csv", "atomic_write_text", "fsync_dir", "remove_stale_temporaries"]
+__all__ = ["TEMP_SUFFIX", "atomic_path", "atomic_to_csv", "atomic_write_text", "cache_home", "fsync_dir", "remove_stale_temporaries"]
 
 TEMP_SUFFIX = ".birdcall.tmp"
 _TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}" + re.escape(TEMP_SUFFIX), re.DOTALL)
@@ -118,3 +118,12 @@ def atomic_to_csv(frame: pd.DataFrame, path: Pathlike, **kwargs) -> Path:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, **kwargs)
     return Path(path)
+
+
+def cache_home() -> Path:
+    """birdcall's own cache folder: ``$BIRDCALL_CACHE_DIR``, else ``$XDG_CACHE_HOME/birdcall``, else
+    ``~/.cache/birdcall`` (not created here)."""
+    explicit = os.environ.get("BIRDCALL_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "birdcall"

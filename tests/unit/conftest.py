@@ -14,3 +14,9 @@ def eval_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval_data")
     return make_dataset(root, num_species=3, seed=11, clips_per_species=3, num_background=0, num_soundscapes=1, soundscape_duration=15.0,
                         audio_format="wav", sample_rate=24_000)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _cache_home(tmp_path_factory, monkeypatch):
+    """birdcall's cache folder (audio-check records...) under the test's temporary tree, never the user's."""
+    monkeypatch.setenv("BIRDCALL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "birdcall-cache"))

@@ -114,3 +114,18 @@ def test_audio_cache_backs_the_dataset(tmp_path):
     from birdcall.errors import ParameterError
     with pytest.raises(ParameterError, match="audio cache at 16000 Hz"):
         ClipDataset([clip], np.ones((1, 1)), FeatureConfig(), train=False, audio_cache=AudioCache(tmp_path / "c2", sample_rate=16000))
+
+
+def test_empty_primary_label_is_a_bad_row_not_a_species(tmp_path):
+    _make(tmp_path, [
+        {"filename": "aaa/1.wav", "primary_label": "aaa", "secondary_labels": "[]"},
+        {"filename": "aaa/2.wav", "primary_label": "  ", "secondary_labels": "['bbb']"},
+        {"filename": "bbb/3.wav", "primary_label": "", "secondary_labels": "[]"},
+    ], taxonomy=None)  # without taxonomy.csv nothing else would notice
+    with pytest.raises(DataError, match=r"2 bad row\(s\): train_metadata.csv row 3 \(aaa/2.wav\): empty primary_label; "
+                                        r"train_metadata.csv row 4 \(bbb/3.wav\): empty primary_label") as info:
+        read_clip_table(tmp_path)
+    assert "\n" not in str(info.value)
+    table = read_clip_table(tmp_path, skip_bad=True)
+    assert table.labels.codes == ("aaa",) and table.frame["filename"].tolist() == ["aaa/1.wav"]
+    assert [cause for _, cause in table.problems] == ["empty primary_label", "empty primary_label"]
