@@ -50,7 +50,7 @@ $(BIRDNET_STAMP):
 
 # The real-data benchmark of issue 4 (~1 h on 2 cores): 5-fold CV on ../shared/data/nips4b with baselines.
 bench-nips4b: birdnet
-	$(PY) benchmarks/nips4b_cv.py --out runs/nips4b_cv
+	$(PY) benchmarks/nips4b_cv.py --out runs/nips4b_cv --overwrite
 
 # Issue 5's speed benchmark (~10 min): every backend end to end on a 10-min soundscape vs BirdNET, memory vs length.
 bench-inference: birdnet

@@ -2,7 +2,7 @@
 
 Usage:
     .venv/bin/python benchmarks/nips4b_cv.py [--config configs/cpu_default.yaml] [--data DIR] [--out runs/nips4b_cv]
-        [--folds K] [--resume] [--skip-model] [--skip-throughput] [--throughput-batches 10] [key=value ...]
+        [--folds K] [--resume | --overwrite] [--skip-model] [--skip-throughput] [--throughput-batches 10] [key=value ...]
 
 Smoke run (a few minutes):
     .venv/bin/python benchmarks/nips4b_cv.py --out /tmp/nips_smoke epochs=1 model=cnn_mobilenetv3_small batch_size=16
@@ -310,6 +310,7 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true",
                    help="continue the folds already in --out (e.g. a fold trained by `birdcall train --folds 5 --fold I` with the same recipe); "
                         "a fold's time is then the sum of its epoch times in metrics.csv")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace the training run already in --out (e.g. re-running the benchmark)")
     return p.parse_args(argv)
 
 
@@ -342,7 +343,7 @@ def main(argv=None) -> int:
         fold_seconds = []
         for fold in range(n_folds):
             t = time.perf_counter()
-            fit_folds(table, config, run_dir, only_fold=fold, resume=args.resume, show_progress=not args.quiet)
+            fit_folds(table, config, run_dir, only_fold=fold, resume=args.resume, overwrite=args.overwrite, show_progress=not args.quiet)
             fold_seconds.append(time.perf_counter() - t)
             if args.resume:  # epochs trained before this run count too
                 fold_seconds[-1] = max(fold_seconds[-1], float(pd.read_csv(run_dir / f"fold{fold}" / "metrics.csv")["seconds"].sum()))

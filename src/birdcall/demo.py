@@ -70,7 +70,8 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DemoConfig(), *, show_pro
     table = read_clip_table(data_dir)
     log(f"[2/4] training {config.train.model} on {len(table.frame)} clips, {len(table.labels)} species")
     train_config = replace(config.train, seed=config.seed)
-    result = fit(table, train_config, out_dir / "train", show_progress=show_progress)
+    # the demo owns out_dir/train: a re-run (`make demo` twice) replaces the run it left there
+    result = fit(table, train_config, out_dir / "train", overwrite=True, show_progress=show_progress)
     timings["train"] = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -1,6 +1,7 @@
 """The demo end to end, at a size that runs in well under a minute: every step is the real code path."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -53,3 +54,16 @@ def test_submission_covers_every_window_and_beats_chance(demo_run):
     chance = np.mean([score_submission(solution, shuffled.assign(**{c: rng.permutation(shuffled[c].to_numpy()) for c in shuffled.columns[1:]}))["cmap"] for _ in range(20)])
     # measured: cmAP 0.93 against 0.40 for shuffled scores; a model that learned nothing sits at chance
     assert demo_run.scores["cmap"] > chance + 0.25, (demo_run.scores, chance)
+
+
+def test_the_demo_runs_again_into_the_same_folder(tmp_path):
+    # `make demo` twice: the second run replaces the first one's training run instead of refusing the folder
+    from birdcall.features import FeatureConfig
+
+    small = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0)
+    config = DemoConfig(num_species=2, seed=2, clips_per_species=4, num_background=2, num_soundscapes=1, soundscape_duration=10.0,
+                        train=TrainConfig(model="test_cnn", features=small, epochs=1, batch_size=4, threads=1))  # fmt: skip
+    first = run_demo(tmp_path, config, show_progress=False, log=lambda m: None)
+    second = run_demo(tmp_path, replace(config, train=replace(config.train, epochs=2)), show_progress=False, log=lambda m: None)
+    assert first.run_dir == second.run_dir
+    assert pd.read_csv(tmp_path / "train" / "metrics.csv")["epoch"].tolist() == [1, 2]

@@ -21,32 +21,39 @@ def train(
     config_file: Path = typer.Option(None, "--config", help="YAML TrainConfig; CLI overrides win."),
     folds: int = typer.Option(None, "--folds", help="K-fold cross-validation with K folds (overrides the config's folds)."),
     fold: int = typer.Option(None, "--fold", help="Train only this fold (0-based) of the K folds."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in RUN (same config)."),
-    skip_bad: bool = typer.Option(False, help="Drop bad metadata rows (listed) instead of stopping."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in RUN (same config and data)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in RUN (only its run files are deleted)."),
+    skip_bad: bool = typer.Option(False, help="Drop bad metadata rows and clips that do not decode (listed) instead of stopping."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. epochs=5 features.n_mels=64"),
 ) -> None:
     """Train and keep the best epoch (by validation padded cmAP) as RUN/best.safetensors (RUN/fold<i>/ with --folds)."""
     from ..config import apply_overrides, from_yaml
     from ..data import read_clip_table
-    from ..train import TrainConfig, fit, fit_folds
-
     from ..errors import ParameterError
+    from ..train import TrainConfig, fit, fit_folds
 
     with user_errors():
         config = from_yaml(TrainConfig, config_file) if config_file else TrainConfig()
         config = apply_overrides(config, list(overrides or []) + ([f"folds={folds}"] if folds is not None else []))
         if fold is not None and config.folds < 2:
             raise ParameterError("--fold needs --folds K (K >= 2)")
-        table = read_clip_table(data_dir, skip_bad=skip_bad)
+        if resume and overwrite:
+            raise ParameterError("--resume continues the run in --out and --overwrite replaces it: choose one")
+        # every clip is decoded once here (recorded, so the next run skips it): a corrupt file stops or is
+        # skipped now, not halfway through an epoch
+        table = read_clip_table(data_dir, skip_bad=skip_bad, check_audio=True, audio_check_dir=config.cache_dir, show_progress=not quiet)
         for where, cause in table.problems:
             console.print(f"[yellow]skipped[/] {where}: {cause}", highlight=False)
         if config.folds >= 2:
-            results = fit_folds(table, config, out_dir, only_fold=fold, resume=resume, show_progress=not quiet)
+            results = fit_folds(table, config, out_dir, only_fold=fold, resume=resume, overwrite=overwrite, show_progress=not quiet)
         else:
-            results = [fit(table, config, out_dir, resume=resume, show_progress=not quiet)]
+            results = [fit(table, config, out_dir, resume=resume, overwrite=overwrite, show_progress=not quiet)]
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
         return
+    if table.problems:  # listed again at the end, where they are not lost among the epoch lines
+        out.print(f"{len(table.problems)} bad row(s)/clip(s) skipped: " + "; ".join(w for w, _ in table.problems[:10])
+                  + (f"; and {len(table.problems) - 10} more" if len(table.problems) > 10 else ""))
     for result in results:
         out.print(f"{result.run_dir}: best epoch {result.best_epoch}: "
                   + ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items() if isinstance(v, float) and k != "lr"))

@@ -3,7 +3,9 @@
 Written atomically after every epoch as ``train_state.pt``. Only tensors and plain Python values go in, so
 it loads with ``torch.load(..., weights_only=True)``: a checkpoint from elsewhere cannot run code. The data
 order and augmentation draws are reseeded from ``(seed, epoch)`` at each epoch start, so no RNG state needs
-saving for the resumed run to repeat the uninterrupted one exactly.
+saving for the resumed run to repeat the uninterrupted one exactly. ``fit`` also stores the run's
+``fingerprint`` (config and clip-table digests, :func:`birdcall.train.rundir.run_fingerprint`) so that a resume
+with another config or data is refused.
 """
 
 from __future__ import annotations

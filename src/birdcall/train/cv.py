@@ -13,22 +13,23 @@ averages all ``folds x seeds`` models (:func:`birdcall.infer.run_models`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..config import to_yaml
-from ..data.dataset import ClipTable
+from ..config import from_yaml, to_dict, to_yaml
+from ..data.dataset import ClipTable, check_clip_audio
 from ..data.folds import make_folds
 from ..errors import ParameterError
 from ..fileio import atomic_to_csv
 from ..infer.ensemble import member_dirs  # the one rule for a fold's seed folders
 from ..metrics import score_arrays
+from .checkpoint import STATE_FILE
 from .config import TrainConfig
-from .loop import FitResult, fit
+from .loop import FitResult, _barrier, _distributed, fit
+from .rundir import clear_run, config_differences, cv_run_files, refuse_existing_run, run_files
 
 __all__ = ["SEED_STRIDE", "assign_folds", "fit_folds"]
 
@@ -48,35 +49,115 @@ def fit_folds(
     *,
     only_fold: int | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     show_progress: bool = True,
 ) -> list[FitResult]:
-    """Train every fold (or ``only_fold``) of a ``config.folds``-fold split; returns one result per fold run."""
+    """Train every fold (or ``only_fold``) of a ``config.folds``-fold split; returns one result per fold run.
+
+    Args:
+        table: the labelled clips (decoded once first unless read with ``check_audio=True``, as in ``fit``).
+        config: the recipe; ``config.folds >= 2``.
+        run_dir: the K-fold run folder (see module docstring).
+        only_fold: train only this fold. Into a folder that holds this run (same config, same folds) it adds
+            the fold, so the folds of one run may be trained one at a time.
+        resume: continue the run in ``run_dir`` (same config and clip table): each model resumes from its
+            ``train_state.pt``, a model that never finished an epoch starts again.
+        overwrite: replace another run in ``run_dir`` (or, with ``only_fold`` into this run, that fold's
+            models); only birdcall's run files go, other files stay. Without it, such a folder is refused.
+
+    Raises:
+        ParameterError: bad ``folds``/``only_fold``; ``run_dir`` holds another run (or this fold) and neither
+            ``resume`` nor ``overwrite``; resume with another config or clip table.
+    """
+    if resume and overwrite:
+        raise ParameterError("fit_folds: resume continues the run in run_dir and overwrite replaces it: choose one")
     if config.folds < 2:
         raise ParameterError(f"fit_folds needs config.folds >= 2, got {config.folds}")
     if only_fold is not None and not 0 <= only_fold < config.folds:
         raise ParameterError(f"fold must be in 0..{config.folds - 1}, got {only_fold}")
     run_dir = Path(run_dir)
-    is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes
+    rank, world = _distributed()
+    is_main = rank == 0  # under torchrun only rank 0 writes
+    if not table.audio_checked:  # before the folds: they are made from the clips that will be trained
+        table = check_clip_audio(table, record_dir=config.cache_dir)
     fold_table = make_folds(table, n_splits=config.folds, seed=config.seed)  # deterministic: the same on every rank
     folds = fold_table["fold"].to_numpy()
+    fold_ids = list(range(config.folds)) if only_fold is None else [only_fold]
+    members = [(fold, member) for fold in fold_ids for member in range(config.seeds)]
+    model_dirs = {key: _model_dir(run_dir, *key) for key in members}
+    to_clear = _check_cv_folder(run_dir, config, fold_table, [model_dirs[k] for k in members], only_fold=only_fold, resume=resume, overwrite=overwrite)
+    _barrier(world)  # every rank has looked before rank 0 changes the folder
     if is_main:
+        clear_run(to_clear)
         run_dir.mkdir(parents=True, exist_ok=True)
         to_yaml(config, run_dir / "config.yaml")
         atomic_to_csv(fold_table, run_dir / "folds.csv")
     results = []
-    for fold in range(config.folds) if only_fold is None else [only_fold]:
-        fold_dir = run_dir / f"fold{fold}"
-        for member in range(config.seeds):
-            model_dir = fold_dir if member == 0 else fold_dir / f"seed{member}"
-            model_config = replace(config, seed=config.seed + SEED_STRIDE * member)
-            resume_model = resume and (model_dir / "train_state.pt").is_file()
-            results.append(
-                fit(table, model_config, model_dir, train_idx=np.flatnonzero(folds != fold), val_idx=np.flatnonzero(folds == fold),
-                    resume=resume_model, show_progress=show_progress)  # fmt: skip
-            )
+    for fold, member in members:
+        model_dir = model_dirs[fold, member]
+        model_config = replace(config, seed=config.seed + SEED_STRIDE * member)
+        resume_model = resume and (model_dir / STATE_FILE).is_file()
+        results.append(
+            # overwrite: what is there was checked above (a model that never finished an epoch, when resuming)
+            fit(table, model_config, model_dir, train_idx=np.flatnonzero(folds != fold), val_idx=np.flatnonzero(folds == fold),
+                resume=resume_model, overwrite=not resume_model, show_progress=show_progress)  # fmt: skip
+        )
     if is_main:
         write_summary(table, run_dir, config.folds)
     return results
+
+
+def _model_dir(run_dir: Path, fold: int, member: int) -> Path:
+    fold_dir = run_dir / f"fold{fold}"
+    return fold_dir if member == 0 else fold_dir / f"seed{member}"
+
+
+def _same_folds(path: Path, fold_table: pd.DataFrame) -> bool:
+    try:
+        saved = pd.read_csv(path, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return False
+    if not {"filename", "fold"} <= set(saved.columns) or len(saved) != len(fold_table):
+        return False
+    return saved["filename"].astype(str).tolist() == fold_table["filename"].astype(str).tolist() and saved["fold"].tolist() == fold_table["fold"].tolist()
+
+
+def _check_cv_folder(
+    run_dir: Path, config: TrainConfig, fold_table: pd.DataFrame, model_dirs: list[Path], *, only_fold: int | None, resume: bool, overwrite: bool
+) -> list[Path]:
+    """What may be in ``run_dir`` for this call, and what to delete before writing (read-only; raises to refuse).
+
+    The run here is "this run" when its ``config.yaml`` equals ``config`` and its ``folds.csv`` the new folds.
+    """
+    existing = cv_run_files(run_dir)
+    if not existing:
+        return []
+    saved_config = run_dir / "config.yaml"
+    try:
+        same_config = saved_config.is_file() and to_dict(from_yaml(TrainConfig, saved_config)) == to_dict(config)
+    except ParameterError:
+        same_config = False
+    same_folds = (run_dir / "folds.csv").is_file() and _same_folds(run_dir / "folds.csv", fold_table)
+    this_run = same_config and same_folds
+    if resume:
+        if saved_config.is_file() and not same_config:
+            try:
+                saved = to_dict(from_yaml(TrainConfig, saved_config))
+            except ParameterError as err:
+                raise ParameterError(f"{saved_config}: resume refused: {err}") from None
+            raise ParameterError(f"{saved_config}: resume refused: config differs in {config_differences(saved, to_dict(config))}")
+        if (run_dir / "folds.csv").is_file() and not same_folds:
+            raise ParameterError(f"{run_dir / 'folds.csv'}: resume refused: the clip table differs (files/labels/folds) from the interrupted run's")
+        # models without a state never finished an epoch: they start again (fit overwrites their files)
+        return []
+    if this_run and only_fold is not None:  # add a fold to this run: only that fold's models must be free
+        taken = [p for d in model_dirs for p in run_files(d)]
+        if taken and not overwrite:
+            refuse_existing_run(run_dir, taken, what=f"fold {only_fold} of this run")
+        return taken
+    if not overwrite:
+        refuse_existing_run(run_dir, existing)
+    return existing
 
 
 def _fold_oof(fold_dir: Path, codes: list[str]) -> tuple[pd.DataFrame | None, int]:

@@ -3,7 +3,8 @@
 ``fit`` writes into a run folder: ``config.yaml`` (resolved config), ``metrics.csv`` (one row per epoch,
 rewritten atomically), ``last.safetensors`` and ``best.safetensors`` (best validation padded cmAP),
 ``oof.csv`` (validation scores of the best epoch, for evaluation and ensembling) and ``train_state.pt``
-(everything needed to resume exactly). Under ``torchrun`` it trains with DistributedDataParallel: every
+(everything needed to resume exactly, and the fingerprint of config and data a resume must match; see
+:mod:`birdcall.train.rundir`, which also decides when a new run may write into a folder). Under ``torchrun`` it trains with DistributedDataParallel: every
 rank trains on its share of each epoch, rank 0 evaluates and writes.
 """
 
@@ -20,9 +21,9 @@ import torch
 from torch import nn
 
 from ..augment import AddBackgroundNoise, Compose, build_batch_augment, build_spectrogram_augment, build_waveform_augment, sum_mix
-from ..config import from_yaml, to_dict, to_yaml
+from ..config import to_yaml
 from ..data.cache import AudioCache
-from ..data.dataset import ClipDataset, ClipTable
+from ..data.dataset import ClipDataset, ClipTable, check_clip_audio
 from ..errors import BirdcallError, ParameterError
 from ..fileio import atomic_to_csv
 from ..metrics import score_arrays
@@ -33,8 +34,9 @@ from .config import TrainConfig
 from .ema import ModelEma
 from .losses import build_loss, class_weights
 from .optim import build_optimizer, build_scheduler
+from .rundir import check_resume, clear_run, cv_run_files, refuse_existing_run, run_fingerprint
 
-__all__ = ["FitResult", "split_holdout", "encode_targets", "train_one_epoch", "evaluate", "fit", "resolve_device"]
+__all__ = ["FitResult", "encode_targets", "evaluate", "fit", "resolve_device", "split_holdout", "train_one_epoch"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,10 @@ def split_holdout(primary: list[str], *, fraction: float, seed: int) -> tuple[np
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ParameterError(f"device {name!r} is not a torch device ({' '.join(str(err).split())})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(f"device {name!r} requested but CUDA is not available")
     return device
@@ -193,12 +198,6 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def _check_resume_config(run_dir: Path, config: TrainConfig) -> None:
-    saved = run_dir / "config.yaml"
-    if saved.is_file() and to_dict(from_yaml(TrainConfig, saved)) != to_dict(config):
-        raise ParameterError(f"{saved}: resume needs the same config as the interrupted run (compare with your overrides)")
-
-
 def waveform_augment(config: TrainConfig, background: list[Path]):
     """Per-clip training transforms: the data set's background/ clips mixed in (``noise_p``), then ``config.augment``."""
     stages = []
@@ -248,21 +247,31 @@ def fit(
     train_idx: np.ndarray | None = None,
     val_idx: np.ndarray | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     show_progress: bool = True,
 ) -> FitResult:
     """Train ``config.model`` on ``table`` and keep the best epoch by validation padded cmAP (or the last one).
 
     Args:
-        table: the labelled clips.
+        table: the labelled clips. Unless read with ``check_audio=True``, every clip is decoded once first
+            (:func:`birdcall.data.dataset.check_clip_audio`, recorded so later runs skip it): a corrupt clip stops
+            the run before the first epoch.
         config: the recipe.
         run_dir: output folder (see module docstring).
         train_idx, val_idx: row indices of ``table.frame``; default: a stratified hold-out of ``val_fraction``.
-        resume: continue from ``run_dir/train_state.pt`` (same config required); the result equals an
-            uninterrupted run.
+        resume: continue from ``run_dir/train_state.pt``; the config and the clip table (files, labels, split)
+            must be the interrupted run's. The result equals an uninterrupted run.
+        overwrite: a new run into a folder that holds a run (finished or not) replaces that run's files
+            (:data:`birdcall.train.rundir.RUN_FILES`, fold folders); other files stay. Without it, such a folder
+            is refused.
 
     Raises:
-        BirdcallError: non-finite loss (names epoch and step); ParameterError: resume with another config.
+        BirdcallError: non-finite loss (names epoch and step). ParameterError: resume with another config or
+        clip table, or a new run into a folder holding a run without ``overwrite``. DataError: a clip that
+        does not decode. CheckpointError: resume without a readable ``train_state.pt``.
     """
+    if resume and overwrite:
+        raise ParameterError("fit: resume continues the run in run_dir and overwrite replaces it: choose one")
     run_dir = Path(run_dir)
     rank, world = _distributed()
     is_main = rank == 0
@@ -271,15 +280,25 @@ def fit(
     device = resolve_device(config.device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-    if resume:
-        _check_resume_config(run_dir, config)
+    if not table.audio_checked:  # find a corrupt clip now, not halfway through an epoch
+        table = check_clip_audio(table, record_dir=config.cache_dir)
+    if train_idx is None or val_idx is None:
+        train_idx, val_idx = split_holdout(list(table.frame["primary_label"]), fraction=config.val_fraction, seed=config.seed)
+    fingerprint = run_fingerprint(config, table, train_idx, val_idx)
+    state = None
+    existing = [] if resume else cv_run_files(run_dir)
+    if resume:  # before anything is written: a mismatched state stays as it was
+        state = load_train_state(run_dir / STATE_FILE)
+        check_resume(run_dir / STATE_FILE, state, fingerprint)
+    elif not overwrite:
+        refuse_existing_run(run_dir, existing)
+    _barrier(world)  # every rank has checked before rank 0 changes the folder
     if is_main:
+        clear_run(existing)
         run_dir.mkdir(parents=True, exist_ok=True)
         to_yaml(config, run_dir / "config.yaml")
 
     targets = encode_targets(table, config.secondary_weight)
-    if train_idx is None or val_idx is None:
-        train_idx, val_idx = split_holdout(list(table.frame["primary_label"]), fraction=config.val_fraction, seed=config.seed)
     train_ds, val_ds = _datasets(table, config, targets, np.asarray(train_idx), np.asarray(val_idx))
     loader_generator = torch.Generator()
     train_loader = _train_loader(train_ds, config, loader_generator, rank, world)
@@ -306,8 +325,7 @@ def fit(
     history: list[dict] = []
     best = {"score": -np.inf, "epoch": 0, "metrics": {}}
     start_epoch = 1
-    if resume:
-        state = load_train_state(run_dir / STATE_FILE)
+    if state is not None:
         _unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -348,7 +366,7 @@ def fit(
                 save_train_state(
                     run_dir / STATE_FILE, model=_unwrap(model).state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                     ema=ema.state_dict() if ema is not None else None, scaler=scaler.state_dict() if scaler is not None else None,
-                    epoch=epoch, history=history, best=best,
+                    epoch=epoch, history=history, best=best, fingerprint=fingerprint,
                 )  # fmt: skip
                 progress.console.print(
                     f"epoch {epoch}/{config.epochs}  loss {loss:.4f}" + "".join(f"  {k} {v:.4f}" for k, v in metrics.items()) + f"  ({row['seconds']:.1f} s)",

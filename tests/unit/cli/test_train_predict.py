@@ -56,3 +56,38 @@ def test_bad_data_dir_is_one_line_error(tmp_path):
 def test_bad_override_is_one_line_error(data_dir, tmp_path):
     result = runner.invoke(app, ["train", str(data_dir), "--out", str(tmp_path / "run"), "--quiet", "epochz=3"])
     assert result.exit_code == 2 and "unknown key" in result.output
+
+
+TINY = ["model=test_cnn", "epochs=1", "batch_size=4", "features.n_mels=32", "features.clip_duration=2.0", "threads=1"]
+
+
+def test_train_refuses_a_folder_holding_a_run_and_bad_values(trained, data_dir):
+    before = (trained / "train_state.pt").stat().st_mtime_ns
+    result = runner.invoke(app, ["train", str(data_dir), "--out", str(trained), "--quiet", *TINY])
+    assert result.exit_code == 2 and "already holds a training run" in result.output and "--overwrite" in result.output
+    assert (trained / "train_state.pt").stat().st_mtime_ns == before
+    result = runner.invoke(app, ["train", str(data_dir), "--out", str(trained), "--quiet", "--resume", "--overwrite"])
+    assert result.exit_code == 2 and "choose one" in result.output
+    result = runner.invoke(app, ["train", str(data_dir), "--out", str(trained), "--quiet", "grad_clip=-1"])
+    assert result.exit_code == 2 and "TrainConfig.grad_clip must be >= 0" in result.output
+
+
+def test_train_reports_a_corrupt_clip_or_skips_it_and_overwrite_replaces_a_run(data_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    clip = min((data / "train_audio").rglob("*.flac"))
+    clip.write_bytes(clip.read_bytes()[:300])
+    name = clip.relative_to(data / "train_audio").as_posix()
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(data), "--out", str(run), "--quiet", *TINY])
+    assert result.exit_code == 2 and f"({name}): cannot decode audio" in result.output and "use skip_bad" in result.output
+    assert not run.exists()
+    result = runner.invoke(app, ["train", str(data), "--out", str(run), "--quiet", "--skip-bad", *TINY])
+    assert result.exit_code == 0, result.output
+    assert "skipped train_metadata.csv row" in result.output and "1 bad row(s)/clip(s) skipped" in result.output
+    (run / "notes.txt").write_text("kept")
+    result = runner.invoke(app, ["train", str(data), "--out", str(run), "--quiet", "--skip-bad", "--overwrite", *TINY, "lr=0.002"])
+    assert result.exit_code == 0, result.output
+    assert "lr: 0.002" in (run / "config.yaml").read_text() and (run / "notes.txt").read_text() == "kept"

@@ -66,7 +66,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_table, tiny_con
 
 def test_resume_refuses_a_different_config(tiny_table, tiny_config, tmp_path):
     fit(tiny_table, tiny_config.__class__(**{**tiny_config.__dict__, "epochs": 1}), tmp_path, show_progress=False)
-    with pytest.raises(ParameterError, match="same config"):
+    with pytest.raises(ParameterError, match=r"train_state.pt: resume refused: config differs in epochs \(1 -> 3\)"):
         fit(tiny_table, tiny_config, tmp_path, resume=True, show_progress=False)
 
 

@@ -1,0 +1,141 @@
+"""The run folder is guarded: a resume must match the interrupted run (config and clip table), and a new run
+does not write into a folder holding another run unless asked to (and then removes only birdcall's files)."""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from birdcall.config import to_yaml
+from birdcall.errors import ParameterError
+from birdcall.train import fit, fit_folds
+from birdcall.train import loop as loop_module
+
+
+def _killed_at(monkeypatch, epoch_to_kill):
+    """Make the next ``fit`` die at the start of epoch ``epoch_to_kill`` (as a killed job would)."""
+    original = loop_module.train_one_epoch
+
+    def killed(*args, epoch, **kwargs):
+        if epoch == epoch_to_kill:
+            raise KeyboardInterrupt
+        return original(*args, epoch=epoch, **kwargs)
+
+    monkeypatch.setattr(loop_module, "train_one_epoch", killed)
+    return original
+
+
+def test_resume_refuses_the_state_of_another_run_even_when_config_yaml_was_rewritten(tiny_table, tiny_config, tmp_path, monkeypatch):
+    # Old behaviour: a new run rewrote config.yaml before its first epoch ended; resumed, it compared its config
+    # with that rewritten file, passed, and continued the old run's weights, optimiser and schedule.
+    old = replace(tiny_config, epochs=2)
+    original = _killed_at(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_table, old, tmp_path, show_progress=False)
+    monkeypatch.setattr(loop_module, "train_one_epoch", original)
+    new = replace(old, lr=6e-3)
+    to_yaml(new, tmp_path / "config.yaml")  # what the new run had written before it was killed
+    state_before = (tmp_path / "train_state.pt").read_bytes()
+    with pytest.raises(ParameterError, match=r"train_state\.pt: resume refused: config differs in lr \(0\.003 -> 0\.006\)$") as info:
+        fit(tiny_table, new, tmp_path, resume=True, show_progress=False)
+    assert "\n" not in str(info.value)
+    assert (tmp_path / "train_state.pt").read_bytes() == state_before  # refused before anything was written
+    nested = replace(old, features=replace(old.features, n_mels=16))
+    with pytest.raises(ParameterError, match=r"config differs in features\.n_mels \(32 -> 16\)"):
+        fit(tiny_table, nested, tmp_path, resume=True, show_progress=False)
+
+
+def test_resume_refuses_another_clip_table(tiny_table, tiny_config, tmp_path, monkeypatch):
+    config = replace(tiny_config, epochs=2)
+    original = _killed_at(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_table, config, tmp_path, show_progress=False)
+    monkeypatch.setattr(loop_module, "train_one_epoch", original)
+    fewer = replace(tiny_table, frame=tiny_table.frame.iloc[1:].reset_index(drop=True))
+    with pytest.raises(ParameterError, match=r"resume refused: the clip table differs \(files, labels, split\)"):
+        fit(fewer, config, tmp_path, resume=True, show_progress=False)
+    relabelled = tiny_table.frame.copy()
+    relabelled.at[0, "labels"] = [next(c for c in tiny_table.labels.codes if c not in relabelled.at[0, "labels"])]
+    with pytest.raises(ParameterError, match=r"the clip table differs \(labels\)"):
+        fit(replace(tiny_table, frame=relabelled), config, tmp_path, resume=True, show_progress=False)
+    n = len(tiny_table.frame)
+    with pytest.raises(ParameterError, match=r"the clip table differs \(split\)"):
+        fit(tiny_table, config, tmp_path, train_idx=np.arange(1, n), val_idx=np.arange(0, 1), resume=True, show_progress=False)
+    resumed = fit(tiny_table, config, tmp_path, resume=True, show_progress=False)  # the same run resumes
+    assert resumed.history["epoch"].tolist() == [1, 2]
+
+
+def test_a_new_run_refuses_a_folder_holding_a_run_unless_overwrite(tiny_table, tiny_config, tmp_path):
+    config = replace(tiny_config, epochs=1)
+    fit(tiny_table, config, tmp_path, show_progress=False)
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "metrics.csv").write_text("not a run file: one level down")
+    before = (tmp_path / "train_state.pt").stat().st_mtime_ns
+    with pytest.raises(ParameterError, match=r"already holds a training run \(.*best\.safetensors.*\).*overwrite") as info:
+        fit(tiny_table, replace(config, lr=1e-3), tmp_path, show_progress=False)
+    assert "\n" not in str(info.value)
+    assert (tmp_path / "train_state.pt").stat().st_mtime_ns == before  # nothing touched
+    result = fit(tiny_table, replace(config, lr=1e-3), tmp_path, overwrite=True, show_progress=False)
+    assert result.history["epoch"].tolist() == [1]
+    assert "lr: 0.001" in (tmp_path / "config.yaml").read_text()
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "report" / "metrics.csv").is_file()
+    with pytest.raises(ParameterError, match="choose one"):
+        fit(tiny_table, config, tmp_path, resume=True, overwrite=True, show_progress=False)
+
+
+def test_a_partial_run_counts_and_overwrite_clears_fold_folders(tiny_table, tiny_config, tmp_path):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    to_yaml(tiny_config, partial / "config.yaml")  # a run killed before its first epoch ended
+    with pytest.raises(ParameterError, match=r"partial: already holds a training run \(config\.yaml\)"):
+        fit(tiny_table, replace(tiny_config, epochs=1), partial, show_progress=False)
+
+    cv = tmp_path / "cv"
+    config = replace(tiny_config, folds=2, epochs=1)
+    fit_folds(tiny_table, config, cv, show_progress=False)
+    (cv / "fold0" / "keep.txt").write_text("unrelated")
+    with pytest.raises(ParameterError, match=r"already holds a training run \(config\.yaml, fold0/.*"):
+        fit(tiny_table, replace(tiny_config, epochs=1), cv, show_progress=False)  # a single run into a K-fold folder
+    fit(tiny_table, replace(tiny_config, epochs=1), cv, overwrite=True, show_progress=False)
+    assert not (cv / "fold1").exists() and not (cv / "folds.csv").exists() and not (cv / "summary.csv").exists()
+    assert sorted(p.name for p in (cv / "fold0").iterdir()) == ["keep.txt"]  # its run files went, the rest stayed
+    assert (cv / "best.safetensors").is_file()
+
+
+def test_folds_one_at_a_time_into_one_run_and_their_guards(tiny_table, tiny_config, tmp_path):
+    config = replace(tiny_config, folds=2, epochs=1)
+    fit_folds(tiny_table, config, tmp_path, only_fold=0, show_progress=False)
+    fit_folds(tiny_table, config, tmp_path, only_fold=1, show_progress=False)  # the same run: adds a fold
+    assert sorted(pd.read_csv(tmp_path / "summary.csv")["fold"].astype(str)) == ["0", "1", "oof"]
+    with pytest.raises(ParameterError, match=r"already holds fold 0 of this run \(fold0/"):
+        fit_folds(tiny_table, config, tmp_path, only_fold=0, show_progress=False)
+    with pytest.raises(ParameterError, match=r"already holds a training run"):
+        fit_folds(tiny_table, config, tmp_path, show_progress=False)  # all folds again
+    with pytest.raises(ParameterError, match=r"already holds a training run"):
+        fit_folds(tiny_table, replace(config, lr=1e-3), tmp_path, only_fold=1, show_progress=False)  # another recipe
+    with pytest.raises(ParameterError, match=r"config\.yaml: resume refused: config differs in lr \(0\.003 -> 0\.001\)"):
+        fit_folds(tiny_table, replace(config, lr=1e-3), tmp_path, resume=True, show_progress=False)
+    (tmp_path / "benchmark.json").write_text("{}")
+    fit_folds(tiny_table, replace(config, lr=1e-3), tmp_path, only_fold=1, overwrite=True, show_progress=False)
+    assert not (tmp_path / "fold0").exists()  # another recipe: the whole old run went, not only fold 1
+    assert (tmp_path / "benchmark.json").is_file() and "lr: 0.001" in (tmp_path / "config.yaml").read_text()
+    fit_folds(tiny_table, replace(config, lr=1e-3), tmp_path, only_fold=0, show_progress=False)
+    fold1_before = (tmp_path / "fold1" / "best.safetensors").stat().st_mtime_ns
+    fit_folds(tiny_table, replace(config, lr=1e-3), tmp_path, only_fold=0, overwrite=True, show_progress=False)  # this fold only
+    assert (tmp_path / "fold1" / "best.safetensors").stat().st_mtime_ns == fold1_before
+    assert sorted(pd.read_csv(tmp_path / "summary.csv")["fold"].astype(str)) == ["0", "1", "oof"]
+
+
+def test_k_fold_resume_restarts_a_model_that_never_finished_an_epoch(tiny_table, tiny_config, tmp_path, monkeypatch):
+    config = replace(tiny_config, folds=2, epochs=1)
+    original = _killed_at(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        fit_folds(tiny_table, config, tmp_path, show_progress=False)
+    monkeypatch.setattr(loop_module, "train_one_epoch", original)
+    assert (tmp_path / "fold0" / "config.yaml").is_file() and not (tmp_path / "fold0" / "train_state.pt").exists()
+    with pytest.raises(ParameterError, match="already holds a training run"):
+        fit_folds(tiny_table, config, tmp_path, show_progress=False)
+    results = fit_folds(tiny_table, config, tmp_path, resume=True, show_progress=False)
+    assert [r.best_epoch for r in results] == [1, 1]
