@@ -247,7 +247,7 @@ def _number(value: Any, kind: type) -> Any:
     if isinstance(value, bool) or type(value).__name__ == "bool_":
         raise _Mismatch
     if isinstance(value, str):
-        text = value.strip()
+        text = value  # float() and int() skip the whitespace they know; str.strip() would also drop e.g. "\x1f"
         try:
             return kind(text)
         except ValueError:

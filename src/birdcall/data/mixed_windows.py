@@ -18,12 +18,30 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, ParameterError
+from ..audio import load
+from ..errors import AudioLoadError, DataError, ParameterError
 from ..features import FeatureConfig
 from ..features.crop import crop_or_pad
+from .dataset import _READ_FAILED, ClipReadError
 from .soundscape import WindowMixConfig, background_bed, mix_window
 
-__all__ = ["MixedWindowDataset"]
+__all__ = ["MemoryReader", "MixedWindowDataset"]
+
+
+class MemoryReader:
+    """Decode a file at ``sample_rate`` once per process and keep it (picklable, so DataLoader workers get one each)."""
+
+    def __init__(self, sample_rate: int):
+        self.sample_rate = sample_rate
+        self._memory: dict[Path, np.ndarray] = {}
+
+    def __getstate__(self) -> dict:
+        return {"sample_rate": self.sample_rate, "_memory": {}}
+
+    def __call__(self, path: Path) -> np.ndarray:
+        if path not in self._memory:
+            self._memory[path] = load(path, sample_rate=self.sample_rate)
+        return self._memory[path]
 
 
 class MixedWindowDataset:
@@ -102,5 +120,8 @@ class MixedWindowDataset:
     def __getitem__(self, index: int):
         import torch
 
-        y, target, _ = self.item(index)
+        try:
+            y, target, _ = self.item(index)
+        except AudioLoadError as err:  # checked up front, so changed on disk since: say which file, in one line
+            raise ClipReadError(err.path, f"{_READ_FAILED} ({err.cause})") from None
         return torch.from_numpy(y), torch.from_numpy(target)

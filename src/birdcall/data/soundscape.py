@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from ..audio import load, write_audio
-from ..errors import ParameterError
+from ..config import check_fields, check_number
+from ..errors import DataError, ParameterError
 from ..fileio import atomic_to_csv
 from ..types import Pathlike
 
@@ -53,6 +54,8 @@ __all__ = [
     "WindowMixConfig",
     "mix_window",
     "background_bed",
+    "read_events",
+    "clip_calls",
 ]
 
 SOUNDSCAPES, SOLUTION, EVENTS, PLACEMENTS = "soundscapes", "solution.csv", "events.csv", "placements.csv"
@@ -423,20 +426,16 @@ class WindowMixConfig:
     fade: float = 0.02
 
     def __post_init__(self) -> None:
-        name = type(self).__name__
-        for key in ("p", "min_visible", "min_overlap", "min_overlap_fraction", "fade"):
-            value = getattr(self, key)
-            if not _finite(value) or value < 0:
-                raise ParameterError(f"{name}.{key}: expected a finite number >= 0, got {value!r}")
-        if self.p > 1 or self.min_overlap_fraction > 1:
-            raise ParameterError(f"{name}: p and min_overlap_fraction must be <= 1, got {self.p}, {self.min_overlap_fraction}")
-        if isinstance(self.extra_clips, bool) or not isinstance(self.extra_clips, int) or not 0 <= self.extra_clips <= 8:
-            raise ParameterError(f"{name}.extra_clips: expected an integer in 0..8, got {self.extra_clips!r}")
+        check_fields(self)
+        for key in ("p", "min_overlap_fraction"):
+            check_number(self, key, ge=0, le=1)
+        for key in ("min_visible", "min_overlap", "fade"):
+            check_number(self, key, ge=0)
+        check_number(self, "extra_clips", ge=0, le=8)
         for key in ("snr_db", "background_db"):
-            low_high = tuple(getattr(self, key))
-            if len(low_high) != 2 or not all(_finite(v) for v in low_high) or low_high[0] > low_high[1]:
-                raise ParameterError(f"{name}.{key}: expected (low, high) with low <= high, got {getattr(self, key)!r}")
-            object.__setattr__(self, key, low_high)
+            low_high = getattr(self, key)
+            if len(low_high) != 2 or low_high[0] > low_high[1]:
+                raise ParameterError(f"{type(self).__name__}.{key}: expected [low, high] with low <= high, got {list(low_high)}")
 
 
 def mix_window(
@@ -487,3 +486,48 @@ def mix_window(
     if peak > 0.98:
         out *= 0.98 / peak
     return out, labels.astype(np.float32)
+
+
+def read_events(root: Pathlike) -> dict[str, list[tuple[float, float, str]]]:
+    """Annotated calls of a data set, ``{filename relative to root: [(start, end, species_code), ...]}``, from
+    ``root/events.csv`` (columns ``filename``, ``start``, ``end``, ``species_code``); empty without the file.
+
+    Raises:
+        DataError: the file lacks a column or holds a non-numeric or reversed time (one line naming the file).
+    """
+    path = Path(root) / EVENTS
+    if not path.is_file():
+        return {}
+    try:
+        frame = pd.read_csv(path, dtype={"filename": str, "species_code": str})
+        missing = {"filename", "start", "end", "species_code"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"missing column(s) {sorted(missing)}")
+        times = frame[["start", "end"]].astype(float).to_numpy()
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(path, f"malformed events table: {' '.join(str(err).split())}") from None
+    bad = ~np.isfinite(times).all(axis=1) | (times[:, 1] < times[:, 0])
+    if bad.any():
+        raise DataError(path, f"row {int(np.flatnonzero(bad)[0]) + 2}: start/end must be finite with start <= end")
+    out: dict[str, list[tuple[float, float, str]]] = {}
+    for name, (start, end), code in zip(frame["filename"], times, frame["species_code"]):
+        out.setdefault(str(name), []).append((float(start), float(end), str(code)))
+    return out
+
+
+def clip_calls(table) -> list[list[tuple[float, float, str]]]:
+    """The calls of every clip of a :class:`~.dataset.ClipTable`, in row order: its ``events.csv`` calls, and a
+    whole-clip span (duration from the file header) for each label of the clip without an annotated call."""
+    from ..audio import info
+
+    events = read_events(table.root)
+    out = []
+    for row in table.frame.itertuples(index=False):
+        calls = list(events.get(f"train_audio/{row.filename}", []))
+        annotated = {code for _, _, code in calls}
+        missing = [code for code in row.labels if code not in annotated]
+        if missing:
+            duration = info(row.path).duration
+            calls += [(0.0, duration, code) for code in missing]
+        out.append(calls)
+    return out

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ..augment import AugmentConfig
 from ..config import check_choice, check_fields, check_number
 from ..errors import ParameterError
+from ..data.soundscape import WindowMixConfig
 from ..features import FeatureConfig
 
 __all__ = ["TrainConfig"]
@@ -68,6 +69,10 @@ class TrainConfig:
     mix_min_gain_db: float = -6.0
     mix_max_gain_db: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # waveform, batch and spectrogram stages
+    # soundscape-style training windows (data.mixed_windows): with probability mix.p an item is its clip at a random
+    # offset (cut at the window edges) plus up to mix.extra_clips others over background recordings, labelled from
+    # events.csv call times; mix.p = 0 trains on plain crops
+    mix: WindowMixConfig = field(default_factory=WindowMixConfig)
     # run
     select: str = "best"  # kept model and oof.csv: "best" validation padded cmAP, or "last" epoch (unbiased CV estimate)
     seed: int = 0

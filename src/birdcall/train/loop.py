@@ -24,6 +24,8 @@ from ..augment import AddBackgroundNoise, Compose, build_batch_augment, build_sp
 from ..config import to_yaml
 from ..data.cache import AudioCache
 from ..data.dataset import ClipDataset, ClipTable, check_clip_audio
+from ..data.mixed_windows import MemoryReader, MixedWindowDataset
+from ..data.soundscape import clip_calls
 from ..errors import BirdcallError, ParameterError
 from ..fileio import atomic_to_csv
 from ..metrics import score_arrays
@@ -215,10 +217,19 @@ def _datasets(table: ClipTable, config: TrainConfig, targets: np.ndarray, train_
     if config.background_negatives and background:  # teach the model that "no species" is an answer
         train_paths += background
         train_targets = np.concatenate([train_targets, np.zeros((len(background), targets.shape[1]), np.float32)])
-    train_ds = ClipDataset(
-        train_paths, train_targets, config.features, train=True, crop=config.crop, seed=config.seed,
-        augment=waveform_augment(config, background), audio_cache=cache,
-    )  # fmt: skip
+    if config.mix.p > 0:  # soundscape-style windows; background negatives have no calls and stay plain crops
+        calls = clip_calls(table)
+        train_calls = [calls[i] for i in train_idx] + [[] for _ in range(len(train_paths) - len(train_idx))]
+        train_ds = MixedWindowDataset(
+            train_paths, train_targets, train_calls, species_codes=table.labels.codes, backgrounds=background,
+            features=config.features, config=config.mix, read=cache.get if cache else MemoryReader(config.features.sample_rate),
+            crop=config.crop, seed=config.seed, augment=waveform_augment(config, background),
+        )  # fmt: skip
+    else:
+        train_ds = ClipDataset(
+            train_paths, train_targets, config.features, train=True, crop=config.crop, seed=config.seed,
+            augment=waveform_augment(config, background), audio_cache=cache,
+        )  # fmt: skip
     val_ds = None
     if len(val_idx):
         val_ds = ClipDataset([paths[i] for i in val_idx], targets[val_idx], config.features, train=False, seed=config.seed, audio_cache=cache)

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from birdcall.augment import AugmentConfig
+from birdcall.data.soundscape import WindowMixConfig
 from birdcall.config import apply_overrides, from_dict, from_yaml, to_dict, to_yaml
 from birdcall.errors import ParameterError
 from birdcall.features import FeatureConfig
@@ -24,11 +25,11 @@ from birdcall.train.ema import EmaConfig
 from birdcall.train.losses import LossConfig
 from birdcall.train.optim import OptimConfig
 
-NESTED = {"features": FeatureConfig, "augment": AugmentConfig}
+NESTED = {"features": FeatureConfig, "augment": AugmentConfig, "mix": WindowMixConfig}
 # numeric fields where a negative value is legitimate (gains, SNRs and shifts in dB/seconds, a mask fill value)
 NEGATIVE_OK = {
     "noise_min_snr_db", "noise_max_snr_db", "mix_min_gain_db", "mix_max_gain_db", "time_shift", "pitch_shift_semitones",
-    "background_noise_snr_db", "pink_noise_snr_db", "gaussian_snr_db", "gain_db", "mask_fill",
+    "background_noise_snr_db", "pink_noise_snr_db", "gaussian_snr_db", "gain_db", "mask_fill", "snr_db", "background_db",
 }  # fmt: skip
 # string fields that take one of a few names
 CHOICES = {
@@ -37,7 +38,7 @@ CHOICES = {
 }  # fmt: skip
 # fields that are probabilities or fractions bounded by 1
 AT_MOST_ONE = {"noise_p", "mix_p", "val_fraction", "secondary_weight", "ema_decay", "label_smoothing", "drop_rate", "drop_path_rate",
-               "momentum", "min_lr_ratio", "focal_alpha", "preemphasis"} | {f.name for f in dataclasses.fields(AugmentConfig) if f.name.endswith("_p")}
+               "momentum", "min_lr_ratio", "focal_alpha", "preemphasis", "p", "min_overlap_fraction"} | {f.name for f in dataclasses.fields(AugmentConfig) if f.name.endswith("_p")}
 
 
 def _options(hint) -> tuple[tuple, bool]:
