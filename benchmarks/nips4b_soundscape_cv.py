@@ -267,6 +267,7 @@ def parse_args(argv=None):
     p.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
     p.add_argument("--duration", type=float, default=60.0, help="seconds per assembled recording")
     p.add_argument("--seed", type=int, default=0, help="seed of the recordings (the folds use the recipe's seed)")
+    p.add_argument("--tag", default="", help="names the CNN's folder (RUN/cnn-<tag>) and row, to compare recipes in one run folder")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
@@ -394,8 +395,8 @@ def main(argv=None) -> int:
     if "cnn" in systems:
         from birdcall.infer import run_inference
 
-        name = f"CNN {config.model} ({args.config.stem})" if args.cnn_run is None else f"CNN run {args.cnn_run.name}"
-        cnn_dir = args.cnn_run or run_dir / "cnn"
+        name = f"CNN {config.model} ({args.config.stem}{' ' + args.tag if args.tag else ''})" if args.cnn_run is None else f"CNN run {args.cnn_run.name}"
+        cnn_dir = args.cnn_run or run_dir / ("cnn" if not args.tag else f"cnn-{args.tag}")
         if args.cnn_run is not None:
             theirs = pd.read_csv(args.cnn_run / "folds.csv").set_index("filename")["fold"].reindex(table.frame["filename"]).to_numpy()
             if not np.array_equal(theirs, folds):
@@ -409,7 +410,7 @@ def main(argv=None) -> int:
                 fit_folds(fold_table, config, cnn_dir, only_fold=k, resume=(cnn_dir / f"fold{k}").is_dir(), show_progress=not args.quiet)
                 train_s = float(pd.read_csv(cnn_dir / f"fold{k}" / "metrics.csv")["seconds"].sum())
             t = time.perf_counter()
-            out = run_dir / "submissions" / f"cnn_fold{k}.csv"
+            out = run_dir / "submissions" / f"{cnn_dir.name}_fold{k}.csv"
             run_inference(cnn_dir / f"fold{k}" / "best.safetensors", [scapes[k] / "soundscapes"], out, kind="submission", retry_failed=True)
             infer_s = time.perf_counter() - t
             record(name, k, pd.read_csv(out), train_s, infer_s)
