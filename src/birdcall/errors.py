@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["BirdcallError", "ParameterError", "AudioLoadError", "DataError", "CheckpointError", "ExportError"]
+__all__ = ["BirdcallError", "ParameterError", "AudioLoadError", "DataError", "CheckpointError", "ExportError", "MissingExtraError"]
 
 
 class BirdcallError(Exception):
@@ -42,3 +42,8 @@ class CheckpointError(_PathError):
 
 class ExportError(BirdcallError):
     """A model could not be exported or the exported graph does not match torch."""
+
+
+class MissingExtraError(BirdcallError, ImportError):
+    """An optional extra (BirdNET: ``make birdnet``) is needed and not installed; the message names the extra,
+    what is missing and how to install it, on one line."""
