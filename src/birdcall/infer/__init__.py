@@ -4,6 +4,9 @@ from .detections import DETECTION_COLUMNS as DETECTION_COLUMNS
 from .detections import empty_detections as empty_detections
 from .detections import read_species_list as read_species_list
 from .detections import to_detections as to_detections
+from .embeddings import EmbeddingTable as EmbeddingTable
+from .embeddings import read_embedding_info as read_embedding_info
+from .embeddings import read_embeddings as read_embeddings
 from .ensemble import EnsembleScorer as EnsembleScorer
 from .ensemble import align_labels as align_labels
 from .ensemble import combine as combine
@@ -20,6 +23,7 @@ from .pipeline import RunSummary as RunSummary
 from .pipeline import combine_outputs as combine_outputs
 from .pipeline import discover_inputs as discover_inputs
 from .pipeline import merge_outputs as merge_outputs
+from .pipeline import open_embedder as open_embedder
 from .pipeline import run_inference as run_inference
 from .pipeline import score_files as score_files
 from .postprocess import PostprocessConfig as PostprocessConfig
@@ -27,8 +31,12 @@ from .postprocess import file_level_boost as file_level_boost
 from .postprocess import postprocess as postprocess
 from .postprocess import smooth_neighbours as smooth_neighbours
 from .scorer import BACKENDS as BACKENDS
+from .scorer import BirdNetEmbedder as BirdNetEmbedder
+from .scorer import Embedder as Embedder
 from .scorer import Scorer as Scorer
+from .scorer import TorchEmbedder as TorchEmbedder
 from .scorer import TorchScorer as TorchScorer
+from .scorer import load_embedder as load_embedder
 from .scorer import load_scorer as load_scorer
 from .writers import DEFAULT_HIGH_FREQ as DEFAULT_HIGH_FREQ
 from .writers import RAVEN_COLUMNS as RAVEN_COLUMNS

