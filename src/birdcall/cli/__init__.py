@@ -11,6 +11,7 @@ import typer
 from . import analyze as _analyze
 from . import config as _config
 from . import demo as _demo
+from . import embed as _embed
 from . import evaluate as _evaluate
 from . import export as _export
 from . import predict as _predict
@@ -25,7 +26,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
 
 
 def _version(value: bool) -> None:
@@ -50,6 +50,7 @@ _train.register(app)
 _predict.register(app)
 _export.register(app)
 _analyze.register(app)
+_embed.register(app)
 _demo.register(app)
 _config.register(app)
 
