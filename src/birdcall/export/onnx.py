@@ -311,6 +311,13 @@ class _ProbabilityGraph(nn.Module):
 
 
 def _check_model(model) -> None:
+    from ..models import BIRDNET_FAMILIES
+
+    if getattr(getattr(model, "config", None), "arch", None) in BIRDNET_FAMILIES:
+        raise ExportError(
+            f"a {model.config.arch} model runs BirdNET's TFLite graph inside and cannot be exported to ONNX/OpenVINO: "
+            "use its .safetensors file with predict, analyze and evaluate"
+        )
     frontend = getattr(model, "frontend", None)
     if not (
         isinstance(model, nn.Module)

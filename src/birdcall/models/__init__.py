@@ -1,4 +1,4 @@
-"""Models: timm-backed CNN, SED and CRNN families taking raw waveform, their registry and their file format.
+"""Models: timm-backed CNN, SED and CRNN families and heads on frozen BirdNET features, all taking raw waveform, their registry and their file format.
 
 A CNN returns clip logits ``(B, C)``; SED and CRNN models return ``{"clipwise": (B, C), "framewise": (B, T', C)}``
 logits. ``clip_logits(model(x))`` gives the clip logits of either, for losses and scoring.
@@ -12,7 +12,9 @@ from .heads import combine_clip_logits as combine_clip_logits
 from .io import load_model as load_model
 from .io import read_model_info as read_model_info
 from .io import save_model as save_model
+from .probe import BirdNetProbe as BirdNetProbe
 from .sed import BirdSED as BirdSED
+from .zoo import BIRDNET_FAMILIES as BIRDNET_FAMILIES
 from .zoo import create_model as create_model
 from .zoo import list_models as list_models
 from .zoo import model_config as model_config

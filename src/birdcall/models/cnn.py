@@ -49,6 +49,12 @@ class ModelConfig:
         rnn_type: CRNN only: ``"gru"`` or ``"lstm"`` (always bidirectional).
         rnn_hidden: CRNN only: hidden size per direction; the frame features have ``2 * rnn_hidden`` channels.
         rnn_layers: CRNN only: stacked RNN layers.
+        hidden: ``birdnet_probe`` only: width of the hidden layer of the head (0: a linear head, the probe; > 0:
+            a one-hidden-layer MLP, ``birdnet_mlp``).
+        birdnet_step: ``birdnet_probe`` only: seconds between the 3-s sub-windows BirdNET sees in a window.
+        birdnet_pool: ``birdnet_probe`` only: pooling of the sub-windows' embeddings, ``"meanmax"``, ``"mean"``
+            or ``"max"`` (:class:`birdcall.birdnet.BirdNetFeatureConfig`).
+        birdnet_logits: ``birdnet_probe`` only: also feed BirdNET's own class logits (max-pooled) to the head.
     """
 
     arch: str = "cnn"
@@ -62,6 +68,10 @@ class ModelConfig:
     rnn_type: str = "gru"
     rnn_hidden: int = 256
     rnn_layers: int = 1
+    hidden: int = 0
+    birdnet_step: float = 1.0
+    birdnet_pool: str = "meanmax"
+    birdnet_logits: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self)  # types and finite numbers
@@ -87,6 +97,10 @@ class ModelConfig:
             raise ParameterError(f"ModelConfig: rnn_type must be one of {RNN_TYPES}, got {self.rnn_type!r}")
         if self.rnn_hidden <= 0 or self.rnn_layers <= 0:
             raise ParameterError(f"ModelConfig: rnn_hidden and rnn_layers must be > 0, got {self.rnn_hidden}, {self.rnn_layers}")
+        check_number(self, "hidden", ge=0)
+        check_number(self, "birdnet_step", gt=0)
+        if self.birdnet_pool not in ("meanmax", "mean", "max"):
+            raise ParameterError(f"ModelConfig: birdnet_pool must be 'meanmax', 'mean' or 'max', got {self.birdnet_pool!r}")
 
 
 class WaveformModel(nn.Module):

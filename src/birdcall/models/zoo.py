@@ -16,9 +16,10 @@ from ..features import FeatureConfig
 from ..registry import Registry
 from .cnn import BirdCNN, ModelConfig
 from .crnn import BirdCRNN
+from .probe import BIRDNET_BACKBONE, BirdNetProbe
 from .sed import BirdSED
 
-__all__ = ["BACKBONES", "create_model", "list_models", "model_config", "model_registry"]
+__all__ = ["BACKBONES", "BIRDNET_FAMILIES", "create_model", "list_models", "model_config", "model_registry"]
 
 model_registry: Registry = Registry("model architecture")
 
@@ -42,8 +43,13 @@ _PRESETS.update(
         "test_cnn": {"arch": "cnn", "backbone": "test_efficientnet", "drop_rate": 0.0},
         "test_sed": {"arch": "sed", "backbone": "test_efficientnet", "drop_rate": 0.0},
         "test_crnn": {"arch": "crnn", "backbone": "test_resnet", "drop_rate": 0.0, "rnn_hidden": 16},
+        # heads on frozen BirdNET V2.4 features (the optional extra; CC BY-NC-SA 4.0: non-commercial use only)
+        "birdnet_probe": {"arch": "birdnet_probe", "backbone": BIRDNET_BACKBONE, "drop_rate": 0.0, "hidden": 0},
+        "birdnet_mlp": {"arch": "birdnet_probe", "backbone": BIRDNET_BACKBONE, "drop_rate": 0.2, "hidden": 512},
     }
 )
+BIRDNET_FAMILIES = ("birdnet_probe",)
+"""Families built on BirdNET: the optional extra, TFLite inside (not exportable), CC BY-NC-SA 4.0."""
 
 
 @model_registry.register(name="cnn")
@@ -59,6 +65,11 @@ def _sed(config: ModelConfig, features: FeatureConfig) -> BirdSED:
 @model_registry.register(name="crnn")
 def _crnn(config: ModelConfig, features: FeatureConfig) -> BirdCRNN:
     return BirdCRNN(config, features)
+
+
+@model_registry.register(name="birdnet_probe")
+def _birdnet_probe(config: ModelConfig, features: FeatureConfig) -> BirdNetProbe:
+    return BirdNetProbe(config, features)
 
 
 def list_models(pattern: str = "*") -> list[str]:

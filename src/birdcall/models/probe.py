@@ -1,0 +1,140 @@
+"""`BirdNetProbe`: a head (linear or one-hidden-layer MLP) on frozen BirdNET V2.4 features.
+
+The ``birdnet_probe`` family (presets ``birdnet_probe`` and ``birdnet_mlp``). Like every birdcall model it takes
+raw waveform windows, ``forward(waveform (B, N)) -> logits (B, C)``, so ``predict``, ``analyze``, ``evaluate`` and
+ensembles use it unchanged. Inside, BirdNET (TFLite, run by LiteRT: not a torch module, and not part of the
+weights file) turns each window into pooled sub-window features (:func:`birdcall.birdnet.window_features`, the
+function that made the training features), which are standardised with the training set's mean and scale
+(buffers saved with the head) and go through the head.
+
+BirdNET comes from :func:`birdcall.birdnet.shared_model` at the first forward pass, so a model file loads
+without the extra (a one-line :class:`~birdcall.errors.MissingExtraError` naming ``make birdnet`` comes when it
+first scores). BirdNET V2.4 is licensed CC BY-NC-SA 4.0: such a model is for non-commercial use only.
+
+Several probes scoring the same windows (the folds of a run, an ensemble) would each run BirdNET on them; the
+features of the last batch are kept once per process (keyed by a digest of the windows and the feature
+settings), so BirdNET runs once per batch whatever the ensemble size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..birdnet import BirdNetFeatureConfig, feature_dim, shared_model, window_features
+from ..errors import ParameterError
+from ..features import FeatureConfig
+from .cnn import ModelConfig
+
+__all__ = ["BIRDNET_BACKBONE", "BirdNetProbe", "birdnet_features"]
+
+BIRDNET_BACKBONE = "birdnet_v2.4"
+_EMBEDDING_DIM, _NUM_CLASSES = 1024, 6522  # BirdNET V2.4's embedding width and class count
+_LAST: dict[str, object] = {}
+
+
+def birdnet_features(windows: np.ndarray, *, sample_rate: int, config: BirdNetFeatureConfig, model=None) -> np.ndarray:
+    """:func:`~birdcall.birdnet.window_features` on the shared BirdNET, memoised for the last batch seen."""
+    model = model if model is not None else shared_model()
+    x = np.ascontiguousarray(windows, dtype=np.float32)
+    digest = hashlib.blake2b(x.tobytes(), digest_size=16)
+    digest.update(repr((x.shape, sample_rate, config, id(model), getattr(model, "digest", None))).encode())
+    key = digest.hexdigest()
+    if _LAST.get("key") != key:
+        _LAST.update(key=None, value=None)  # never keep a stale value if BirdNET fails
+        _LAST.update(key=key, value=window_features(x, sample_rate=sample_rate, model=model, config=config))
+    return _LAST["value"]  # type: ignore[return-value]
+
+
+class BirdNetProbe(nn.Module):
+    """``forward(waveform (B, N)) -> logits (B, num_classes)`` through frozen BirdNET features.
+
+    Args:
+        config: the architecture (``arch == "birdnet_probe"``, ``backbone == "birdnet_v2.4"``; ``hidden``,
+            ``birdnet_step``, ``birdnet_pool``, ``birdnet_logits``, ``drop_rate``).
+        features: the window the model scores (``sample_rate``, ``clip_duration``); its log-mel settings are
+            unused (BirdNET has its own spectrogram).
+
+    Raises:
+        ParameterError: another backbone, or a window shorter than BirdNET's 3-s segment.
+    """
+
+    def __init__(self, config: ModelConfig, features: FeatureConfig):
+        super().__init__()
+        if config.backbone != BIRDNET_BACKBONE:
+            raise ParameterError(f"ModelConfig.backbone of a birdnet_probe model must be {BIRDNET_BACKBONE!r}, got {config.backbone!r}")
+        self.config = config
+        self.feature_config = features
+        self.birdnet_config = BirdNetFeatureConfig(
+            window=features.clip_duration, segment=3.0, step=config.birdnet_step, pool=config.birdnet_pool, logits=config.birdnet_logits
+        )
+        self.num_inputs = feature_dim(self.birdnet_config, embedding_dim=_EMBEDDING_DIM, num_classes=_NUM_CLASSES)
+        if features.clip_samples == self.num_inputs:  # forward tells waveforms from features by their width
+            raise ParameterError(f"a {features.clip_samples}-sample window is as wide as the {self.num_inputs} features: change sample_rate")
+        self.register_buffer("feature_mean", torch.zeros(self.num_inputs))
+        self.register_buffer("feature_scale", torch.ones(self.num_inputs))
+        self.drop = nn.Dropout(config.drop_rate)
+        if config.hidden:
+            self.body: nn.Module = nn.Sequential(nn.Linear(self.num_inputs, config.hidden), nn.GELU(), nn.Dropout(config.drop_rate))
+            self.num_features = config.hidden
+        else:
+            self.body = nn.Identity()
+            self.num_features = self.num_inputs
+        self.classifier = nn.Linear(self.num_features, config.num_classes)
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def set_standardization(self, features: np.ndarray) -> None:
+        """Set the input standardisation from training features ``(n, num_inputs)``: mean, std (floored)."""
+        x = np.asarray(features, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.num_inputs or len(x) == 0:
+            raise ParameterError(f"expected (n > 0, {self.num_inputs}) training features, got shape {x.shape}")
+        std = x.std(axis=0)
+        floor = max(float(np.median(std)) * 1e-3, 1e-6)  # constant inputs (dead units) are not blown up
+        self.feature_mean.copy_(torch.from_numpy(x.mean(axis=0)).float())
+        self.feature_scale.copy_(torch.from_numpy(np.maximum(std, floor)).float())
+
+    def set_prior(self, targets: np.ndarray) -> None:
+        """Start the classifier's biases at the log-odds of each class's training frequency.
+
+        With ~2 % positives per class, logits starting near 0 cost a linear head hundreds of Adam steps just to
+        move the biases to about -4 (measured on NIPS4B: BCE still 0.55 after 420 steps at lr 1e-3); starting
+        at the prior, training goes straight to the features (the "prior" initialisation of RetinaNet).
+        """
+        y = np.asarray(targets, dtype=np.float64)
+        if y.ndim != 2 or y.shape[1] != self.num_classes or len(y) == 0:
+            raise ParameterError(f"expected (n > 0, {self.num_classes}) training targets, got shape {y.shape}")
+        rate = np.clip(y.mean(axis=0), 1e-4, 1 - 1e-4)
+        with torch.no_grad():
+            self.classifier.bias.copy_(torch.from_numpy(np.log(rate / (1 - rate))).float())
+
+    def birdnet_features(self, waveform: torch.Tensor) -> torch.Tensor:
+        """``(B, N)`` waveform windows -> raw BirdNET features ``(B, num_inputs)`` (no gradient: BirdNET is frozen)."""
+        expected = self.feature_config.clip_samples
+        if waveform.ndim != 2 or waveform.shape[1] != expected:
+            raise ParameterError(f"a birdnet_probe model takes (batch, {expected}) windows, got shape {tuple(waveform.shape)}")
+        x = waveform.detach().float().cpu().numpy()
+        out = birdnet_features(x, sample_rate=self.feature_config.sample_rate, config=self.birdnet_config)
+        if out.shape[1] != self.num_inputs:
+            raise ParameterError(f"BirdNET gave {out.shape[1]} features per window, the head takes {self.num_inputs}")
+        return torch.from_numpy(np.array(out, dtype=np.float32)).to(self.feature_mean.device)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Waveform ``(B, N)`` or raw BirdNET features ``(B, num_inputs)`` -> standardised features."""
+        if x.ndim != 2 or x.shape[1] != self.num_inputs:
+            x = self.birdnet_features(x)
+        return (x - self.feature_mean) / self.feature_scale
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Standardised features -> ``(B, num_features)`` (the hidden layer, or the inputs) or logits."""
+        x = self.body(self.drop(x))
+        return x if pre_logits else self.classifier(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Waveform windows ``(B, N)`` (or precomputed raw features ``(B, num_inputs)``, as training uses) -> logits."""
+        return self.forward_head(self.forward_features(x))
