@@ -66,4 +66,7 @@ def models() -> None:
     from ..models import list_models
 
     for name in list_models():
-        out.print(name)
+        if name.startswith("birdnet_"):  # the birdnet_probe family: the BirdNET extra, and its licence
+            out.print(f"{name}  (head on frozen BirdNET V2.4 features: needs `make birdnet`; CC BY-NC-SA 4.0, non-commercial use only)", highlight=False)
+        else:
+            out.print(name)

@@ -15,11 +15,47 @@ from ..errors import ParameterError
 from ..data.soundscape import WindowMixConfig
 from ..features import FeatureConfig
 
-__all__ = ["TrainConfig"]
+__all__ = ["ProbeConfig", "TrainConfig"]
 
 LOSSES = ("bce", "focal", "bce+focal")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 _DEVICE = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """How a head on frozen BirdNET features (``model: birdnet_probe`` or ``birdnet_mlp``) is trained.
+
+    BirdNET runs once per training window and its features are cached (:mod:`birdcall.train.probe`); the head
+    then trains for ``TrainConfig.epochs`` on the cached features (``lr``, ``weight_decay``, ``batch_size``,
+    ``loss``, ``class_weight_power``, ``drop_rate`` apply as for any model). Ignored by the other families.
+
+    Attributes:
+        clips: train on each clip's own features (the whole clip, as ``birdcall embed`` sees it).
+        views: soundscape-style windows per training clip (``TrainConfig.mix`` settings, always mixed: the clip
+            at a random offset, other clips, background beds, labels from call times), each a fixed draw.
+        step: seconds between BirdNET's 3-s sub-windows inside a window (pooled).
+        pool: ``"meanmax"``, ``"mean"`` or ``"max"`` pooling of the sub-windows' embeddings.
+        logits: also give BirdNET's own class logits (max-pooled) to the head.
+        hidden: hidden width of the head; None keeps the preset's (``birdnet_probe``: 0, linear;
+            ``birdnet_mlp``: 512).
+    """
+
+    clips: bool = True
+    views: int = 3
+    step: float = 1.0
+    pool: str = "meanmax"
+    logits: bool = False
+    hidden: int | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        check_number(self, "views", ge=0)
+        check_number(self, "step", gt=0)
+        check_number(self, "hidden", ge=0, none_ok=True)
+        check_choice(self, "pool", ("meanmax", "mean", "max"))
+        if not self.clips and not self.views:
+            raise ParameterError("ProbeConfig: clips is false and views is 0: the head would have nothing to train on")
 
 
 @dataclass(frozen=True)
@@ -73,6 +109,8 @@ class TrainConfig:
     # offset (cut at the window edges) plus up to mix.extra_clips others over background recordings, labelled from
     # events.csv call times; mix.p = 0 trains on plain crops
     mix: WindowMixConfig = field(default_factory=WindowMixConfig)
+    # heads on frozen BirdNET features (model birdnet_probe / birdnet_mlp): training windows and feature settings
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
     # run
     select: str = "best"  # kept model and oof.csv: "best" validation padded cmAP, or "last" epoch (unbiased CV estimate)
     seed: int = 0

@@ -29,7 +29,7 @@ from ..data.soundscape import clip_calls
 from ..errors import BirdcallError, ParameterError
 from ..fileio import atomic_to_csv
 from ..metrics import score_arrays
-from ..models import clip_logits, create_model, save_model
+from ..models import BIRDNET_FAMILIES, clip_logits, create_model, model_config, save_model
 from ..progress import make_progress
 from .checkpoint import STATE_FILE, load_train_state, save_train_state
 from .config import TrainConfig
@@ -38,7 +38,7 @@ from .losses import build_loss, class_weights
 from .optim import build_optimizer, build_scheduler
 from .rundir import check_resume, clear_run, cv_run_files, refuse_existing_run, run_fingerprint
 
-__all__ = ["FitResult", "encode_targets", "evaluate", "fit", "resolve_device", "split_holdout", "train_one_epoch"]
+__all__ = ["FitResult", "encode_targets", "evaluate", "fit", "record_epoch", "resolve_device", "split_holdout", "train_one_epoch"]
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def model_overrides(config: TrainConfig) -> dict:
-    """ModelConfig fields the training config sets: ``drop_rate`` always, ``pool`` and ``drop_path_rate`` when given."""
+    """ModelConfig fields the training config sets: ``drop_rate`` always, ``pool`` and ``drop_path_rate`` when given,
+    and for the ``birdnet_probe`` family the BirdNET feature settings of ``config.probe`` (and its ``hidden`` when given)."""
     extra = {k: getattr(config, k) for k in ("pool", "drop_path_rate") if getattr(config, k) is not None}
+    if model_config(config.model, num_classes=1).arch in BIRDNET_FAMILIES:
+        extra.update(birdnet_step=config.probe.step, birdnet_pool=config.probe.pool, birdnet_logits=config.probe.logits)
+        if config.probe.hidden is not None:
+            extra["hidden"] = config.probe.hidden
     return {"drop_rate": config.drop_rate, **extra}
 
 
@@ -171,10 +176,15 @@ def predict_loader(model, loader, *, device: torch.device = torch.device("cpu"),
 def evaluate(model, loader, *, device: torch.device = torch.device("cpu"), progress=None) -> tuple[dict, np.ndarray]:
     """Validation metrics (BCE loss, padded cmAP, cmAP, macro AUC) and the scores they were computed from."""
     scores, targets = predict_loader(model, loader, device=device, progress=progress, description="validate")
+    return validation_metrics(scores, targets), scores
+
+
+def validation_metrics(scores: np.ndarray, targets: np.ndarray) -> dict:
+    """BCE loss, padded cmAP, cmAP and macro AUC of sigmoid ``scores`` against ``targets`` (>= 0.5 is present)."""
     clipped = np.clip(scores, 1e-7, 1 - 1e-7)
     bce = float(-np.mean(targets * np.log(clipped) + (1 - targets) * np.log(1 - clipped)))
     metrics = score_arrays((targets >= 0.5).astype(np.int64), scores)
-    return {"val_loss": bce, **{k: metrics[k] for k in ("padded_cmap", "cmap", "macro_auc")}}, scores
+    return {"val_loss": bce, **{k: metrics[k] for k in ("padded_cmap", "cmap", "macro_auc")}}
 
 
 def _unwrap(model):
@@ -309,6 +319,13 @@ def fit(
         run_dir.mkdir(parents=True, exist_ok=True)
         to_yaml(config, run_dir / "config.yaml")
 
+    if model_config(config.model, num_classes=len(table.labels)).arch in BIRDNET_FAMILIES:  # a head on frozen BirdNET features
+        if world > 1:
+            raise ParameterError(f"{config.model} trains in one process (its features are cached): run it without torchrun")
+        from .probe import fit_probe
+
+        return fit_probe(table, config, run_dir, train_idx=np.asarray(train_idx), val_idx=np.asarray(val_idx), state=state, fingerprint=fingerprint,
+                         show_progress=show_progress)  # fmt: skip
     targets = encode_targets(table, config.secondary_weight)
     train_ds, val_ds = _datasets(table, config, targets, np.asarray(train_idx), np.asarray(val_idx))
     loader_generator = torch.Generator()
@@ -364,16 +381,7 @@ def fit(
                 eval_model = ema.module if ema is not None else _unwrap(model)
                 metrics, val_scores = evaluate(eval_model, val_loader, device=device, progress=progress) if val_loader is not None else ({}, None)
                 row = {"epoch": epoch, "train_loss": loss, **metrics, "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
-                history.append(row)
-                _save_epoch(run_dir, eval_model, table, extra, row, history)
-                # "last" keeps the final epoch: out-of-fold scores then owe nothing to the validation fold.
-                # Without a validation split the lowest training loss wins.
-                score = float(epoch) if config.select == "last" else metrics.get("padded_cmap", -loss)
-                if score > best["score"]:
-                    best = {"score": float(score), "epoch": epoch, "metrics": row}
-                    save_model(eval_model, run_dir / "best.safetensors", labels=table.labels, extra={**extra, "epoch": epoch, "metrics": row})
-                    if val_scores is not None:
-                        _save_oof(run_dir / "oof.csv", table, np.asarray(val_idx), val_scores, epoch)
+                best = record_epoch(run_dir, eval_model, table, config, extra=extra, row=row, history=history, best=best, val_idx=val_idx, val_scores=val_scores)
                 save_train_state(
                     run_dir / STATE_FILE, model=_unwrap(model).state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                     ema=ema.state_dict() if ema is not None else None, scaler=scaler.state_dict() if scaler is not None else None,
@@ -393,9 +401,27 @@ def fit(
     return FitResult(run_dir, run_dir / "best.safetensors", int(best["epoch"]), best["metrics"], pd.DataFrame(history), final)
 
 
-def _save_epoch(run_dir: Path, model, table: ClipTable, extra: dict, row: dict, history: list[dict]) -> None:
+def record_epoch(
+    run_dir: Path, model, table: ClipTable, config: TrainConfig, *, extra: dict, row: dict, history: list[dict], best: dict,
+    val_idx, val_scores: np.ndarray | None,
+) -> dict:
+    """End of an epoch (every family): append ``row`` to ``metrics.csv``, save ``last.safetensors`` and, when the
+    epoch is the best so far, ``best.safetensors`` and ``oof.csv``. Returns the new ``best``.
+
+    ``config.select == "last"`` keeps the final epoch: out-of-fold scores then owe nothing to the validation
+    fold. Without a validation split the lowest training loss wins.
+    """
+    epoch = row["epoch"]
+    history.append(row)
     atomic_to_csv(pd.DataFrame(history), run_dir / "metrics.csv")
-    save_model(model, run_dir / "last.safetensors", labels=table.labels, extra={**extra, "epoch": row["epoch"], "metrics": row})
+    save_model(model, run_dir / "last.safetensors", labels=table.labels, extra={**extra, "epoch": epoch, "metrics": row})
+    score = float(epoch) if config.select == "last" else row.get("padded_cmap", -row["train_loss"])
+    if score > best["score"]:
+        best = {"score": float(score), "epoch": epoch, "metrics": row}
+        save_model(model, run_dir / "best.safetensors", labels=table.labels, extra={**extra, "epoch": epoch, "metrics": row})
+        if val_scores is not None:
+            _save_oof(run_dir / "oof.csv", table, np.asarray(val_idx), val_scores, epoch)
+    return best
 
 
 def _save_oof(path: Path, table: ClipTable, val_idx: np.ndarray, scores: np.ndarray, epoch: int) -> None:

@@ -1,0 +1,240 @@
+"""Training a head on frozen BirdNET features (the ``birdnet_probe`` family: presets ``birdnet_probe``, ``birdnet_mlp``).
+
+:func:`~birdcall.train.loop.fit` hands such a model here after its run-folder checks, and this writes the same
+run folder as any fit (``config.yaml``, ``metrics.csv``, ``last``/``best.safetensors``, ``oof.csv``,
+``train_state.pt``), so K-fold runs, ``summary.csv``, ``predict``/``analyze``/``evaluate`` and ensembles work
+unchanged.
+
+Training windows, each turned into BirdNET features once (:class:`birdcall.birdnet.store.FeatureStore`):
+
+- ``probe.clips``: every training clip as a whole (:func:`birdcall.birdnet.clip_features`, the path
+  ``birdcall embed`` takes), with its clip labels;
+- the data set's ``background/`` clips as all-negative windows (``background_negatives``);
+- ``probe.views`` soundscape-style windows per training clip (:class:`birdcall.data.mixed_windows.MixedWindowDataset`
+  with ``TrainConfig.mix`` settings, always mixed: the clip at a random offset with other training clips over
+  background beds, labels from ``events.csv`` call times), view ``v`` drawn as epoch ``v + 1`` of that dataset, so
+  the same data and seed give the same windows. Only training clips are ever mixed in (no validation leakage).
+
+Validation uses the validation clips' whole-clip features, as ``evaluate`` and the out-of-fold scores of every
+other family use whole clips.
+
+The head is fitted with torch (AdamW, the configured loss and class weights, minibatches of ``batch_size``,
+``epochs`` passes over the cached features), not scikit-learn: the result is a birdcall model file like any
+other, so it ensembles with the CNNs, goes through the streaming engine and can be a distillation teacher.
+BirdNET dominates the cost (a few minutes per fold on 2 cores for NIPS4B with 3 views); the head trains in
+seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..audio import load
+from ..birdnet import NON_COMMERCIAL_NOTE, BirdNetFeatureConfig, clip_features, shared_model, window_features
+from ..birdnet.model import BIRDNET_LICENSE, BIRDNET_VERSION
+from ..birdnet.store import FeatureStore, file_key
+from ..data.dataset import ClipTable
+from ..data.mixed_windows import MemoryReader, MixedWindowDataset
+from ..data.soundscape import clip_calls
+from ..errors import BirdcallError
+from ..models import create_model
+from ..progress import make_progress
+from .checkpoint import STATE_FILE, save_train_state
+from .config import TrainConfig
+from .losses import build_loss, class_weights
+from .optim import build_optimizer, build_scheduler
+
+__all__ = ["fit_probe", "probe_training_features"]
+
+_VIEW_BATCH = 32  # windows per BirdNET call while making views (memory: 32 x 5 s of audio)
+
+
+def _birdnet_key(birdnet, config: BirdNetFeatureConfig, sample_rate: int) -> dict:
+    return {"birdnet": getattr(birdnet, "digest", type(birdnet).__name__), "features": dataclasses.asdict(config), "sample_rate": sample_rate}
+
+
+def _clip_matrix(paths: list[Path], *, store: FeatureStore, birdnet, config: BirdNetFeatureConfig, sample_rate: int, progress=None, label: str) -> np.ndarray:
+    """Whole-clip features of ``paths`` ``(len(paths), D)``, one cache entry per file."""
+    base = _birdnet_key(birdnet, config, sample_rate)
+    task = progress.add_task(f"BirdNET features: {label}", total=len(paths), rate="") if progress else None
+    rows = []
+    for path in paths:
+        compute = lambda path=path: clip_features(load(path, sample_rate=sample_rate), sample_rate, birdnet, config)  # noqa: E731
+        rows.append(store.get({"kind": "clip", "file": file_key(path), **base}, compute))
+        if progress:
+            progress.update(task, advance=1)
+    return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+
+
+def _view_matrix(dataset: MixedWindowDataset, view: int, *, store: FeatureStore, key: dict, birdnet, config: BirdNetFeatureConfig,
+                 sample_rate: int, progress=None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Features and targets of view ``view`` (epoch ``view + 1`` of ``dataset``), cached as one array."""
+    width = len(dataset.codes)
+
+    def compute() -> np.ndarray:
+        dataset.set_epoch(view + 1)
+        task = progress.add_task(f"BirdNET features: view {view + 1}", total=len(dataset), rate="") if progress else None
+        out = []
+        for start in range(0, len(dataset), _VIEW_BATCH):
+            items = [dataset.item(i) for i in range(start, min(start + _VIEW_BATCH, len(dataset)))]
+            windows = np.stack([y for y, _, _ in items])
+            features = window_features(windows, sample_rate=sample_rate, model=birdnet, config=config)
+            out.append(np.concatenate([features, np.stack([t for _, t, _ in items])], axis=1))
+            if progress:
+                progress.update(task, advance=len(items))
+        return np.concatenate(out)
+
+    both = store.get({**key, "view": view}, compute)
+    return both[:, :-width], both[:, -width:]
+
+
+def probe_training_features(
+    table: ClipTable, config: TrainConfig, train_idx: np.ndarray, *, targets: np.ndarray, birdnet_config: BirdNetFeatureConfig,
+    birdnet=None, store: FeatureStore | None = None, progress=None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The head's training set ``(features (n, D), targets (n, C))``: clips, background negatives and views (module docstring)."""
+    from .loop import waveform_augment  # loop imports this module lazily; the reverse import is deferred too
+
+    birdnet = birdnet if birdnet is not None else shared_model()
+    store = store or FeatureStore()
+    rate = config.features.sample_rate
+    paths = list(table.frame["path"])
+    train_paths = [paths[i] for i in train_idx]
+    background = list(table.background_files)
+    xs, ys = [], []
+    if config.probe.clips:
+        xs.append(_clip_matrix(train_paths, store=store, birdnet=birdnet, config=birdnet_config, sample_rate=rate, progress=progress, label="training clips"))
+        ys.append(targets[train_idx])
+    if config.background_negatives and background:
+        xs.append(_clip_matrix(background, store=store, birdnet=birdnet, config=birdnet_config, sample_rate=rate, progress=progress, label="background clips"))
+        ys.append(np.zeros((len(background), targets.shape[1]), np.float32))
+    if config.probe.views:
+        calls = clip_calls(table)
+        train_calls = [calls[i] for i in train_idx]
+        mix = dataclasses.replace(config.mix, p=1.0)
+        dataset = MixedWindowDataset(
+            train_paths, targets[train_idx], train_calls, species_codes=table.labels.codes, backgrounds=background, features=config.features,
+            config=mix, read=MemoryReader(rate), crop=config.crop, seed=config.seed, augment=waveform_augment(config, background),
+        )  # fmt: skip
+        key = {
+            "kind": "views", **_birdnet_key(birdnet, birdnet_config, rate), "clips": [file_key(p) for p in train_paths],
+            "targets": _digest(targets[train_idx]), "calls": [[list(c) for c in cs] for cs in train_calls],
+            "backgrounds": [file_key(p) for p in background], "mix": dataclasses.asdict(mix), "crop": config.crop, "seed": config.seed,
+            "window": config.features.clip_duration, "augment": repr((config.noise_p, config.noise_min_snr_db, config.noise_max_snr_db, config.augment)),
+        }  # fmt: skip
+        for view in range(config.probe.views):
+            x, y = _view_matrix(dataset, view, store=store, key=key, birdnet=birdnet, config=birdnet_config, sample_rate=rate, progress=progress)
+            xs.append(x)
+            ys.append(y)
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32)
+
+
+def _digest(array: np.ndarray) -> str:
+    a = np.ascontiguousarray(array)
+    return hashlib.sha256(repr((a.shape, str(a.dtype))).encode() + a.tobytes()).hexdigest()
+
+
+def fit_probe(
+    table: ClipTable, config: TrainConfig, run_dir: Path, *, train_idx: np.ndarray, val_idx: np.ndarray, state: dict | None,
+    fingerprint: str, show_progress: bool = True, store: FeatureStore | None = None,
+):  # fmt: skip
+    """Train a ``birdnet_probe`` head (called by :func:`birdcall.train.loop.fit`, which has checked ``run_dir``).
+
+    Returns:
+        A :class:`~birdcall.train.loop.FitResult`.
+
+    Raises:
+        MissingExtraError: the BirdNET extra is not installed (one line naming ``make birdnet``).
+        BirdcallError: the loss became non-finite.
+    """
+    from .loop import FitResult, _epoch_seed, encode_targets, model_overrides, record_epoch, validation_metrics
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    birdnet = shared_model()  # the missing extra is reported before any work
+    torch.manual_seed(config.seed)
+    model = create_model(config.model, num_classes=len(table.labels), features=config.features, **model_overrides(config))
+    targets = encode_targets(table, config.secondary_weight)
+    paths = list(table.frame["path"])
+    rate = config.features.sample_rate
+    store = store or FeatureStore()
+    started = time.perf_counter()
+    with make_progress(disable=not show_progress) as progress:
+        x_train, y_train = probe_training_features(
+            table, config, train_idx, targets=targets, birdnet_config=model.birdnet_config, birdnet=birdnet, store=store, progress=progress
+        )
+        x_val = _clip_matrix([paths[i] for i in val_idx], store=store, birdnet=birdnet, config=model.birdnet_config, sample_rate=rate,
+                             progress=progress, label="validation clips")  # fmt: skip
+    feature_seconds = time.perf_counter() - started
+    y_val = targets[val_idx]
+    model.set_standardization(x_train)
+    model.set_prior(y_train)
+    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    weights = class_weights(y_train, power=config.class_weight_power) if config.class_weight_power else None
+    criterion = build_loss(
+        config.loss, label_smoothing=config.label_smoothing, class_weights=weights, gamma=config.focal_gamma, alpha=config.focal_alpha,
+        bce_weight=config.bce_weight, focal_weight=config.focal_weight,
+    )  # fmt: skip
+    optimizer = build_optimizer(model, name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum,
+                                no_decay_bias_norm=config.no_decay_bias_norm)  # fmt: skip
+    steps = math.ceil(len(xt) / config.batch_size)
+    scheduler = build_scheduler(optimizer, warmup_steps=int(config.warmup_epochs * steps), total_steps=config.epochs * steps, min_lr_ratio=config.min_lr_ratio)
+    extra = {
+        "num_train_clips": int(len(train_idx)), "num_train_windows": int(len(xt)), "num_val_clips": int(len(val_idx)),
+        "backbone": {"name": getattr(birdnet, "name", "BirdNET"), "version": getattr(birdnet, "version", BIRDNET_VERSION),
+                     "license": getattr(birdnet, "license", BIRDNET_LICENSE),
+                     "note": NON_COMMERCIAL_NOTE if getattr(birdnet, "license", BIRDNET_LICENSE) == BIRDNET_LICENSE else None,
+                     "digest": getattr(birdnet, "digest", None)},
+    }  # fmt: skip
+    history: list[dict] = []
+    best = {"score": -np.inf, "epoch": 0, "metrics": {}}
+    start_epoch = 1
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, best, start_epoch = list(state["history"]), dict(state["best"]), int(state["epoch"]) + 1
+    with make_progress(disable=not show_progress) as progress:
+        for epoch in range(start_epoch, config.epochs + 1):
+            tick = time.perf_counter()
+            torch.manual_seed(_epoch_seed(config.seed, epoch))
+            order = torch.randperm(len(xt), generator=torch.Generator().manual_seed(_epoch_seed(config.seed, epoch)))
+            model.train()
+            total = 0.0
+            for step in range(steps):
+                idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+                loss = criterion(model(xt[idx]), yt[idx])
+                if not torch.isfinite(loss):
+                    raise BirdcallError(f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step} (lower lr or enable grad_clip)")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                total += float(loss.detach()) * len(idx)
+            model.eval()
+            metrics, val_scores = {}, None
+            if len(x_val):
+                with torch.inference_mode():
+                    val_scores = torch.sigmoid(model(torch.from_numpy(x_val))).numpy()
+                metrics = validation_metrics(val_scores, y_val)
+            seconds = time.perf_counter() - tick + (feature_seconds if epoch == start_epoch else 0.0)
+            row = {"epoch": epoch, "train_loss": total / len(xt), **metrics, "lr": scheduler.get_last_lr()[0], "seconds": seconds}
+            best = record_epoch(run_dir, model, table, config, extra=extra, row=row, history=history, best=best, val_idx=val_idx, val_scores=val_scores)
+            save_train_state(run_dir / STATE_FILE, model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                             ema=None, scaler=None, epoch=epoch, history=history, best=best, fingerprint=fingerprint)  # fmt: skip
+            if epoch == config.epochs or epoch % 10 == 0:
+                progress.console.print(
+                    f"epoch {epoch}/{config.epochs}  loss {row['train_loss']:.4f}" + "".join(f"  {k} {v:.4f}" for k, v in metrics.items()), highlight=False
+                )
+    return FitResult(run_dir, run_dir / "best.safetensors", int(best["epoch"]), best["metrics"], pd.DataFrame(history), model)

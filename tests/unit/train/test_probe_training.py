@@ -1,0 +1,117 @@
+"""Training a birdnet_probe head (birdcall.train.probe) on the stand-in BirdNET: the run folder, the training
+windows (clips, background negatives, soundscape-style views), the feature cache, and the same features at
+training and at inference."""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from birdcall.birdnet import BirdNetFeatureConfig, using_model
+from birdcall.birdnet.store import FeatureStore
+from birdcall.errors import ParameterError
+from birdcall.features import FeatureConfig
+from birdcall.infer.pipeline import score_files
+from birdcall.infer.scorer import TorchScorer
+from birdcall.models import load_model
+from birdcall.models import probe as probe_module
+from birdcall.testing.birdnet import StandInBirdNet
+from birdcall.train import TrainConfig, fit
+from birdcall.train.config import ProbeConfig
+from birdcall.train.loop import encode_targets
+from birdcall.train.probe import probe_training_features
+
+RATE = 8000
+FEATURES = FeatureConfig(sample_rate=RATE, clip_duration=5.0, fmax=4000.0, n_fft=512, hop_length=256, n_mels=32, pad="wrap")
+
+
+@pytest.fixture
+def standin():
+    model = StandInBirdNet(sample_rate=RATE, segment_samples=3 * RATE)
+    with using_model(model):
+        probe_module._LAST.clear()
+        yield model
+    probe_module._LAST.clear()
+
+
+@pytest.fixture
+def probe_config():
+    return TrainConfig(model="birdnet_mlp", features=FEATURES, epochs=4, batch_size=8, lr=3e-3, threads=1, val_fraction=0.3, drop_rate=0.0,
+                       probe=ProbeConfig(views=2))  # fmt: skip
+
+
+def test_a_probe_run_writes_the_usual_run_folder_and_names_its_backbone(tiny_table, probe_config, standin, tmp_path):
+    result = fit(tiny_table, probe_config, tmp_path / "run", show_progress=False)
+    run = tmp_path / "run"
+    for name in ("config.yaml", "metrics.csv", "best.safetensors", "last.safetensors", "oof.csv", "train_state.pt"):
+        assert (run / name).is_file(), name
+    history = pd.read_csv(run / "metrics.csv")
+    assert history["epoch"].tolist() == [1, 2, 3, 4] and np.isfinite(history["padded_cmap"]).all()
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    _, labels, info = load_model(result.best_path)
+    backbone = info["extra"]["backbone"]
+    assert backbone["name"] == standin.name and backbone["license"] == standin.license and backbone["digest"] == standin.digest
+    n_train = info["extra"]["num_train_clips"]
+    # training windows: every training clip, every background clip, and 2 views of every training clip
+    assert info["extra"]["num_train_windows"] == n_train + len(tiny_table.background_files) + 2 * n_train
+    assert info["extra"]["num_val_clips"] == len(pd.read_csv(run / "oof.csv"))
+
+
+def test_the_model_scores_a_clip_file_as_its_validation_scores_said(tiny_table, probe_config, standin, tmp_path):
+    """The same BirdNET features at training (clip_features) and at inference (the engine's windows)."""
+    config = replace(probe_config, features=replace(FEATURES, pad="wrap"))
+    result = fit(tiny_table, config, tmp_path / "run", show_progress=False)
+    oof = pd.read_csv(tmp_path / "run" / "oof.csv")
+    model, labels, _ = load_model(result.best_path)
+    paths = tiny_table.frame.set_index("filename").loc[oof["filename"], "path"].tolist()
+    results = {r.index: r for r in score_files(TorchScorer(model, labels=labels), paths)}
+    assert len(results) == len(paths) and all(r.ok for r in results.values())
+    for i, filename in enumerate(oof["filename"]):
+        scores = results[i].scores
+        assert len(scores) == 1  # every clip is at most one 5-s window
+        expected = oof.set_index("filename").loc[filename, list(labels.codes)].to_numpy(float)
+        np.testing.assert_allclose(scores[list(labels.codes)].to_numpy(float)[0], expected, atol=2e-5)
+
+
+def test_features_are_cached_and_views_are_seeded(tiny_table, probe_config, standin, tmp_path):
+    targets = encode_targets(tiny_table, 1.0)
+    idx = np.arange(len(tiny_table.frame))[: len(tiny_table.frame) // 2 + 2]
+    bconf = BirdNetFeatureConfig(window=5.0)
+    store = FeatureStore(tmp_path / "cache")
+    x1, y1 = probe_training_features(tiny_table, probe_config, idx, targets=targets, birdnet_config=bconf, birdnet=standin, store=store)
+    calls = standin.calls
+    x2, y2 = probe_training_features(tiny_table, probe_config, idx, targets=targets, birdnet_config=bconf, birdnet=standin, store=store)
+    assert standin.calls == calls and store.hits > 0  # second time: nothing goes through BirdNET
+    np.testing.assert_array_equal(x1, x2)
+    fresh, _ = probe_training_features(tiny_table, probe_config, idx, targets=targets, birdnet_config=bconf, birdnet=standin,
+                                       store=FeatureStore(enabled=False))  # fmt: skip
+    np.testing.assert_allclose(fresh, x1, rtol=1e-6)  # seeded: recomputing gives the same windows
+    other, _ = probe_training_features(tiny_table, replace(probe_config, seed=1), idx, targets=targets, birdnet_config=bconf, birdnet=standin, store=store)
+    n = len(idx) + len(tiny_table.background_files)
+    np.testing.assert_array_equal(other[:n], x1[:n])  # the clips do not depend on the seed
+    assert not np.allclose(other[n:], x1[n:])  # the views do
+    # views only ever hold training clips' species
+    train_species = targets[idx].max(axis=0) > 0
+    assert len(x1) == n + 2 * len(idx)
+    assert (y1[n:][:, ~train_species] == 0).all()
+    assert (y1[n:].sum(axis=1) > 0).any()
+
+
+def test_a_damaged_cache_entry_is_computed_again(tmp_path):
+    store = FeatureStore(tmp_path)
+    key = {"kind": "test"}
+    first = store.get(key, lambda: np.arange(6, dtype=np.float32).reshape(2, 3))
+    store.path(key).write_bytes(b"not an npy file")
+    again = store.get(key, lambda: np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.testing.assert_array_equal(first, again)
+    assert store.misses == 2 and np.load(store.path(key)).shape == (2, 3)
+
+
+def test_probe_config_is_validated():
+    with pytest.raises(ParameterError, match="nothing to train on"):
+        ProbeConfig(clips=False, views=0)
+    with pytest.raises(ParameterError, match="ProbeConfig.views"):
+        ProbeConfig(views=-1)
+    with pytest.raises(ParameterError, match="ProbeConfig.pool"):
+        ProbeConfig(pool="median")
