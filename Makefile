@@ -7,7 +7,7 @@ HASH   := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(HASH)
 OUT    ?= runs/demo
 
-.PHONY: setup browser demo test test-fast bench birdnet bench-nips4b bench-inference lock clean
+.PHONY: setup browser demo test test-fast bench birdnet bench-nips4b bench-soundscape bench-inference lock clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,15 @@ $(BIRDNET_STAMP):
 # The real-data benchmark of issue 4 (~1 h on 2 cores): 5-fold CV on ../shared/data/nips4b with baselines.
 bench-nips4b: birdnet
 	$(PY) benchmarks/nips4b_cv.py --out runs/nips4b_cv --overwrite
+
+# Issue 16's soundscape benchmark (~45 min on 2 cores, BirdNET features cached after the first run): 5-fold CV on
+# continuous recordings assembled from ../shared/data/nips4b; MFCC+LR, BirdNET zero-shot and embeddings+LR, and the
+# birdnet_probe recipes, each also after --smooth. Rows of the three invocations end up in one table.
+SOUNDSCAPE = $(PY) benchmarks/nips4b_soundscape_cv.py --out runs/nips4b_soundscape --quiet
+bench-soundscape: birdnet
+	$(SOUNDSCAPE) --systems mfcc,birdnet,cnn --config configs/birdnet_probe.yaml --tag clips+views
+	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_mlp.yaml --tag clips+views
+	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_probe.yaml --tag clips probe.views=0
 
 # Issue 5's speed benchmark (~10 min): every backend end to end on a 10-min soundscape vs BirdNET, memory vs length.
 bench-inference: birdnet

@@ -22,7 +22,9 @@ What it does:
   with it. So each model's classifier is calibrated on the short soundscape before export: its logits are
   standardised per species over the windows, and a common bias puts K pairs at or above the 0.1 threshold,
   give or take a pair that float rounding puts on the other side. K is 1000 by default, more than BirdNET's
-  166 and 322 on this file; the table gives each row's count;
+  166 and 322 on this file; the table gives each row's count (a ``birdnet_probe``/``birdnet_mlp`` model in
+  ``--models``, a head on BirdNET's features, is measured on the torch path only, uncalibrated: it cannot be
+  exported, as BirdNET's TFLite graph runs inside it);
 - runs every (model, backend) as ``birdcall.infer.run_inference`` (what ``birdcall analyze`` runs: decode (in a
   thread with ``--workers 0``, else in worker processes), resample, windows, model, detection tables,
   Raven/Audacity/CSV/Parquet written atomically), OpenVINO once per ``--streams`` value, in
@@ -272,6 +274,12 @@ def make_models(out: Path, archs: list[str], num_classes: int, backends: list[st
     paths = {}
     for arch in archs:
         torch.manual_seed(0)
+        if arch.startswith("birdnet_"):  # a head on BirdNET (TFLite inside): torch backend only, decoded at BirdNET's 48 kHz
+            model = create_model(arch, num_classes=num_classes, features=FeatureConfig(sample_rate=48_000)).eval()
+            base = out / "models" / arch
+            base.parent.mkdir(parents=True, exist_ok=True)
+            paths[(arch, "torch")] = save_model(model, base.with_suffix(".safetensors"), labels=labels)
+            continue
         model = create_model(arch, num_classes=num_classes, features=FeatureConfig()).eval()
         if detections:
             calibrate_detections(model, audio, detections)
@@ -297,6 +305,9 @@ def configurations(
     the last stream count, and the other STFT forms (whole graph, first stream count)."""
     rows = []
     for arch in archs:
+        if arch.startswith("birdnet_"):  # birdnet_probe / birdnet_mlp: not exportable, the torch path only
+            rows.append((arch, "torch", None, None, None))
+            continue
         for backend in backends:
             if backend == "torch":
                 rows.append((arch, "torch", None, None, None))

@@ -27,9 +27,13 @@ Systems (``--systems``):
   existing ``nips4b_cv.py`` run with ``--cnn-run``: same folds required; note that such a run saw every
   background clip), scored with ``birdcall``'s streaming engine (``run_inference``, torch backend).
 
+Every system is also scored after ``birdcall predict --smooth 0.25,0.5,0.25`` post-processing (each window
+averaged with its neighbours; ``--smooth ''`` disables): rows ``... + smooth``.
+
 Columns: per-fold and pooled cmAP, padded cmAP, macro AUC, birds-only cmAP (taxonomy ``taxon == bird``),
 training time (s) and inference real-time factor (audio seconds per wall second, feature extraction included).
-Prints markdown tables for ``benchmarks/RESULTS.md`` and writes ``RUN/benchmark.json``. The NIPS4B data stays
+Prints markdown tables for ``benchmarks/RESULTS.md`` and writes ``RUN/benchmark.json`` (``RUN/benchmark-fold<K>.json`` with ``--only-fold``), merging the rows of
+earlier invocations on the same recordings (so ``--systems``/``--tag`` runs add up to one table). The NIPS4B data stays
 outside the repository (research use only): the run folder holds recordings made from it and must not be
 committed.
 """
@@ -255,6 +259,30 @@ def score_windows(solution: pd.DataFrame, scores: pd.DataFrame, codes: list[str]
             "birds_cmap": float(b["cmap"]), "windows": int(s["num_samples"]), "species_scored": int(s["num_species_scored"])}  # fmt: skip
 
 
+def smooth_scores(scores: pd.DataFrame, weights: tuple[float, ...]) -> pd.DataFrame:
+    """``birdcall.infer.postprocess.smooth_neighbours`` on a submission-style table (``row_id = <stem>_<end>``)."""
+    from birdcall.infer.postprocess import smooth_neighbours
+
+    parts = scores["row_id"].astype(str).str.rsplit("_", n=1)
+    end = parts.str[1].astype(float)
+    table = scores.drop(columns="row_id")
+    table.index = pd.MultiIndex.from_arrays([parts.str[0], end - 5.0, end], names=["file", "start_time", "end_time"])
+    out = smooth_neighbours(table, weights=weights).reset_index(drop=True)
+    return out.assign(row_id=scores["row_id"].to_numpy())[["row_id", *table.columns]]
+
+
+def _previous_systems(path: Path, fold_list: list[int], scape: SoundscapeConfig) -> dict:
+    """Systems of an earlier run's ``benchmark.json`` scored on the same recordings (same folds and settings), so
+    rows measured by separate invocations (``--systems``, ``--tag``) end up in one table and one file."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if old.get("fold_list") != fold_list or old.get("soundscape") != json.loads(json.dumps(to_dict(scape))):
+        return {}
+    return {name: {"folds": {int(k): v for k, v in sys_["folds"].items()}, "pooled": sys_["pooled"]} for name, sys_ in old.get("systems", {}).items()}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", help="CNN recipe overrides key=value")
@@ -268,6 +296,7 @@ def parse_args(argv=None):
     p.add_argument("--duration", type=float, default=60.0, help="seconds per assembled recording")
     p.add_argument("--seed", type=int, default=0, help="seed of the recordings (the folds use the recipe's seed)")
     p.add_argument("--tag", default="", help="names the CNN's folder (RUN/cnn-<tag>) and row, to compare recipes in one run folder")
+    p.add_argument("--smooth", default="0.25,0.5,0.25", help="also score every system with `predict --smooth` weights (prev,self,next); '' disables")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
@@ -328,6 +357,9 @@ def main(argv=None) -> int:
         results.setdefault(name, {"folds": {}, "scores": []})
         results[name]["folds"][k] = row
         results[name]["scores"].append(scores.set_index("row_id").reindex(solutions[k]["row_id"]).reset_index())
+        slug = "".join(ch if ch.isalnum() or ch in "+-." else "_" for ch in name)
+        (run_dir / "scores").mkdir(exist_ok=True)  # every system's window scores, for offline ensembles and checks
+        results[name]["scores"][-1].to_csv(run_dir / "scores" / f"{slug}_fold{k}.csv", index=False, float_format="%.6g")
         print(f"{name} fold {k}: cmAP {row['cmap']:.4f}, birds {row['birds_cmap']:.4f}, train {train_s:.0f} s, RTF {audio_seconds[k] / max(infer_s, 1e-9):.0f}")
 
     def negatives(k: int) -> list[Path]:
@@ -395,7 +427,8 @@ def main(argv=None) -> int:
     if "cnn" in systems:
         from birdcall.infer import run_inference
 
-        name = f"CNN {config.model} ({args.config.stem}{' ' + args.tag if args.tag else ''})" if args.cnn_run is None else f"CNN run {args.cnn_run.name}"
+        family = "birdcall" if config.model.startswith("birdnet_") else "CNN"  # the birdcall-trained row: a CNN or a head on BirdNET
+        name = f"{family} {config.model} ({args.config.stem}{' ' + args.tag if args.tag else ''})" if args.cnn_run is None else f"CNN run {args.cnn_run.name}"
         cnn_dir = args.cnn_run or run_dir / ("cnn" if not args.tag else f"cnn-{args.tag}")
         if args.cnn_run is not None:
             theirs = pd.read_csv(args.cnn_run / "folds.csv").set_index("filename")["fold"].reindex(table.frame["filename"]).to_numpy()
@@ -415,6 +448,15 @@ def main(argv=None) -> int:
             infer_s = time.perf_counter() - t
             record(name, k, pd.read_csv(out), train_s, infer_s)
 
+    if args.smooth:  # the same scores post-processed as `birdcall predict --smooth` does: a row per system
+        weights = tuple(float(w) for w in args.smooth.split(","))
+        for name in list(results):
+            res = results[name]
+            smoothed = f"{name} + smooth {args.smooth}"
+            for k, scores in zip(sorted(res["folds"]), res["scores"]):
+                fold_row = res["folds"][k]
+                record(smoothed, k, smooth_scores(scores, weights), fold_row["train_seconds"], fold_row["infer_seconds"])
+
     # ---- tables ----------------------------------------------------------------------------------------------
     rows, pooled_rows = [], []
     for name, res in results.items():
@@ -430,6 +472,16 @@ def main(argv=None) -> int:
                             "pooled padded cmAP": pooled["padded_cmap"], "pooled macro AUC": pooled["macro_auc"],
                             "birds-only cmAP": pooled["birds_cmap"], "training time (s)": round(train_s), "inference RTF": round(rtf)})  # fmt: skip
         res["pooled"] = pooled | {"train_seconds": train_s, "infer_seconds": infer_s, "rtf": rtf}
+    json_path = run_dir / ("benchmark.json" if args.only_fold is None else f"benchmark-fold{args.only_fold}.json")  # a screen never replaces the full table
+    previous = _previous_systems(json_path, fold_list, scape)  # rows of earlier invocations on the same recordings
+    for name, old in previous.items():
+        if name not in results:
+            results[name] = old
+            pooled, ks = old["pooled"], sorted(old["folds"], key=int)
+            pooled_rows.append({"system": name, **{f"fold {k}": old["folds"][k]["cmap"] for k in ks}, "pooled cmAP": pooled["cmap"],
+                                "pooled padded cmAP": pooled["padded_cmap"], "pooled macro AUC": pooled["macro_auc"],
+                                "birds-only cmAP": pooled["birds_cmap"], "training time (s)": round(pooled["train_seconds"]),
+                                "inference RTF": round(pooled["rtf"])})  # fmt: skip
     print("\n## Soundscape CV (pooled over the folds' windows; per-fold columns are cmAP)\n")
     print(cv.markdown(pd.DataFrame(pooled_rows)))
     if birdnet_note:
@@ -440,8 +492,8 @@ def main(argv=None) -> int:
     summary = {"data": str(args.data), "folds": args.folds, "fold_list": fold_list, "soundscape": to_dict(scape), "config": to_dict(config),
                "systems": {n: {"folds": r["folds"], "pooled": r["pooled"]} for n, r in results.items()}, "birdnet": birdnet_note or "ok",
                "per_fold": rows, "total_seconds": total}  # fmt: skip
-    (run_dir / "benchmark.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    print(f"\nwrote {run_dir / 'benchmark.json'} (total {total:.0f} s)")
+    json_path.write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    print(f"\nwrote {json_path} (total {total:.0f} s)")
     return 0
 
 

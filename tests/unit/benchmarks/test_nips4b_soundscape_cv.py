@@ -52,7 +52,9 @@ def test_benchmark_scores_mfcc_and_cnn_on_the_same_recordings(bench, small_data,
             "--quiet", *overrides]  # fmt: skip
     assert bench.main(args) == 0
     result = json.loads((out / "benchmark.json").read_text())
-    assert set(result["systems"]) == {"MFCC + LR", "CNN test_cnn (cpu_default)"}
+    plain = {"MFCC + LR", "CNN test_cnn (cpu_default)"}
+    assert set(result["systems"]) == plain | {f"{name} + smooth 0.25,0.5,0.25" for name in plain}  # --smooth rows by default
+    assert (out / "scores" / "MFCC_+_LR_fold1.csv").is_file()
     for k in (0, 1):
         solution = pd.read_csv(out / "soundscapes" / f"fold{k}" / "solution.csv")
         placements = pd.read_csv(out / "soundscapes" / f"fold{k}" / "placements.csv")
@@ -75,5 +77,15 @@ def test_benchmark_scores_mfcc_and_cnn_on_the_same_recordings(bench, small_data,
     again = json.loads((out / "benchmark.json").read_text())
     assert (out / "soundscapes" / "fold0" / "solution.csv").stat().st_mtime_ns == stamp
     assert again["systems"]["MFCC + LR"]["pooled"]["cmap"] == pytest.approx(pooled["MFCC + LR"]["cmap"])
+    assert set(again["systems"]) == set(result["systems"])  # the CNN rows of the first run are kept in the file
     assert "## Soundscape CV" in capsys.readouterr().out
     assert np.isfinite(result["systems"]["MFCC + LR"]["pooled"]["birds_cmap"])
+
+
+def test_smooth_scores_averages_neighbouring_windows_of_the_same_recording(bench):
+    scores = pd.DataFrame({"row_id": ["a_5", "a_10", "a_15", "b_5"], "x": [0.0, 1.0, 0.0, 1.0], "y": [1.0, 0.0, 0.0, 0.5]})
+    out = bench.smooth_scores(scores, (0.25, 0.5, 0.25))
+    assert out["row_id"].tolist() == scores["row_id"].tolist()
+    # a_5: (0.5 * 0 + 0.25 * 1) / 0.75; a_10: 0.25 * 0 + 0.5 * 1 + 0.25 * 0; b_5 alone in its recording: unchanged
+    np.testing.assert_allclose(out["x"], [1 / 3, 0.5, 1 / 3, 1.0])
+    np.testing.assert_allclose(out["y"], [2 / 3, 0.25, 0.0, 0.5])
