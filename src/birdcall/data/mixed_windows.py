@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import load
-from ..errors import AudioLoadError, DataError, ParameterError
+from ..errors import AudioLoadError, DataError
 from ..features import FeatureConfig
 from ..features.crop import crop_or_pad
 from .dataset import _READ_FAILED, ClipReadError
@@ -53,7 +53,7 @@ class MixedWindowDataset:
         calls: per path, ``(start, end, species_code)`` calls in clip time (whole-clip spans where a clip
             species has no annotated call); mixed windows take their labels from these.
         species_codes: target column order.
-        backgrounds: background recordings for the beds (keep evaluation backgrounds out).
+        backgrounds: background recordings for the beds (keep evaluation backgrounds out); none: silent beds.
         read: decodes one file at ``features.sample_rate`` (an ``AudioCache.get`` or a memoised loader).
         augment: waveform transform applied after mixing or cropping, ``augment(y, sample_rate=, rng=)``.
     """
@@ -75,8 +75,6 @@ class MixedWindowDataset:
     ):
         if not (len(paths) == len(targets) == len(calls)):
             raise DataError(str(paths[0]) if paths else "<dataset>", f"{len(paths)} paths, {len(targets)} targets, {len(calls)} call lists")
-        if config.p > 0 and not backgrounds:
-            raise ParameterError("mixed training windows need background recordings (a background/ folder)")
         self.paths = list(paths)
         self.targets = np.asarray(targets, dtype=np.float32)
         self.calls = [list(c) for c in calls]
@@ -106,8 +104,11 @@ class MixedWindowDataset:
             others = self._mixable[self._mixable != index]
             count = int(rng.integers(0, self.config.extra_clips + 1)) if len(others) else 0
             chosen = [index, *(int(j) for j in rng.choice(others, size=min(count, len(others)), replace=False))]
-            bed = background_bed(self.read, self.backgrounds, n, fade_samples=int(self.config.fade * rate),
-                                 level_db=self.config.background_db, rng=rng, random_start=True)  # fmt: skip
+            if self.backgrounds:
+                bed = background_bed(self.read, self.backgrounds, n, fade_samples=int(self.config.fade * rate),
+                                     level_db=self.config.background_db, rng=rng, random_start=True)  # fmt: skip
+            else:  # a data set without background/: the calls are still cut at the edges and overlapped, over silence
+                bed = np.zeros(n, dtype=np.float32)
             y, target = mix_window([(self.read(self.paths[j]), self.calls[j]) for j in chosen], bed, sample_rate=rate,
                                    species_codes=self.codes, config=self.config, rng=rng)  # fmt: skip
         else:

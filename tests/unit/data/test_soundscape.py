@@ -233,11 +233,20 @@ def test_mixed_windows_hold_their_own_clip_when_its_call_is_inside():
     assert 0 < np.mean(np.array(others) > 0) < 1  # extra clips come and go (0..2 of them, cut or not)
 
 
-def test_mixed_dataset_refuses_mixing_without_backgrounds():
+def test_mixed_dataset_without_backgrounds_mixes_over_silence():
     from birdcall.data.mixed_windows import MixedWindowDataset
     from birdcall.data.soundscape import WindowMixConfig
     from birdcall.features import FeatureConfig
 
-    with pytest.raises(ParameterError, match="background"):
-        MixedWindowDataset([Path("a")], np.ones((1, 1)), [[(0.0, 1.0, "a")]], species_codes=["a"], backgrounds=[],
-                           features=FeatureConfig(), config=WindowMixConfig(p=0.5), read=lambda p: np.zeros(10))  # fmt: skip
+    features = FeatureConfig(sample_rate=8000, fmax=4000.0, n_fft=512, hop_length=256, n_mels=32, clip_duration=2.0)
+    clip = np.full(8000, 0.5, dtype=np.float32)  # a 1-s call filling its clip
+    dataset = MixedWindowDataset([Path("a")], np.ones((1, 1)), [[(0.0, 1.0, "a")]], species_codes=["a"], backgrounds=[],
+                                 features=features, config=WindowMixConfig(p=1.0), read=lambda p: clip)  # fmt: skip
+    hits = 0
+    for epoch in range(8):
+        dataset.set_epoch(epoch)
+        y, target, mixed = dataset.item(0)
+        assert mixed and y.shape == (16000,)
+        assert (y == 0).sum() >= 8000 - 1  # outside the 1-s clip the bed is silent
+        hits += int(target[0] == 1)
+    assert hits > 0  # and the call is labelled when it lies in the window

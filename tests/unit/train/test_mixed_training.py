@@ -45,3 +45,16 @@ def test_a_run_with_mixed_windows_trains_and_saves_a_model(tiny_table, tiny_conf
     assert history["epoch"].tolist() == [1, 2] and np.isfinite(history["train_loss"]).all()
     assert result.best_path.is_file()
     assert "mix:" in (tmp_path / "mixed" / "config.yaml").read_text()
+
+
+def test_without_background_recordings_mixed_windows_lie_over_silence(tiny_table, tiny_config):
+    targets = encode_targets(tiny_table, tiny_config.secondary_weight)
+    calls = clip_calls(tiny_table)
+    features = tiny_config.features
+    from birdcall.data.mixed_windows import MemoryReader
+
+    dataset = MixedWindowDataset(list(tiny_table.frame["path"]), targets, calls, species_codes=tiny_table.labels.codes, backgrounds=[],
+                                 features=features, config=WindowMixConfig(p=1.0, extra_clips=0), read=MemoryReader(features.sample_rate))  # fmt: skip
+    y, target, mixed = dataset.item(0)
+    assert mixed and y.shape == (features.clip_samples,) and np.isfinite(y).all()
+    assert np.abs(y).max() > 0
