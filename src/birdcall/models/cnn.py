@@ -55,6 +55,9 @@ class ModelConfig:
         birdnet_pool: ``birdnet_probe`` only: pooling of the sub-windows' embeddings, ``"meanmax"``, ``"mean"``
             or ``"max"`` (:class:`birdcall.birdnet.BirdNetFeatureConfig`).
         birdnet_logits: ``birdnet_probe`` only: also feed BirdNET's own class logits (max-pooled) to the head.
+        heads: ``birdnet_probe`` only: heads averaged in probability. With 2, the first is trained on whole clips
+            (and background negatives) only and the second on every training window (soundscape-style views
+            too): two views of the data whose average beats either on continuous recordings.
     """
 
     arch: str = "cnn"
@@ -72,6 +75,7 @@ class ModelConfig:
     birdnet_step: float = 1.0
     birdnet_pool: str = "meanmax"
     birdnet_logits: bool = False
+    heads: int = 1
 
     def __post_init__(self) -> None:
         check_fields(self)  # types and finite numbers
@@ -98,6 +102,7 @@ class ModelConfig:
         if self.rnn_hidden <= 0 or self.rnn_layers <= 0:
             raise ParameterError(f"ModelConfig: rnn_hidden and rnn_layers must be > 0, got {self.rnn_hidden}, {self.rnn_layers}")
         check_number(self, "hidden", ge=0)
+        check_number(self, "heads", ge=1, le=8)
         check_number(self, "birdnet_step", gt=0)
         if self.birdnet_pool not in ("meanmax", "mean", "max"):
             raise ParameterError(f"ModelConfig: birdnet_pool must be 'meanmax', 'mean' or 'max', got {self.birdnet_pool!r}")

@@ -77,13 +77,17 @@ class BirdNetProbe(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(self.num_inputs))
         self.register_buffer("feature_scale", torch.ones(self.num_inputs))
         self.drop = nn.Dropout(config.drop_rate)
+        self.body, self.classifier = self._head(config)
+        self.num_features = config.hidden or self.num_inputs
+        # heads 2.. (config.heads > 1), averaged with the first in probability (see ModelConfig.heads)
+        self.extra_heads = nn.ModuleList(nn.Sequential(*self._head(config)) for _ in range(config.heads - 1))
+
+    def _head(self, config: ModelConfig) -> tuple[nn.Module, nn.Linear]:
         if config.hidden:
-            self.body: nn.Module = nn.Sequential(nn.Linear(self.num_inputs, config.hidden), nn.GELU(), nn.Dropout(config.drop_rate))
-            self.num_features = config.hidden
+            body: nn.Module = nn.Sequential(nn.Linear(self.num_inputs, config.hidden), nn.GELU(), nn.Dropout(config.drop_rate))
         else:
-            self.body = nn.Identity()
-            self.num_features = self.num_inputs
-        self.classifier = nn.Linear(self.num_features, config.num_classes)
+            body = nn.Identity()
+        return body, nn.Linear(config.hidden or self.num_inputs, config.num_classes)
 
     @property
     def num_classes(self) -> int:
@@ -110,8 +114,10 @@ class BirdNetProbe(nn.Module):
         if y.ndim != 2 or y.shape[1] != self.num_classes or len(y) == 0:
             raise ParameterError(f"expected (n > 0, {self.num_classes}) training targets, got shape {y.shape}")
         rate = np.clip(y.mean(axis=0), 1e-4, 1 - 1e-4)
+        prior = torch.from_numpy(np.log(rate / (1 - rate))).float()
         with torch.no_grad():
-            self.classifier.bias.copy_(torch.from_numpy(np.log(rate / (1 - rate))).float())
+            for classifier in [self.classifier, *(head[-1] for head in self.extra_heads)]:
+                classifier.bias.copy_(prior)
 
     def birdnet_features(self, waveform: torch.Tensor) -> torch.Tensor:
         """``(B, N)`` waveform windows -> raw BirdNET features ``(B, num_inputs)`` (no gradient: BirdNET is frozen)."""
@@ -130,10 +136,20 @@ class BirdNetProbe(nn.Module):
             x = self.birdnet_features(x)
         return (x - self.feature_mean) / self.feature_scale
 
+    def head_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised features -> every head's logits ``(B, heads, num_classes)`` (training)."""
+        x = self.drop(x)
+        return torch.stack([self.classifier(self.body(x)), *(head(x) for head in self.extra_heads)], dim=1)
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Standardised features -> ``(B, num_features)`` (the hidden layer, or the inputs) or logits."""
-        x = self.body(self.drop(x))
-        return x if pre_logits else self.classifier(x)
+        """Standardised features -> ``(B, num_features)`` (the first head's hidden layer, or the inputs) or logits
+        (with several heads, the logit of their mean probability)."""
+        if pre_logits:
+            return self.body(self.drop(x))
+        if not len(self.extra_heads):
+            return self.classifier(self.body(self.drop(x)))
+        p = torch.sigmoid(self.head_logits(x)).mean(dim=1).clamp(1e-7, 1 - 1e-7)
+        return torch.log(p) - torch.log1p(-p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Waveform windows ``(B, N)`` (or precomputed raw features ``(B, num_inputs)``, as training uses) -> logits."""

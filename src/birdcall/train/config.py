@@ -39,6 +39,8 @@ class ProbeConfig:
         logits: also give BirdNET's own class logits (max-pooled) to the head.
         hidden: hidden width of the head; None keeps the preset's (``birdnet_probe``: 0, linear;
             ``birdnet_mlp``: 512).
+        heads: heads averaged in probability (``ModelConfig.heads``); None keeps the preset's (1). With 2, one
+            head learns from the clips only and one from every window, views included.
     """
 
     clips: bool = True
@@ -47,9 +49,11 @@ class ProbeConfig:
     pool: str = "meanmax"
     logits: bool = False
     hidden: int | None = None
+    heads: int | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_number(self, "heads", ge=1, le=8, none_ok=True)
         check_number(self, "views", ge=0)
         check_number(self, "step", gt=0)
         check_number(self, "hidden", ge=0, none_ok=True)

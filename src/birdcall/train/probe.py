@@ -18,6 +18,10 @@ Training windows, each turned into BirdNET features once (:class:`birdcall.birdn
 Validation uses the validation clips' whole-clip features, as ``evaluate`` and the out-of-fold scores of every
 other family use whole clips.
 
+With ``heads: 2`` (``probe.heads``) the model averages two heads: one fitted on the clips and background
+negatives only, one on every window including the views (on the NIPS4B soundscape benchmark the average of a
+clip-trained and a view-trained probe beat either alone).
+
 The head is fitted with torch (AdamW, the configured loss and class weights, minibatches of ``batch_size``,
 ``epochs`` passes over the cached features), not scikit-learn: the result is a birdcall model file like any
 other, so it ensembles with the CNNs, goes through the streaming engine and can be a distillation teacher.
@@ -100,8 +104,9 @@ def _view_matrix(dataset: MixedWindowDataset, view: int, *, store: FeatureStore,
 def probe_training_features(
     table: ClipTable, config: TrainConfig, train_idx: np.ndarray, *, targets: np.ndarray, birdnet_config: BirdNetFeatureConfig,
     birdnet=None, store: FeatureStore | None = None, progress=None,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The head's training set ``(features (n, D), targets (n, C))``: clips, background negatives and views (module docstring)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The head's training set ``(features (n, D), targets (n, C), is_view (n,))``: clips, background negatives and
+    views (module docstring); ``is_view`` marks the soundscape-style windows."""
     from .loop import waveform_augment  # loop imports this module lazily; the reverse import is deferred too
 
     birdnet = birdnet if birdnet is not None else shared_model()
@@ -135,12 +140,26 @@ def probe_training_features(
             x, y = _view_matrix(dataset, view, store=store, key=key, birdnet=birdnet, config=birdnet_config, sample_rate=rate, progress=progress)
             xs.append(x)
             ys.append(y)
-    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32)
+    views = np.concatenate([np.full(len(x), i >= len(xs) - config.probe.views) for i, x in enumerate(xs)])
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32), views
 
 
 def _digest(array: np.ndarray) -> str:
     a = np.ascontiguousarray(array)
     return hashlib.sha256(repr((a.shape, str(a.dtype))).encode() + a.tobytes()).hexdigest()
+
+
+def _head_loss(model, criterion, x: torch.Tensor, y: torch.Tensor, is_view: torch.Tensor) -> torch.Tensor:
+    """One head: the loss on every window. Several (``ModelConfig.heads``): the first head's loss on the clip rows
+    only (it never sees a view) plus each other head's loss on every row."""
+    if not len(model.extra_heads):
+        return criterion(model(x), y)
+    logits = model.head_logits(model.forward_features(x))
+    clips = ~is_view
+    loss = criterion(logits[clips, 0], y[clips]) if bool(clips.any()) else logits.sum() * 0.0
+    for h in range(1, logits.shape[1]):
+        loss = loss + criterion(logits[:, h], y)
+    return loss
 
 
 def fit_probe(
@@ -169,7 +188,7 @@ def fit_probe(
     store = store or FeatureStore()
     started = time.perf_counter()
     with make_progress(disable=not show_progress) as progress:
-        x_train, y_train = probe_training_features(
+        x_train, y_train, is_view = probe_training_features(
             table, config, train_idx, targets=targets, birdnet_config=model.birdnet_config, birdnet=birdnet, store=store, progress=progress
         )
         x_val = _clip_matrix([paths[i] for i in val_idx], store=store, birdnet=birdnet, config=model.birdnet_config, sample_rate=rate,
@@ -178,7 +197,7 @@ def fit_probe(
     y_val = targets[val_idx]
     model.set_standardization(x_train)
     model.set_prior(y_train)
-    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    xt, yt, vt = torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(is_view)
     weights = class_weights(y_train, power=config.class_weight_power) if config.class_weight_power else None
     criterion = build_loss(
         config.loss, label_smoothing=config.label_smoothing, class_weights=weights, gamma=config.focal_gamma, alpha=config.focal_alpha,
@@ -212,7 +231,7 @@ def fit_probe(
             total = 0.0
             for step in range(steps):
                 idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-                loss = criterion(model(xt[idx]), yt[idx])
+                loss = _head_loss(model, criterion, xt[idx], yt[idx], vt[idx])
                 if not torch.isfinite(loss):
                     raise BirdcallError(f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step} (lower lr or enable grad_clip)")
                 optimizer.zero_grad(set_to_none=True)

@@ -79,21 +79,22 @@ def test_features_are_cached_and_views_are_seeded(tiny_table, probe_config, stan
     idx = np.arange(len(tiny_table.frame))[: len(tiny_table.frame) // 2 + 2]
     bconf = BirdNetFeatureConfig(window=5.0)
     store = FeatureStore(tmp_path / "cache")
-    x1, y1 = probe_training_features(tiny_table, probe_config, idx, targets=targets, birdnet_config=bconf, birdnet=standin, store=store)
+    x1, y1, v1 = probe_training_features(tiny_table, probe_config, idx, targets=targets, birdnet_config=bconf, birdnet=standin, store=store)
     calls = standin.calls
-    x2, y2 = probe_training_features(tiny_table, probe_config, idx, targets=targets, birdnet_config=bconf, birdnet=standin, store=store)
+    x2, y2, _ = probe_training_features(tiny_table, probe_config, idx, targets=targets, birdnet_config=bconf, birdnet=standin, store=store)
     assert standin.calls == calls and store.hits > 0  # second time: nothing goes through BirdNET
     np.testing.assert_array_equal(x1, x2)
-    fresh, _ = probe_training_features(tiny_table, probe_config, idx, targets=targets, birdnet_config=bconf, birdnet=standin,
+    fresh, _, _ = probe_training_features(tiny_table, probe_config, idx, targets=targets, birdnet_config=bconf, birdnet=standin,
                                        store=FeatureStore(enabled=False))  # fmt: skip
     np.testing.assert_allclose(fresh, x1, rtol=1e-6)  # seeded: recomputing gives the same windows
-    other, _ = probe_training_features(tiny_table, replace(probe_config, seed=1), idx, targets=targets, birdnet_config=bconf, birdnet=standin, store=store)
+    other, _, _ = probe_training_features(tiny_table, replace(probe_config, seed=1), idx, targets=targets, birdnet_config=bconf, birdnet=standin, store=store)
     n = len(idx) + len(tiny_table.background_files)
     np.testing.assert_array_equal(other[:n], x1[:n])  # the clips do not depend on the seed
     assert not np.allclose(other[n:], x1[n:])  # the views do
     # views only ever hold training clips' species
     train_species = targets[idx].max(axis=0) > 0
     assert len(x1) == n + 2 * len(idx)
+    assert not v1[:n].any() and v1[n:].all()  # the views are marked (a two-head model keeps them from its first head)
     assert (y1[n:][:, ~train_species] == 0).all()
     assert (y1[n:].sum(axis=1) > 0).any()
 
@@ -115,3 +116,33 @@ def test_probe_config_is_validated():
         ProbeConfig(views=-1)
     with pytest.raises(ParameterError, match="ProbeConfig.pool"):
         ProbeConfig(pool="median")
+
+
+def test_with_two_heads_the_first_never_learns_from_views(standin):
+    import torch
+
+    from birdcall.models import create_model
+    from birdcall.train.losses import build_loss
+    from birdcall.train.probe import _head_loss
+
+    model = create_model("birdnet_probe", num_classes=3, features=FEATURES, heads=2)
+    x = torch.randn(6, model.num_inputs)
+    y = torch.zeros(6, 3)
+    y[:3, 0] = 1
+    criterion = build_loss("bce")
+    _head_loss(model, criterion, x, y, torch.ones(6, dtype=torch.bool)).backward()  # views only
+    assert model.classifier.weight.grad is None or not model.classifier.weight.grad.any()
+    assert model.extra_heads[0][-1].weight.grad.abs().sum() > 0
+    model.zero_grad()
+    _head_loss(model, criterion, x, y, torch.zeros(6, dtype=torch.bool)).backward()  # clips: both heads learn
+    assert model.classifier.weight.grad.abs().sum() > 0 and model.extra_heads[0][-1].weight.grad.abs().sum() > 0
+    with torch.no_grad():  # the model's output: the logit of the heads' mean probability
+        p = torch.sigmoid(model.head_logits(model.forward_features(x))).mean(dim=1)
+        torch.testing.assert_close(torch.sigmoid(model(x)), p, atol=1e-6, rtol=1e-5)
+
+
+def test_a_two_head_run_trains_and_saves(tiny_table, probe_config, standin, tmp_path):
+    config = replace(probe_config, probe=ProbeConfig(views=1, heads=2))
+    result = fit(tiny_table, config, tmp_path / "run", show_progress=False)
+    model, _, info = load_model(result.best_path)
+    assert info["model"]["heads"] == 2 and len(model.extra_heads) == 1
