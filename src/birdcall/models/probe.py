@@ -103,20 +103,22 @@ class BirdNetProbe(nn.Module):
         self.feature_mean.copy_(torch.from_numpy(x.mean(axis=0)).float())
         self.feature_scale.copy_(torch.from_numpy(np.maximum(std, floor)).float())
 
-    def set_prior(self, targets: np.ndarray) -> None:
+    def set_prior(self, targets: np.ndarray, *, head: int | None = None) -> None:
         """Start the classifier's biases at the log-odds of each class's training frequency.
 
         With ~2 % positives per class, logits starting near 0 cost a linear head hundreds of Adam steps just to
         move the biases to about -4 (measured on NIPS4B: BCE still 0.55 after 420 steps at lr 1e-3); starting
         at the prior, training goes straight to the features (the "prior" initialisation of RetinaNet).
+        ``head``: set that head only (each head from the rows it trains on); None: every head.
         """
         y = np.asarray(targets, dtype=np.float64)
         if y.ndim != 2 or y.shape[1] != self.num_classes or len(y) == 0:
             raise ParameterError(f"expected (n > 0, {self.num_classes}) training targets, got shape {y.shape}")
         rate = np.clip(y.mean(axis=0), 1e-4, 1 - 1e-4)
         prior = torch.from_numpy(np.log(rate / (1 - rate))).float()
+        classifiers = [self.classifier, *(extra[-1] for extra in self.extra_heads)]
         with torch.no_grad():
-            for classifier in [self.classifier, *(head[-1] for head in self.extra_heads)]:
+            for classifier in classifiers if head is None else [classifiers[head]]:
                 classifier.bias.copy_(prior)
 
     def birdnet_features(self, waveform: torch.Tensor) -> torch.Tensor:
@@ -135,6 +137,11 @@ class BirdNetProbe(nn.Module):
         if x.ndim != 2 or x.shape[1] != self.num_inputs:
             x = self.birdnet_features(x)
         return (x - self.feature_mean) / self.feature_scale
+
+    def one_head(self, x: torch.Tensor, head: int) -> torch.Tensor:
+        """Standardised features -> logits ``(B, num_classes)`` of head ``head`` alone (training one head at a time)."""
+        x = self.drop(x)
+        return self.classifier(self.body(x)) if head == 0 else self.extra_heads[head - 1](x)
 
     def head_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Standardised features -> every head's logits ``(B, heads, num_classes)`` (training)."""

@@ -149,17 +149,11 @@ def _digest(array: np.ndarray) -> str:
     return hashlib.sha256(repr((a.shape, str(a.dtype))).encode() + a.tobytes()).hexdigest()
 
 
-def _head_loss(model, criterion, x: torch.Tensor, y: torch.Tensor, is_view: torch.Tensor) -> torch.Tensor:
-    """One head: the loss on every window. Several (``ModelConfig.heads``): the first head's loss on the clip rows
-    only (it never sees a view) plus each other head's loss on every row."""
-    if not len(model.extra_heads):
-        return criterion(model(x), y)
-    logits = model.head_logits(model.forward_features(x))
-    clips = ~is_view
-    loss = criterion(logits[clips, 0], y[clips]) if bool(clips.any()) else logits.sum() * 0.0
-    for h in range(1, logits.shape[1]):
-        loss = loss + criterion(logits[:, h], y)
-    return loss
+def _row_groups(is_view: np.ndarray, heads: int) -> list[np.ndarray]:
+    """The training rows of each head: one head learns from every row; with several, the first learns from the
+    clip rows only (never a view) and the others from every row."""
+    every = np.arange(len(is_view))
+    return [every] if heads == 1 else [np.flatnonzero(~is_view), *([every] * (heads - 1))]
 
 
 def fit_probe(
@@ -196,8 +190,7 @@ def fit_probe(
     feature_seconds = time.perf_counter() - started
     y_val = targets[val_idx]
     model.set_standardization(x_train)
-    model.set_prior(y_train)
-    xt, yt, vt = torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(is_view)
+    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
     weights = class_weights(y_train, power=config.class_weight_power) if config.class_weight_power else None
     criterion = build_loss(
         config.loss, label_smoothing=config.label_smoothing, class_weights=weights, gamma=config.focal_gamma, alpha=config.focal_alpha,
@@ -205,7 +198,10 @@ def fit_probe(
     )  # fmt: skip
     optimizer = build_optimizer(model, name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum,
                                 no_decay_bias_norm=config.no_decay_bias_norm)  # fmt: skip
-    steps = math.ceil(len(xt) / config.batch_size)
+    groups = _row_groups(is_view, 1 + len(model.extra_heads))
+    for head, rows in enumerate(groups):  # each head starts from the class frequencies of its own rows
+        model.set_prior(y_train[rows], head=head)
+    steps = sum(math.ceil(len(rows) / config.batch_size) for rows in groups)
     scheduler = build_scheduler(optimizer, warmup_steps=int(config.warmup_epochs * steps), total_steps=config.epochs * steps, min_lr_ratio=config.min_lr_ratio)
     extra = {
         "num_train_clips": int(len(train_idx)), "num_train_windows": int(len(xt)), "num_val_clips": int(len(val_idx)),
@@ -226,21 +222,29 @@ def fit_probe(
         for epoch in range(start_epoch, config.epochs + 1):
             tick = time.perf_counter()
             torch.manual_seed(_epoch_seed(config.seed, epoch))
-            order = torch.randperm(len(xt), generator=torch.Generator().manual_seed(_epoch_seed(config.seed, epoch)))
+            generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
             model.train()
-            total = 0.0
-            for step in range(steps):
-                idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-                loss = _head_loss(model, criterion, xt[idx], yt[idx], vt[idx])
-                if not torch.isfinite(loss):
-                    raise BirdcallError(f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step} (lower lr or enable grad_clip)")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                total += float(loss.detach()) * len(idx)
+            total, seen, step = 0.0, 0, 0
+            # Each head takes its own passes over its own rows (heads > 1: the first sees the clips only), with
+            # the gradient of that head alone: Adam's step does not shrink with the loss, so a head trained on a
+            # share of mixed batches would get as many steps as the views give it and overfit the clips.
+            for head, rows in enumerate(groups):
+                order = torch.from_numpy(rows)[torch.randperm(len(rows), generator=generator)]
+                for start in range(0, len(order), config.batch_size):
+                    idx = order[start : start + config.batch_size]
+                    logits = model(xt[idx]) if len(groups) == 1 else model.one_head(model.forward_features(xt[idx]), head)
+                    loss = criterion(logits, yt[idx])
+                    if not torch.isfinite(loss):
+                        raise BirdcallError(f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step} (lower lr or enable grad_clip)")
+                    optimizer.zero_grad(set_to_none=True)  # the other heads keep no gradient: AdamW leaves them as they are
+                    loss.backward()
+                    if config.grad_clip:
+                        nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], config.grad_clip)
+                    optimizer.step()
+                    scheduler.step()
+                    total += float(loss.detach()) * len(idx)
+                    seen += len(idx)
+                    step += 1
             model.eval()
             metrics, val_scores = {}, None
             if len(x_val):
@@ -248,7 +252,7 @@ def fit_probe(
                     val_scores = torch.sigmoid(model(torch.from_numpy(x_val))).numpy()
                 metrics = validation_metrics(val_scores, y_val)
             seconds = time.perf_counter() - tick + (feature_seconds if epoch == start_epoch else 0.0)
-            row = {"epoch": epoch, "train_loss": total / len(xt), **metrics, "lr": scheduler.get_last_lr()[0], "seconds": seconds}
+            row = {"epoch": epoch, "train_loss": total / seen, **metrics, "lr": scheduler.get_last_lr()[0], "seconds": seconds}
             best = record_epoch(run_dir, model, table, config, extra=extra, row=row, history=history, best=best, val_idx=val_idx, val_scores=val_scores)
             save_train_state(run_dir / STATE_FILE, model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                              ema=None, scaler=None, epoch=epoch, history=history, best=best, fingerprint=fingerprint)  # fmt: skip

@@ -118,27 +118,34 @@ def test_probe_config_is_validated():
         ProbeConfig(pool="median")
 
 
-def test_with_two_heads_the_first_never_learns_from_views(standin):
+def test_with_two_heads_the_first_never_learns_from_views(tiny_table, probe_config, standin, tmp_path, monkeypatch):
+    """Flip the views' labels: the first head (clips only) ends identical, the second does not."""
     import torch
 
-    from birdcall.models import create_model
-    from birdcall.train.losses import build_loss
-    from birdcall.train.probe import _head_loss
+    from birdcall.train import probe as probe_training
 
-    model = create_model("birdnet_probe", num_classes=3, features=FEATURES, heads=2)
-    x = torch.randn(6, model.num_inputs)
-    y = torch.zeros(6, 3)
-    y[:3, 0] = 1
-    criterion = build_loss("bce")
-    _head_loss(model, criterion, x, y, torch.ones(6, dtype=torch.bool)).backward()  # views only
-    assert model.classifier.weight.grad is None or not model.classifier.weight.grad.any()
-    assert model.extra_heads[0][-1].weight.grad.abs().sum() > 0
-    model.zero_grad()
-    _head_loss(model, criterion, x, y, torch.zeros(6, dtype=torch.bool)).backward()  # clips: both heads learn
-    assert model.classifier.weight.grad.abs().sum() > 0 and model.extra_heads[0][-1].weight.grad.abs().sum() > 0
+    rng = np.random.default_rng(0)
+    n_clips, n_views, width = 12, 20, 2048
+    x = rng.standard_normal((n_clips + n_views, width)).astype(np.float32)
+    y = (rng.random((n_clips + n_views, len(tiny_table.labels))) < 0.3).astype(np.float32)
+    is_view = np.arange(n_clips + n_views) >= n_clips
+    assert [len(g) for g in probe_training._row_groups(is_view, 2)] == [n_clips, n_clips + n_views]
+    assert not is_view[probe_training._row_groups(is_view, 2)[0]].any()
+    flipped = y.copy()
+    flipped[is_view] = 1 - flipped[is_view]
+    config = replace(probe_config, model="birdnet_probe", probe=ProbeConfig(views=1, heads=2))
+    models = []
+    for k, targets in enumerate((y, flipped)):
+        monkeypatch.setattr(probe_training, "probe_training_features", lambda *a, targets_=targets, **kw: (x, targets_, is_view))
+        models.append(fit(tiny_table, config, tmp_path / f"run{k}", show_progress=False).model)
+    a, b = models
+    torch.testing.assert_close(a.classifier.weight, b.classifier.weight)
+    assert not torch.allclose(a.extra_heads[0][-1].weight, b.extra_heads[0][-1].weight)
     with torch.no_grad():  # the model's output: the logit of the heads' mean probability
-        p = torch.sigmoid(model.head_logits(model.forward_features(x))).mean(dim=1)
-        torch.testing.assert_close(torch.sigmoid(model(x)), p, atol=1e-6, rtol=1e-5)
+        z = a.forward_features(torch.from_numpy(x[:5]))
+        p = torch.sigmoid(a.head_logits(z)).mean(dim=1)
+        torch.testing.assert_close(torch.sigmoid(a(torch.from_numpy(x[:5]))), p, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(a.one_head(z, 1), a.head_logits(z)[:, 1])
 
 
 def test_a_two_head_run_trains_and_saves(tiny_table, probe_config, standin, tmp_path):
