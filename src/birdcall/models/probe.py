@@ -81,6 +81,9 @@ class BirdNetProbe(nn.Module):
         self.num_features = config.hidden or self.num_inputs
         # heads 2.. (config.heads > 1), averaged with the first in probability (see ModelConfig.heads)
         self.extra_heads = nn.ModuleList(nn.Sequential(*self._head(config)) for _ in range(config.heads - 1))
+        if config.heads > 1:  # each extra head's own standardisation (only then: no zero-size tensors in the file)
+            self.register_buffer("extra_mean", torch.zeros(config.heads - 1, self.num_inputs))
+            self.register_buffer("extra_scale", torch.ones(config.heads - 1, self.num_inputs))
 
     def _head(self, config: ModelConfig) -> tuple[nn.Module, nn.Linear]:
         if config.hidden:
@@ -93,15 +96,24 @@ class BirdNetProbe(nn.Module):
     def num_classes(self) -> int:
         return self.config.num_classes
 
-    def set_standardization(self, features: np.ndarray) -> None:
-        """Set the input standardisation from training features ``(n, num_inputs)``: mean, std (floored)."""
+    def set_standardization(self, features: np.ndarray, *, head: int | None = None) -> None:
+        """Set the input standardisation from training features ``(n, num_inputs)``: mean, std (floored).
+        ``head``: that head's (each head is standardised on the rows it trains on); None: every head."""
         x = np.asarray(features, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.num_inputs or len(x) == 0:
             raise ParameterError(f"expected (n > 0, {self.num_inputs}) training features, got shape {x.shape}")
         std = x.std(axis=0)
         floor = max(float(np.median(std)) * 1e-3, 1e-6)  # constant inputs (dead units) are not blown up
-        self.feature_mean.copy_(torch.from_numpy(x.mean(axis=0)).float())
-        self.feature_scale.copy_(torch.from_numpy(np.maximum(std, floor)).float())
+        mean, scale = torch.from_numpy(x.mean(axis=0)).float(), torch.from_numpy(np.maximum(std, floor)).float()
+        for h in range(1 + len(self.extra_heads)) if head is None else [head]:
+            self._mean(h).copy_(mean)
+            self._scale(h).copy_(scale)
+
+    def _mean(self, head: int) -> torch.Tensor:
+        return self.feature_mean if head == 0 else self.extra_mean[head - 1]
+
+    def _scale(self, head: int) -> torch.Tensor:
+        return self.feature_scale if head == 0 else self.extra_scale[head - 1]
 
     def set_prior(self, targets: np.ndarray, *, head: int | None = None) -> None:
         """Start the classifier's biases at the log-odds of each class's training frequency.
@@ -132,32 +144,34 @@ class BirdNetProbe(nn.Module):
             raise ParameterError(f"BirdNET gave {out.shape[1]} features per window, the head takes {self.num_inputs}")
         return torch.from_numpy(np.array(out, dtype=np.float32)).to(self.feature_mean.device)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Waveform ``(B, N)`` or raw BirdNET features ``(B, num_inputs)`` -> standardised features."""
-        if x.ndim != 2 or x.shape[1] != self.num_inputs:
-            x = self.birdnet_features(x)
-        return (x - self.feature_mean) / self.feature_scale
+    def raw_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Waveform ``(B, N)`` -> raw BirdNET features; raw features ``(B, num_inputs)`` (training) pass through."""
+        return self.birdnet_features(x) if x.ndim != 2 or x.shape[1] != self.num_inputs else x
 
-    def one_head(self, x: torch.Tensor, head: int) -> torch.Tensor:
-        """Standardised features -> logits ``(B, num_classes)`` of head ``head`` alone (training one head at a time)."""
-        x = self.drop(x)
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Waveform ``(B, N)`` or raw BirdNET features ``(B, num_inputs)`` -> the first head's standardised features."""
+        return (self.raw_features(x) - self.feature_mean) / self.feature_scale
+
+    def one_head(self, raw: torch.Tensor, head: int) -> torch.Tensor:
+        """Raw features (or waveforms) -> logits ``(B, num_classes)`` of head ``head`` alone, on its own standardisation."""
+        x = self.drop((self.raw_features(raw) - self._mean(head)) / self._scale(head))
         return self.classifier(self.body(x)) if head == 0 else self.extra_heads[head - 1](x)
 
-    def head_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardised features -> every head's logits ``(B, heads, num_classes)`` (training)."""
-        x = self.drop(x)
-        return torch.stack([self.classifier(self.body(x)), *(head(x) for head in self.extra_heads)], dim=1)
+    def head_logits(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw features (or waveforms) -> every head's logits ``(B, heads, num_classes)``."""
+        raw = self.raw_features(raw)
+        return torch.stack([self.one_head(raw, h) for h in range(1 + len(self.extra_heads))], dim=1)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Standardised features -> ``(B, num_features)`` (the first head's hidden layer, or the inputs) or logits
-        (with several heads, the logit of their mean probability)."""
-        if pre_logits:
-            return self.body(self.drop(x))
-        if not len(self.extra_heads):
-            return self.classifier(self.body(self.drop(x)))
-        p = torch.sigmoid(self.head_logits(x)).mean(dim=1).clamp(1e-7, 1 - 1e-7)
-        return torch.log(p) - torch.log1p(-p)
+        """The first head on standardised features (``forward_features``): ``(B, num_features)`` (its hidden layer,
+        or its inputs) with ``pre_logits``, else its logits."""
+        x = self.body(self.drop(x))
+        return x if pre_logits else self.classifier(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Waveform windows ``(B, N)`` (or precomputed raw features ``(B, num_inputs)``, as training uses) -> logits."""
-        return self.forward_head(self.forward_features(x))
+        """Waveform windows ``(B, N)`` (or precomputed raw features ``(B, num_inputs)``, as training uses) -> logits;
+        with several heads, the logit of their mean probability."""
+        if not len(self.extra_heads):
+            return self.forward_head(self.forward_features(x))
+        p = torch.sigmoid(self.head_logits(x)).mean(dim=1).clamp(1e-7, 1 - 1e-7)
+        return torch.log(p) - torch.log1p(-p)

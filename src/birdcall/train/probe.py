@@ -189,7 +189,6 @@ def fit_probe(
                              progress=progress, label="validation clips")  # fmt: skip
     feature_seconds = time.perf_counter() - started
     y_val = targets[val_idx]
-    model.set_standardization(x_train)
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
     weights = class_weights(y_train, power=config.class_weight_power) if config.class_weight_power else None
     criterion = build_loss(
@@ -199,7 +198,8 @@ def fit_probe(
     optimizer = build_optimizer(model, name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum,
                                 no_decay_bias_norm=config.no_decay_bias_norm)  # fmt: skip
     groups = _row_groups(is_view, 1 + len(model.extra_heads))
-    for head, rows in enumerate(groups):  # each head starts from the class frequencies of its own rows
+    for head, rows in enumerate(groups):  # each head is standardised on, and starts from the class frequencies of, its own rows
+        model.set_standardization(x_train[rows], head=head)
         model.set_prior(y_train[rows], head=head)
     steps = sum(math.ceil(len(rows) / config.batch_size) for rows in groups)
     scheduler = build_scheduler(optimizer, warmup_steps=int(config.warmup_epochs * steps), total_steps=config.epochs * steps, min_lr_ratio=config.min_lr_ratio)
@@ -232,7 +232,7 @@ def fit_probe(
                 order = torch.from_numpy(rows)[torch.randperm(len(rows), generator=generator)]
                 for start in range(0, len(order), config.batch_size):
                     idx = order[start : start + config.batch_size]
-                    logits = model(xt[idx]) if len(groups) == 1 else model.one_head(model.forward_features(xt[idx]), head)
+                    logits = model(xt[idx]) if len(groups) == 1 else model.one_head(xt[idx], head)
                     loss = criterion(logits, yt[idx])
                     if not torch.isfinite(loss):
                         raise BirdcallError(f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step} (lower lr or enable grad_clip)")

@@ -142,10 +142,13 @@ def test_with_two_heads_the_first_never_learns_from_views(tiny_table, probe_conf
     torch.testing.assert_close(a.classifier.weight, b.classifier.weight)
     assert not torch.allclose(a.extra_heads[0][-1].weight, b.extra_heads[0][-1].weight)
     with torch.no_grad():  # the model's output: the logit of the heads' mean probability
-        z = a.forward_features(torch.from_numpy(x[:5]))
+        z = torch.from_numpy(x[:5])
         p = torch.sigmoid(a.head_logits(z)).mean(dim=1)
-        torch.testing.assert_close(torch.sigmoid(a(torch.from_numpy(x[:5]))), p, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(torch.sigmoid(a(z)), p, atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(a.one_head(z, 1), a.head_logits(z)[:, 1])
+    # each head is standardised on its own rows: the clip head on the clips only
+    torch.testing.assert_close(a.feature_mean, torch.from_numpy(x[:n_clips].mean(axis=0)), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a.extra_mean[0], torch.from_numpy(x.mean(axis=0)), atol=1e-5, rtol=1e-5)
 
 
 def test_a_two_head_run_trains_and_saves(tiny_table, probe_config, standin, tmp_path):
