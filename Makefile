@@ -53,14 +53,17 @@ $(BIRDNET_STAMP):
 bench-nips4b: birdnet
 	$(PY) benchmarks/nips4b_cv.py --out runs/nips4b_cv --overwrite
 
-# Issue 16's soundscape benchmark (~45 min on 2 cores, BirdNET features cached after the first run): 5-fold CV on
-# continuous recordings assembled from ../shared/data/nips4b; MFCC+LR, BirdNET zero-shot and embeddings+LR, and the
-# birdnet_probe recipes, each also after --smooth. Rows of the three invocations end up in one table.
+# Issue 16's soundscape benchmark (~40 min on 2 cores the first time; BirdNET features are cached, reruns take ~15 min):
+# 5-fold CV on continuous recordings assembled from ../shared/data/nips4b; MFCC+LR, BirdNET zero-shot and
+# embeddings+LR, the birdnet_probe / birdnet_mlp recipes and their ablations, each also after --smooth.
+# The rows of all invocations end up in one table (runs/nips4b_soundscape/benchmark.json).
 SOUNDSCAPE = $(PY) benchmarks/nips4b_soundscape_cv.py --out runs/nips4b_soundscape --quiet
 bench-soundscape: birdnet
-	$(SOUNDSCAPE) --systems mfcc,birdnet,cnn --config configs/birdnet_probe.yaml --tag clips+views
-	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_mlp.yaml --tag clips+views
-	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_probe.yaml --tag clips probe.views=0
+	$(SOUNDSCAPE) --systems mfcc,birdnet,cnn --config configs/birdnet_probe.yaml --tag 2heads
+	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_probe.yaml --tag clips probe.views=0 probe.heads=1
+	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_probe.yaml --tag clips+views probe.heads=1
+	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_mlp.yaml --tag clips+views probe.heads=1
+	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_mlp.yaml --tag 2heads
 
 # Issue 5's speed benchmark (~10 min): every backend end to end on a 10-min soundscape vs BirdNET, memory vs length.
 bench-inference: birdnet
