@@ -18,3 +18,4 @@ from .model import BirdNetModel as BirdNetModel
 from .model import birdnet_files as birdnet_files
 from .model import shared_model as shared_model
 from .model import using_model as using_model
+from .model import require_extra as require_extra

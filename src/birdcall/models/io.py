@@ -22,7 +22,7 @@ from ..features import FeatureConfig
 from ..fileio import atomic_path
 from ..types import Pathlike
 from .cnn import ModelConfig
-from .zoo import create_model
+from .zoo import BIRDNET_FAMILIES, create_model
 
 __all__ = ["FORMAT", "save_model", "load_model", "read_model_info"]
 
@@ -106,10 +106,15 @@ def load_model(path: Pathlike, *, device: str | torch.device = "cpu"):
     Raises:
         CheckpointError: see `read_model_info`; or weights that do not match the described model, or a model
             whose number of outputs differs from the number of labels.
+        MissingExtraError: a head on BirdNET (``birdnet_probe`` family) without the BirdNET extra (names ``make birdnet``).
     """
     p = Path(path)
     info = read_model_info(p)
     labels = LabelSet.from_dict(info["labels"])
+    if info["model"].get("arch") in BIRDNET_FAMILIES:  # a head on BirdNET: useless without the extra, say so now
+        from ..birdnet import require_extra
+
+        require_extra()
     try:
         model = create_model(from_dict(ModelConfig, info["model"]), features=from_dict(FeatureConfig, info["features"]))
     except (ValueError, KeyError, TypeError) as err:  # e.g. an unknown architecture or timm backbone (ParameterError)
