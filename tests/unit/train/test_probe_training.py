@@ -156,3 +156,23 @@ def test_a_two_head_run_trains_and_saves(tiny_table, probe_config, standin, tmp_
     result = fit(tiny_table, config, tmp_path / "run", show_progress=False)
     model, _, info = load_model(result.best_path)
     assert info["model"]["heads"] == 2 and len(model.extra_heads) == 1
+
+
+@pytest.mark.birdnet
+def test_a_probe_on_the_real_birdnet_trains_scores_and_names_its_licence(tiny_table, tmp_path):
+    """The real BirdNET V2.4 (the extra): training features, the saved licence, and engine scores equal to the
+    validation scores (the same features at training and at inference)."""
+    from birdcall.birdnet import BIRDNET_LICENSE
+
+    probe_module._LAST.clear()
+    config = TrainConfig(model="birdnet_probe", features=FeatureConfig(pad="wrap"), epochs=3, batch_size=16, threads=2, val_fraction=0.3,
+                         probe=ProbeConfig(views=1, heads=2))  # fmt: skip
+    result = fit(tiny_table, config, tmp_path / "run", show_progress=False)
+    model, labels, info = load_model(result.best_path)
+    assert info["extra"]["backbone"]["license"] == BIRDNET_LICENSE and "non-commercial" in info["extra"]["backbone"]["note"]
+    oof = pd.read_csv(tmp_path / "run" / "oof.csv")
+    paths = tiny_table.frame.set_index("filename").loc[oof["filename"], "path"].tolist()[:3]
+    results = {r.index: r for r in score_files(TorchScorer(model, labels=labels), paths)}
+    for i, filename in enumerate(oof["filename"][:3]):
+        got = results[i].scores[list(labels.codes)].to_numpy(float)[0]
+        np.testing.assert_allclose(got, oof.set_index("filename").loc[filename, list(labels.codes)].to_numpy(float), atol=1e-4)
