@@ -295,7 +295,7 @@ def parse_args(argv=None):
     p.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
     p.add_argument("--duration", type=float, default=60.0, help="seconds per assembled recording")
     p.add_argument("--seed", type=int, default=0, help="seed of the recordings (the folds use the recipe's seed)")
-    p.add_argument("--tag", default="", help="names the CNN's folder (RUN/cnn-<tag>) and row, to compare recipes in one run folder")
+    p.add_argument("--tag", default="", help="names the trained model's folder (RUN/cnn-<tag>, RUN/<birdnet model>-<tag>) and row, to compare recipes in one run folder")
     p.add_argument("--smooth", default="0.25,0.5,0.25", help="also score every system with `predict --smooth` weights (prev,self,next); '' disables")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
@@ -429,7 +429,8 @@ def main(argv=None) -> int:
 
         family = "birdcall" if config.model.startswith("birdnet_") else "CNN"  # the birdcall-trained row: a CNN or a head on BirdNET
         name = f"{family} {config.model} ({args.config.stem}{' ' + args.tag if args.tag else ''})" if args.cnn_run is None else f"CNN run {args.cnn_run.name}"
-        cnn_dir = args.cnn_run or run_dir / ("cnn" if not args.tag else f"cnn-{args.tag}")
+        prefix = config.model if family == "birdcall" else "cnn"  # two recipes with one --tag never share a folder
+        cnn_dir = args.cnn_run or run_dir / (prefix if not args.tag else f"{prefix}-{args.tag}")
         if args.cnn_run is not None:
             theirs = pd.read_csv(args.cnn_run / "folds.csv").set_index("filename")["fold"].reindex(table.frame["filename"]).to_numpy()
             if not np.array_equal(theirs, folds):
