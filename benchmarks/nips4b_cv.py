@@ -231,7 +231,10 @@ def throughput(table, config: TrainConfig, folds: pd.Series, *, batches: int, wa
     train_idx, val_idx = np.flatnonzero(fold_ids != 0), np.flatnonzero(fold_ids == 0)
     train_ds, _ = _datasets(table, config, encode_targets(table, config.secondary_weight), train_idx, val_idx)
     started = time.perf_counter()
-    if train_ds._memory is not None or train_ds.audio_cache is not None:  # steady state: epochs >= 2 hit the cache
+    if not hasattr(train_ds, "_audio"):  # soundscape-style windows (mix.p > 0): the reader keeps every decoded file
+        for path in [*train_ds.paths, *train_ds.backgrounds]:
+            train_ds.read(path)
+    elif train_ds._memory is not None or train_ds.audio_cache is not None:  # steady state: epochs >= 2 hit the cache
         for path in train_ds.paths:
             train_ds._audio(path)
     for stage in getattr(train_ds.augment, "transforms", []):  # and the background-noise clips' cache
