@@ -16,6 +16,8 @@ from birdcall.models import probe as probe_module
 from birdcall.synth import make_dataset
 from birdcall.testing.birdnet import StandInBirdNet
 
+pytestmark = pytest.mark.slow  # trains a 2-fold run and evaluates it (~1 min): CI's tier, not the quick one
+
 runner = CliRunner()
 RATE = 8000
 SETTINGS = ["model=birdnet_probe", "features.sample_rate=8000", "features.fmax=4000", "features.n_fft=512", "features.hop_length=256",
