@@ -20,3 +20,18 @@ def eval_dataset(tmp_path_factory):
 def _cache_home(tmp_path_factory, monkeypatch):
     """birdcall's cache folder (audio-check records...) under the test's temporary tree, never the user's."""
     monkeypatch.setenv("BIRDCALL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "birdcall-cache"))
+
+
+@pytest.fixture
+def standin():
+    """BirdNET replaced by the deterministic stand-in (8 kHz, 3-s segments) as the process's shared model, with the
+    last-batch feature memo of the birdnet_probe models cleared before and after."""
+    from birdcall.birdnet import using_model
+    from birdcall.models import probe as probe_module
+    from birdcall.testing.birdnet import StandInBirdNet
+
+    model = StandInBirdNet(sample_rate=8000, segment_samples=3 * 8000)
+    with using_model(model):
+        probe_module._LAST.clear()
+        yield model
+    probe_module._LAST.clear()

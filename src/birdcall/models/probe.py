@@ -7,9 +7,9 @@ weights file) turns each window into pooled sub-window features (:func:`birdcall
 function that made the training features), which are standardised with the training set's mean and scale
 (buffers saved with the head) and go through the head.
 
-BirdNET comes from :func:`birdcall.birdnet.shared_model` at the first forward pass, so a model file loads
-without the extra (a one-line :class:`~birdcall.errors.MissingExtraError` naming ``make birdnet`` comes when it
-first scores). BirdNET V2.4 is licensed CC BY-NC-SA 4.0: such a model is for non-commercial use only.
+BirdNET comes from :func:`birdcall.birdnet.shared_model` at the first forward pass. Without the extra,
+:func:`birdcall.models.load_model` stops such a file at once and a model built in code at its first window, both
+with a one-line :class:`~birdcall.errors.MissingExtraError` naming ``make birdnet``. BirdNET V2.4 is licensed CC BY-NC-SA 4.0: such a model is for non-commercial use only.
 
 Several probes scoring the same windows (the folds of a run, an ensemble) would each run BirdNET on them; the
 features of the last batch are kept once per process (keyed by a digest of the windows and the feature

@@ -115,13 +115,15 @@ def probe_training_features(
     paths = list(table.frame["path"])
     train_paths = [paths[i] for i in train_idx]
     background = list(table.background_files)
-    xs, ys = [], []
+    xs, ys, views = [], [], []
     if config.probe.clips:
         xs.append(_clip_matrix(train_paths, store=store, birdnet=birdnet, config=birdnet_config, sample_rate=rate, progress=progress, label="training clips"))
         ys.append(targets[train_idx])
+        views.append(False)
     if config.background_negatives and background:
         xs.append(_clip_matrix(background, store=store, birdnet=birdnet, config=birdnet_config, sample_rate=rate, progress=progress, label="background clips"))
         ys.append(np.zeros((len(background), targets.shape[1]), np.float32))
+        views.append(False)
     if config.probe.views:
         calls = clip_calls(table)
         train_calls = [calls[i] for i in train_idx]
@@ -140,8 +142,9 @@ def probe_training_features(
             x, y = _view_matrix(dataset, view, store=store, key=key, birdnet=birdnet, config=birdnet_config, sample_rate=rate, progress=progress)
             xs.append(x)
             ys.append(y)
-    views = np.concatenate([np.full(len(x), i >= len(xs) - config.probe.views) for i, x in enumerate(xs)])
-    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32), views
+            views.append(True)
+    is_view = np.concatenate([np.full(len(x), view) for x, view in zip(xs, views)])
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32), is_view
 
 
 def _digest(array: np.ndarray) -> str:

@@ -9,26 +9,16 @@ import pytest
 import torch
 
 from birdcall import birdnet as birdnet_pkg
-from birdcall.birdnet import BirdNetFeatureConfig, using_model, window_features
+from birdcall.birdnet import BirdNetFeatureConfig, window_features
 from birdcall.errors import CheckpointError, ExportError, MissingExtraError, ParameterError
 from birdcall.export.onnx import export_onnx
 from birdcall.features import FeatureConfig
 from birdcall.data.labels import LabelSet
 from birdcall.models import BirdNetProbe, create_model, list_models, load_model, read_model_info, save_model
 from birdcall.models import probe as probe_module
-from birdcall.testing.birdnet import StandInBirdNet
 
 RATE = 8000
 FEATURES = FeatureConfig(sample_rate=RATE, clip_duration=5.0, fmax=4000.0, n_fft=512, hop_length=256, n_mels=32)
-
-
-@pytest.fixture
-def standin():
-    model = StandInBirdNet(sample_rate=RATE, segment_samples=3 * RATE)
-    with using_model(model):
-        probe_module._LAST.clear()
-        yield model
-    probe_module._LAST.clear()
 
 
 def _windows(n=3, seed=0):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from birdcall.birdnet import BirdNetFeatureConfig, using_model
+from birdcall.birdnet import BirdNetFeatureConfig
 from birdcall.birdnet.store import FeatureStore
 from birdcall.errors import ParameterError
 from birdcall.features import FeatureConfig
@@ -16,7 +16,6 @@ from birdcall.infer.pipeline import score_files
 from birdcall.infer.scorer import TorchScorer
 from birdcall.models import load_model
 from birdcall.models import probe as probe_module
-from birdcall.testing.birdnet import StandInBirdNet
 from birdcall.train import TrainConfig, fit
 from birdcall.train.config import ProbeConfig
 from birdcall.train.loop import encode_targets
@@ -24,15 +23,6 @@ from birdcall.train.probe import probe_training_features
 
 RATE = 8000
 FEATURES = FeatureConfig(sample_rate=RATE, clip_duration=5.0, fmax=4000.0, n_fft=512, hop_length=256, n_mels=32, pad="wrap")
-
-
-@pytest.fixture
-def standin():
-    model = StandInBirdNet(sample_rate=RATE, segment_samples=3 * RATE)
-    with using_model(model):
-        probe_module._LAST.clear()
-        yield model
-    probe_module._LAST.clear()
 
 
 @pytest.fixture
