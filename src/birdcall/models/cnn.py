@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -55,6 +56,8 @@ class ModelConfig:
         birdnet_pool: ``birdnet_probe`` only: pooling of the sub-windows' embeddings, ``"meanmax"``, ``"mean"``
             or ``"max"`` (:class:`birdcall.birdnet.BirdNetFeatureConfig`).
         birdnet_logits: ``birdnet_probe`` only: also feed BirdNET's own class logits (max-pooled) to the head.
+        birdnet_tail: ``birdnet_finetune`` only: the BirdNET block where the trained tail starts (``"BLOCK_4-3"``:
+            the last two blocks, the post-convolution and the pooling; everything before it stays frozen).
         heads: ``birdnet_probe`` only: heads averaged in probability. With 2, the first is trained on whole clips
             (and background negatives) only and the second on every training window (soundscape-style views
             too): two views of the data whose average beats either on continuous recordings.
@@ -75,6 +78,7 @@ class ModelConfig:
     birdnet_step: float = 1.0
     birdnet_pool: str = "meanmax"
     birdnet_logits: bool = False
+    birdnet_tail: str = "BLOCK_4-3"
     heads: int = 1
 
     def __post_init__(self) -> None:
@@ -106,6 +110,8 @@ class ModelConfig:
         check_number(self, "birdnet_step", gt=0)
         if self.birdnet_pool not in ("meanmax", "mean", "max"):
             raise ParameterError(f"ModelConfig: birdnet_pool must be 'meanmax', 'mean' or 'max', got {self.birdnet_pool!r}")
+        if not re.fullmatch(r"BLOCK_\d+-\d+", self.birdnet_tail):
+            raise ParameterError(f"ModelConfig: birdnet_tail must name a BirdNET block like 'BLOCK_4-3', got {self.birdnet_tail!r}")
 
 
 class WaveformModel(nn.Module):

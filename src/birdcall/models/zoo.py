@@ -16,6 +16,7 @@ from ..features import FeatureConfig
 from ..registry import Registry
 from .cnn import BirdCNN, ModelConfig
 from .crnn import BirdCRNN
+from .finetune import BirdNetFinetune
 from .probe import BIRDNET_BACKBONE, BirdNetProbe
 from .sed import BirdSED
 
@@ -46,10 +47,12 @@ _PRESETS.update(
         # heads on frozen BirdNET V2.4 features (the optional extra; CC BY-NC-SA 4.0: non-commercial use only)
         "birdnet_probe": {"arch": "birdnet_probe", "backbone": BIRDNET_BACKBONE, "drop_rate": 0.0, "hidden": 0},
         "birdnet_mlp": {"arch": "birdnet_probe", "backbone": BIRDNET_BACKBONE, "drop_rate": 0.2, "hidden": 512},
+        # BirdNET V2.4 (torch port) with its last blocks trained and a new head (same extra and licence)
+        "birdnet_finetune": {"arch": "birdnet_finetune", "backbone": BIRDNET_BACKBONE, "drop_rate": 0.2, "hidden": 0},
     }
 )
-BIRDNET_FAMILIES = ("birdnet_probe",)
-"""Families built on BirdNET: the optional extra, TFLite inside (not exportable), CC BY-NC-SA 4.0."""
+BIRDNET_FAMILIES = ("birdnet_probe", "birdnet_finetune")
+"""Families built on BirdNET: the optional extra, CC BY-NC-SA 4.0 (``birdnet_probe`` runs TFLite inside)."""
 
 
 @model_registry.register(name="cnn")
@@ -70,6 +73,11 @@ def _crnn(config: ModelConfig, features: FeatureConfig) -> BirdCRNN:
 @model_registry.register(name="birdnet_probe")
 def _birdnet_probe(config: ModelConfig, features: FeatureConfig) -> BirdNetProbe:
     return BirdNetProbe(config, features)
+
+
+@model_registry.register(name="birdnet_finetune")
+def _birdnet_finetune(config: ModelConfig, features: FeatureConfig) -> BirdNetFinetune:
+    return BirdNetFinetune(config, features)
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -41,6 +41,11 @@ class ProbeConfig:
             ``birdnet_mlp``: 512).
         heads: heads averaged in probability (``ModelConfig.heads``); None keeps the preset's (1). With 2, one
             head learns from the clips only and one from every window, views included.
+        tail: ``birdnet_finetune`` only: the BirdNET block where the trained tail starts (``ModelConfig.birdnet_tail``).
+        tail_epochs: ``birdnet_finetune`` only: the last ``tail_epochs`` of ``epochs`` also train the tail; the
+            epochs before train the head alone on the frozen network (linear probing, then fine-tuning:
+            Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features").
+        tail_lr: ``birdnet_finetune`` only: the tail's learning rate as a fraction of ``lr``.
     """
 
     clips: bool = True
@@ -50,9 +55,16 @@ class ProbeConfig:
     logits: bool = False
     hidden: int | None = None
     heads: int | None = None
+    tail: str = "BLOCK_4-3"
+    tail_epochs: int = 5
+    tail_lr: float = 0.1
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_number(self, "tail_epochs", ge=0)
+        check_number(self, "tail_lr", gt=0, le=10)
+        if not re.fullmatch(r"BLOCK_\d+-\d+", self.tail):
+            raise ParameterError(f"ProbeConfig: tail must name a BirdNET block like 'BLOCK_4-3', got {self.tail!r}")
         check_number(self, "heads", ge=1, le=8, none_ok=True)
         check_number(self, "views", ge=0)
         check_number(self, "step", gt=0)

@@ -90,6 +90,8 @@ def model_overrides(config: TrainConfig) -> dict:
     if model_config(config.model, num_classes=1).arch in BIRDNET_FAMILIES:
         extra.update(birdnet_step=config.probe.step, birdnet_pool=config.probe.pool, birdnet_logits=config.probe.logits)
         extra.update({key: getattr(config.probe, key) for key in ("hidden", "heads") if getattr(config.probe, key) is not None})
+        if model_config(config.model, num_classes=1).arch == "birdnet_finetune":
+            extra.update(birdnet_tail=config.probe.tail)
     return {"drop_rate": config.drop_rate, **extra}
 
 

