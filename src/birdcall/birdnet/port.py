@@ -132,7 +132,7 @@ def read_tflite(path: Path) -> TfliteFile:
             code = model.OperatorCodes(op.OpcodeIndex())
             kind = names_of.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "UNKNOWN")
             ops.append(Op(kind, [int(j) for j in op.InputsAsNumpy()], [int(j) for j in op.OutputsAsNumpy()], _options(tfl, op, kind)))
-    except Exception as err:  # a crafted or truncated file: the flatbuffer reader raises anything
+    except Exception as err:  # noqa: BLE001 (a crafted or truncated file: the flatbuffer reader raises anything)
         raise CheckpointError(path, f"not a readable TFLite file ({type(err).__name__}: {err})") from None
     return TfliteFile(ops, names, shapes, constants)
 
@@ -147,8 +147,9 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[
 class BirdNetSpectrogram(nn.Module):
     """BirdNET V2.4's spectrogram layer in torch: ``(B, 144000)`` -> ``(B, 2, 96, 511)`` (module docstring).
 
-    ``dft=True`` computes the real part of the STFT as a matrix product with ``window * cos`` (plain MatMul ops,
-    which ONNX export and OpenVINO take), instead of ``torch.fft.rfft`` (faster in torch)."""
+    ``dft=True`` frames by Gather and computes the real part of the STFT as a matrix product with ``window * cos``
+    (plain ops, which ONNX export and OpenVINO take; 144000-sample segments only), instead of ``unfold`` and
+    ``torch.fft.rfft`` (faster in torch, any length)."""
 
     def __init__(self, file: TfliteFile, *, dft: bool = False):
         super().__init__()
@@ -168,6 +169,9 @@ class BirdNetSpectrogram(nn.Module):
                 k, t = np.arange(length // 2 + 1), np.arange(length)
                 cos = window.astype(np.float64)[:, None] * np.cos(2 * np.pi * np.outer(t, k) / length)
                 self.register_buffer(f"cos{i}", torch.from_numpy(cos.astype(np.float32)))
+                frames = (BIRDNET_SEGMENT_SAMPLES - length) // step + 1  # framing by Gather: ONNX has no Unfold
+                index = np.arange(frames)[:, None] * step + np.arange(length)[None, :]
+                self.register_buffer(f"index{i}", torch.from_numpy(index.reshape(-1)), persistent=False)
             self.branches.append((length, step, power))
         self.eps = float(file.constant("model/MEL_SPEC1/add/y"))
 
@@ -176,10 +180,11 @@ class BirdNetSpectrogram(nn.Module):
         x = (x / (x.amax(dim=1, keepdim=True) + self.eps) - 0.5) * 2.0
         out = []
         for i, (length, step, power) in enumerate(self.branches):
-            frames = x.unfold(1, length, step)  # (B, T, length)
             if self.dft:
+                frames = torch.index_select(x, 1, getattr(self, f"index{i}")).reshape(x.shape[0], -1, length)
                 real = frames @ getattr(self, f"cos{i}")
             else:
+                frames = x.unfold(1, length, step)  # (B, T, length)
                 real = torch.fft.rfft(frames * getattr(self, f"window{i}"), n=length, dim=-1).real
             m = real @ getattr(self, f"mel{i}")  # (B, T, 96)
             out.append(torch.pow(m * m, power).flip(-1).transpose(1, 2))  # (B, 96, T)
@@ -363,7 +368,7 @@ class BirdNetTorch(nn.Module):
         cut = [j for j in sorted(consumed & produced_before)]
         if len(cut) != 1:
             raise KeyError(f"the body cannot be cut before {block!r}: {len(cut)} tensors cross the cut")
-        end = [i for i, op in enumerate(after) if names[op.outputs[0]] == _EMBEDDING][0] + 1
+        end = next(i for i, op in enumerate(after) if names[op.outputs[0]] == _EMBEDDING) + 1
         head = TfliteGraph(self.file, before, inputs=[self.file.tensor(_CONCAT)], outputs=cut)
         tail = TfliteGraph(self.file, after[:end], inputs=cut, outputs=[self.file.tensor(_EMBEDDING)], trainable=True)
         head.requires_grad_(False)

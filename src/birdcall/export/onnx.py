@@ -76,6 +76,7 @@ from .metadata import (
     TOLERANCE,
     _max_difference,
     check_windows,
+    parity_windows,
     parse_metadata,
     read_export_info,
 )
@@ -313,7 +314,10 @@ class _ProbabilityGraph(nn.Module):
 def _check_model(model) -> None:
     from ..models import BIRDNET_FAMILIES
 
-    if getattr(getattr(model, "config", None), "arch", None) in BIRDNET_FAMILIES:
+    arch = getattr(getattr(model, "config", None), "arch", None)
+    if arch == "birdnet_finetune" and hasattr(model, "exportable"):  # all torch (BirdNET's port): exported whole
+        return
+    if arch in BIRDNET_FAMILIES:
         raise ExportError(
             f"a {model.config.arch} model runs BirdNET's TFLite graph inside and cannot be exported to ONNX/OpenVINO: "
             "use its .safetensors file with predict, analyze and evaluate"
@@ -406,14 +410,20 @@ def export_onnx(
     if isinstance(batch_size_hint, bool) or not isinstance(batch_size_hint, int) or batch_size_hint < 1:
         raise ParameterError(f"batch_size_hint must be a positive integer, got {batch_size_hint!r}")
     features: FeatureConfig = model.feature_config
-    net = _export_copy(model, opset, stft)
-    bins = net.frontend.logmel._bins
-    metadata[HOST_STFT_KEY] = json.dumps({"tensor": POWER_TENSOR, "bins": [bins.start, bins.stop]})
-    graph = _ProbabilityGraph(net, with_power=True)
+    host = not hasattr(model, "exportable")  # birdnet_finetune: BirdNET's own spectrogram, no host STFT
+    if host:
+        net = _export_copy(model, opset, stft)
+        bins = net.frontend.logmel._bins
+        metadata[HOST_STFT_KEY] = json.dumps({"tensor": POWER_TENSOR, "bins": [bins.start, bins.stop]})
+    else:
+        net = model.exportable()
+    graph = _ProbabilityGraph(net, with_power=host)
     example = torch.from_numpy(np.random.default_rng(0).standard_normal((batch_size_hint, features.clip_samples), dtype=np.float32) * 0.1)
     with torch.no_grad():
         outputs = graph(example)
-    names = ["clipwise", "framewise"] if len(outputs) == 3 else ["clipwise"]
+    framewise = len(outputs) == 3 if host else isinstance(outputs, tuple)  # (clipwise, framewise[, power]) or clipwise
+    names = ["clipwise", "framewise"] if framewise else ["clipwise"]
+    extra_outputs = [POWER_TENSOR] if host else []
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings(), _ExportOps():
@@ -426,11 +436,12 @@ def export_onnx(
             warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1", category=UserWarning)
             torch.onnx.export(
                 graph, (example,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                output_names=[*names, POWER_TENSOR], dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *names, POWER_TENSOR]},
+                output_names=[*names, *extra_outputs], dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *names, *extra_outputs]},
                 do_constant_folding=True,
             )
         proto = onnx.load_model_from_string(buffer.getvalue())
-        _unlist_power_output(proto)
+        if host:
+            _unlist_power_output(proto)
         onnx.helper.set_model_props(proto, metadata)
         proto.doc_string = (
             f"birdcall {model.config.arch} model ({model.config.backbone}), {len(labels)} species: {INPUT_NAME} "
@@ -472,7 +483,7 @@ def _compare_with_torch(model, proto, data: bytes, names: list[str], dest: Path)
     from .host import host_power_spectrum, onnx_body
 
     reference = _ProbabilityGraph(copy.deepcopy(model).float().cpu().eval())
-    windows = check_windows(model.feature_config)
+    windows = parity_windows(model.feature_config, model.config.arch)
     with torch.no_grad():
         expected = reference(torch.from_numpy(windows))
     expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
@@ -484,6 +495,8 @@ def _compare_with_torch(model, proto, data: bytes, names: list[str], dest: Path)
     if not diff <= TOLERANCE:
         raise ExportError(f"{dest}: ONNX Runtime and torch differ by {diff:.2e} on {where} (tolerance {TOLERANCE:g})")
     _, features, info = parse_metadata({prop.key: prop.value for prop in proto.metadata_props}, path=dest)
+    if "host_stft" not in info:  # an export without a host-STFT cut (birdnet_finetune): the whole graph was checked
+        return
     body = ort.InferenceSession(onnx_body(proto, names).SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
     actual = body.run(names, {POWER_TENSOR: host_power_spectrum(features, info)(windows)})
     diff, where = _max_difference(expected, actual, names)

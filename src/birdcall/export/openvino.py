@@ -34,7 +34,7 @@ from .metadata import (
     POWER_TENSOR,
     TOLERANCE,
     _max_difference,
-    check_windows,
+    parity_windows,
     read_export_info,
 )
 
@@ -169,7 +169,7 @@ def _compare_with_onnxruntime(ov, model, onnx_path: Path, dest: Path, features: 
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    windows = check_windows(features)
+    windows = parity_windows(features, info.get("model", {}).get("arch"))
     expected = session.run(names, {INPUT_NAME: windows})
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
     result = compiled.create_infer_request().infer({0: windows})
