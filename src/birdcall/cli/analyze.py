@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
 
 def analyze(
     audio: list[Path] = typer.Argument(None, help="Audio files or folders (searched recursively). With --merge: other shards' output folders."),
-    model_path: Path = MODEL,
+    model_path: list[Path] = MODEL,
     out_dir: Path = typer.Option(..., "--out", help="Output folder (created; a rerun resumes into it)."),
     min_confidence: float = typer.Option(0.1, "--min-confidence", help="Lowest score reported as a detection."),
     top_k: int = typer.Option(None, "--top-k", help="At most this many species per window."),
@@ -87,7 +87,7 @@ def analyze(
         if merge:
             result = merge_outputs(out_dir, list(audio or []), kind="detections")
         else:
-            require_model(model_path, audio)
+            model = require_model(model_path, audio)
             detection = DetectionOptions(
                 min_confidence=min_confidence,
                 top_k=top_k,
@@ -95,7 +95,7 @@ def analyze(
                 exclude=read_species_list(exclude) if exclude else None,
             )
             summary = run_inference(
-                model_path, audio, out_dir, kind="detections", shard=shard, workers=workers, batch_size=batch_size, hop=hop,
+                model, audio, out_dir, kind="detections", shard=shard, workers=workers, batch_size=batch_size, hop=hop,
                 tta_shifts=parse_floats(tta, name="--tta") or (0.0,), postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
                 detection=detection, backend=backend, threads=threads, streams=streams, frontend=frontend, retry_failed=retry_failed, show_progress=not quiet,
             )

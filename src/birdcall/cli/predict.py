@@ -17,7 +17,8 @@ from ._common import console, one_line_warnings, out, user_errors
 
 MODEL = typer.Option(
     None, "--model",
-    help="A .safetensors checkpoint, a training run folder (ensemble of its folds), an .onnx or OpenVINO .xml model.",
+    help="A .safetensors checkpoint, a training run folder (ensemble of its folds), an .onnx or OpenVINO .xml model. "
+    "Repeat it to average several (an ensemble: probabilities averaged per window and species).",
 )
 BACKEND = typer.Option(None, "--backend", help="torch, onnx or openvino (default: from the model's suffix; torch for a folder).")
 THREADS = typer.Option(None, "--threads", help="Intra-op threads of the backend.")
@@ -87,13 +88,15 @@ def report_merge(result: dict, *, target: Path, errors_csv: Path) -> None:
         raise typer.Exit(code=1)
 
 
-def require_model(model_path: Path | None, audio: list[Path] | None) -> None:
+def require_model(model_paths: list[Path] | None, audio: list[Path] | None) -> Path | list[Path]:
+    """The model argument of ``run_inference``: the one ``--model``, or the list of several (an ensemble)."""
     from ..errors import ParameterError
 
-    if model_path is None:
+    if not model_paths:
         raise ParameterError("--model is required (unless --merge)")
     if not audio:
         raise ParameterError("give at least one audio file or folder")
+    return model_paths[0] if len(model_paths) == 1 else list(model_paths)
 
 
 # ------------------------------------------------------------------------------------------------ command
@@ -105,7 +108,7 @@ def register(app: typer.Typer) -> None:
 
 def predict(
     audio: list[Path] = typer.Argument(None, help="Audio files or folders (searched recursively). With --merge: other shards' CSVs."),
-    model_path: Path = MODEL,
+    model_path: list[Path] = MODEL,
     out_path: Path = typer.Option(Path("submission.csv"), "--out", help="Submission CSV to write (its run state: .<name>.parts/ beside it)."),
     backend: str = BACKEND,
     threads: int = THREADS,
@@ -143,9 +146,9 @@ def predict(
         if merge:
             result = merge_outputs(out_path, list(audio or []), kind="submission")
         else:
-            require_model(model_path, audio)
+            model = require_model(model_path, audio)
             summary = run_inference(
-                model_path, audio, out_path, kind="submission", shard=shard, workers=workers, batch_size=batch_size,
+                model, audio, out_path, kind="submission", shard=shard, workers=workers, batch_size=batch_size,
                 tta_shifts=parse_floats(tta, name="--tta") or (0.0,), postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
                 backend=backend, threads=threads, streams=streams, frontend=frontend, retry_failed=retry_failed, show_progress=not quiet,
             )

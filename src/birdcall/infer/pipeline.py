@@ -257,7 +257,9 @@ def open_model(model: Any, *, backend: str | None = None, threads: int | None = 
 
     Args:
         model: a Scorer (returned as is); a ``.safetensors`` checkpoint; a run folder (an ensemble of its
-            folds, :func:`~birdcall.infer.ensemble.load_ensemble`); an ``.onnx`` or OpenVINO ``.xml`` model.
+            folds, :func:`~birdcall.infer.ensemble.load_ensemble`); an ``.onnx`` or OpenVINO ``.xml`` model; or a
+            list of those, an :class:`~birdcall.infer.ensemble.EnsembleScorer` of their mean (a run folder
+            counts as one member).
         backend: ``torch``, ``onnx`` or ``openvino``; None picks it from the suffix (torch for a folder).
         threads: intra-op threads of the backend.
         streams: OpenVINO CPU streams (each batch split across them); openvino backend only.
@@ -271,6 +273,12 @@ def open_model(model: Any, *, backend: str | None = None, threads: int | None = 
     """
     if _is_scorer(model):
         return model
+    if isinstance(model, (list, tuple)):  # several models (files or run folders, any formats): their mean
+        from .ensemble import EnsembleScorer
+
+        if not model:
+            raise ParameterError("no model given")
+        return EnsembleScorer([open_model(m, backend=backend, threads=threads, streams=streams, frontend=frontend) for m in model])
     path = Path(model)
     if not path.exists():
         raise ParameterError(f"{path}: model not found")
@@ -334,6 +342,8 @@ def _effective_backend(model: Any, backend: str | None) -> str | None:
     """The backend :func:`open_model` uses for ``model`` (None for a Scorer object)."""
     if _is_scorer(model):
         return None
+    if isinstance(model, (list, tuple)):
+        return ",".join(str(_effective_backend(m, backend)) for m in model)
     path = Path(model)
     return backend or ("torch" if path.is_dir() else _MODEL_SUFFIXES.get(path.suffix.lower()))
 
@@ -344,6 +354,8 @@ def _model_digest(model: Any, model_id: str | None) -> str | None:
         return model_id
     if _is_scorer(model):
         return None
+    if isinstance(model, (list, tuple)):  # an ensemble: its members' digests, in order
+        return hashlib.sha256("|".join(str(_model_digest(m, None)) for m in model).encode()).hexdigest()
     path = Path(model)
     if path.is_dir():
         try:
@@ -1358,7 +1370,7 @@ def run_inference(
     """Score ``inputs`` with ``model`` into ``out``, resumably; see the module docstring for the layout.
 
     Args:
-        model: anything :func:`open_model` opens (a path, a run folder, or a Scorer object); for ``embeddings``,
+        model: anything :func:`open_model` opens (a path, a run folder, a list of them, or a Scorer object); for ``embeddings``,
             anything :func:`open_embedder` opens (``"birdnet"``, a checkpoint, or an Embedder object).
         inputs: audio files and folders (:func:`discover_inputs`).
         out: the output folder (``detections``), the submission CSV (``submission``) or the embeddings Parquet

@@ -152,3 +152,27 @@ def test_disk_full_is_one_line_with_exit_code_2_and_the_rerun_resumes(model_path
     monkeypatch.undo()
     again = predict("--model", model_path, "--out", out, "--batch-size", "4", audio)
     assert again.exit_code == 0 and "3 file(s) were done by an earlier run" in again.output and len(pd.read_csv(out)) == 7
+
+
+def test_repeated_model_options_average_the_models(model_path, audio, tmp_path):
+    """``--model A --model B``: an ensemble, the mean of each model's probabilities; resumable like one model."""
+    import torch
+
+    from birdcall.models import create_model, save_model
+
+    torch.manual_seed(7)
+    other = create_model("test_cnn", num_classes=3, features=FeatureConfig(n_mels=32, n_fft=512, hop_length=256, clip_duration=1.0))
+    other_path = save_model(other, tmp_path / "other.safetensors", labels=LABELS)
+    outs = {}
+    for name, models in (("a", [model_path]), ("b", [other_path]), ("ab", [model_path, other_path])):
+        outs[name] = tmp_path / f"{name}.csv"
+        args = [arg for m in models for arg in ("--model", m)]
+        result = predict(*args, "--out", outs[name], "--batch-size", "4", audio)
+        assert result.exit_code == 0, result.output
+    a, b, ab = (pd.read_csv(outs[k]).set_index("row_id")[list(LABELS.codes)] for k in ("a", "b", "ab"))
+    assert not np.allclose(a.to_numpy(), b.to_numpy())
+    np.testing.assert_allclose(ab.to_numpy(), (a.to_numpy() + b.to_numpy()) / 2, atol=1e-6)
+    again = predict("--model", model_path, "--model", other_path, "--out", outs["ab"], "--batch-size", "4", audio)
+    assert again.exit_code == 0 and "3 files" in again.output  # the same ensemble resumes its finished run
+    swapped = predict("--model", other_path, "--model", model_path, "--out", outs["ab"], "--batch-size", "4", audio)
+    assert swapped.exit_code != 0 and "model" in swapped.output.lower()  # another ensemble is another run
