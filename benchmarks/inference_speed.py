@@ -24,7 +24,8 @@ What it does:
   give or take a pair that float rounding puts on the other side. K is 1000 by default, more than BirdNET's
   166 and 322 on this file; the table gives each row's count (a ``birdnet_probe``/``birdnet_mlp`` model in
   ``--models``, a head on BirdNET's features, is measured on the torch path only, uncalibrated: it cannot be
-  exported, as BirdNET's TFLite graph runs inside it);
+  exported, as BirdNET's TFLite graph runs inside it; a ``birdnet_finetune`` model, all torch, is also exported
+  whole to ONNX and OpenVINO and measured there, uncalibrated);
 - runs every (model, backend) as ``birdcall.infer.run_inference`` (what ``birdcall analyze`` runs: decode (in a
   thread with ``--workers 0``, else in worker processes), resample, windows, model, detection tables,
   Raven/Audacity/CSV/Parquet written atomically), OpenVINO once per ``--streams`` value, in
@@ -279,6 +280,12 @@ def make_models(out: Path, archs: list[str], num_classes: int, backends: list[st
             base = out / "models" / arch
             base.parent.mkdir(parents=True, exist_ok=True)
             paths[(arch, "torch")] = save_model(model, base.with_suffix(".safetensors"), labels=labels)
+            if arch == "birdnet_finetune":  # all torch: exported whole (BirdNET's spectrogram as a DFT; no STFT forms)
+                name = base.with_name(f"{arch}-{stfts[0]}")
+                if "onnx" in backends or "openvino" in backends:
+                    paths[(arch, "onnx", stfts[0])] = export_onnx(model, name.with_suffix(".onnx"), labels=labels)
+                if "openvino" in backends:
+                    paths[(arch, "openvino", stfts[0])] = export_openvino(paths[(arch, "onnx", stfts[0])], name.with_suffix(".xml"))
             continue
         model = create_model(arch, num_classes=num_classes, features=FeatureConfig()).eval()
         if detections:
@@ -305,8 +312,12 @@ def configurations(
     the last stream count, and the other STFT forms (whole graph, first stream count)."""
     rows = []
     for arch in archs:
-        if arch.startswith("birdnet_"):  # birdnet_probe / birdnet_mlp: not exportable, the torch path only
+        if arch.startswith("birdnet_") and arch != "birdnet_finetune":  # birdnet_probe / birdnet_mlp: not exportable, torch only
             rows.append((arch, "torch", None, None, None))
+            continue
+        if arch == "birdnet_finetune":  # exported whole: the graph front end only, one STFT form
+            rows += [(arch, b, None if b == "torch" else stfts[0], None if b != "openvino" else n, None if b == "torch" else "graph")
+                     for b in backends for n in (streams if b == "openvino" else [None])]  # fmt: skip
             continue
         for backend in backends:
             if backend == "torch":

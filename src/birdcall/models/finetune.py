@@ -71,8 +71,8 @@ class BirdNetFinetune(BirdNetProbe):
         frozen = shared_cut(self.config.birdnet_tail)
         size = frozen.segment_samples
         segments = torch.stack([waveform[:, s : s + size] for s in self._starts], dim=1).reshape(-1, size)
-        with torch.no_grad():
-            out = frozen(segments.float())
+        with torch.no_grad():  # in chunks: a 3-s segment's spectrogram frames and FFT take ~25 MB before the network
+            out = torch.cat([frozen(segments[i : i + frozen.batch].float()) for i in range(0, len(segments), frozen.batch)])
         return out.reshape(waveform.shape[0], -1)
 
     def embed(self, cut: torch.Tensor) -> torch.Tensor:
