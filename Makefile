@@ -54,9 +54,10 @@ $(BIRDNET_STAMP):
 bench-nips4b: birdnet
 	$(PY) benchmarks/nips4b_cv.py --out runs/nips4b_cv --overwrite
 
-# Issue 16's soundscape benchmark (~40 min on 2 cores the first time; BirdNET features are cached, reruns take ~15 min):
-# 5-fold CV on continuous recordings assembled from ../shared/data/nips4b; MFCC+LR, BirdNET zero-shot and
-# embeddings+LR, the birdnet_probe / birdnet_mlp recipes and their ablations, each also after --smooth.
+# Issue 16's soundscape benchmark (~90 min on 2 cores the first time; BirdNET features are cached, reruns take ~60 min,
+# most of it training birdnet_finetune's tail): 5-fold CV on continuous recordings assembled from ../shared/data/nips4b;
+# MFCC+LR, BirdNET zero-shot and embeddings+LR, the birdnet_probe / birdnet_mlp / birdnet_finetune recipes and
+# ablations, each also after --smooth, and the mlp + finetune ensemble.
 # The rows of all invocations end up in one table (runs/nips4b_soundscape/benchmark.json).
 SOUNDSCAPE = $(PY) benchmarks/nips4b_soundscape_cv.py --out runs/nips4b_soundscape --quiet
 bench-soundscape: birdnet
@@ -65,6 +66,8 @@ bench-soundscape: birdnet
 	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_probe.yaml --tag clips+views probe.heads=1
 	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_mlp.yaml --tag clips+views probe.heads=1
 	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_mlp.yaml --tag 2heads
+	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_finetune.yaml --tag ft-lr1
+	$(PY) benchmarks/soundscape_ensemble.py --run runs/nips4b_soundscape "birdcall birdnet_mlp (birdnet_mlp 2heads)" "birdcall birdnet_finetune (birdnet_finetune ft-lr1)"
 
 # Issue 5's speed benchmark (~10 min): every backend end to end on a 10-min soundscape vs BirdNET, memory vs length.
 bench-inference: birdnet
