@@ -68,6 +68,7 @@ bench-soundscape: birdnet
 	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_mlp.yaml --tag 2heads
 	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_finetune.yaml --tag ft-lr1
 	$(PY) benchmarks/soundscape_ensemble.py --run runs/nips4b_soundscape "birdcall birdnet_mlp (birdnet_mlp 2heads)" "birdcall birdnet_finetune (birdnet_finetune ft-lr1)"
+	$(PY) benchmarks/soundscape_ensemble.py --run runs/nips4b_soundscape "birdcall birdnet_probe (birdnet_probe 2heads)" "birdcall birdnet_mlp (birdnet_mlp 2heads)" "birdcall birdnet_finetune (birdnet_finetune ft-lr1)"
 
 # Issue 5's speed benchmark (~10 min): every backend end to end on a 10-min soundscape vs BirdNET, memory vs length.
 bench-inference: birdnet
