@@ -88,3 +88,16 @@ def test_numpy_segments_give_flat_cut_features_for_the_feature_pipeline():
     with torch.inference_mode():
         second = cut(torch.from_numpy(windows[:, 48_000:192_000])).flatten(1).numpy()
     np.testing.assert_allclose(features[:, cut.embedding_dim : 2 * cut.embedding_dim], second, atol=1e-4)  # batch-size rounding
+
+
+def test_a_crafted_or_truncated_tflite_file_is_a_one_line_checkpoint_error(tmp_path):
+    from birdcall.birdnet.model import birdnet_files
+    from birdcall.birdnet.port import read_tflite
+    from birdcall.errors import CheckpointError
+
+    bad = tmp_path / "bad.tflite"
+    for content in (b"not a flatbuffer at all", birdnet_files()[0].read_bytes()[:4096]):
+        bad.write_bytes(content)
+        with pytest.raises(CheckpointError, match="bad.tflite") as err:
+            read_tflite(bad)
+        assert "\n" not in str(err.value)

