@@ -85,7 +85,7 @@ def test_models_lists_the_family_with_its_licence():
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0
     lines = [line for line in result.output.splitlines() if line.startswith("birdnet_")]
-    assert {line.split()[0] for line in lines} == {"birdnet_mlp", "birdnet_probe"}
+    assert {line.split()[0] for line in lines} == {"birdnet_finetune", "birdnet_mlp", "birdnet_probe"}
     assert all("non-commercial" in line and "make birdnet" in line for line in lines)
 
 

@@ -1,12 +1,12 @@
 """Exporting a ``birdnet_finetune`` model (all torch: BirdNET's port, the trained tail, the head) to ONNX and
 OpenVINO, and scoring with the exports as with the torch model; a ``birdnet_probe`` model is still refused.
-Needs the BirdNET extra (``make birdnet``; ``make test`` installs it, so CI runs these)."""
+Needs the BirdNET extra (``make birdnet``; ``make test`` installs it and runs the slow tier, so CI runs these)."""
 
 import numpy as np
 import pytest
 import torch
 
-pytestmark = pytest.mark.birdnet
+pytestmark = [pytest.mark.birdnet, pytest.mark.slow]  # ~1-2 min (tracing, ONNX Runtime, OpenVINO): in `make test`, not the quick tier
 
 
 @pytest.fixture(scope="module")
