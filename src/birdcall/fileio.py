@@ -11,17 +11,18 @@ will become; a process killed between creating one and renaming it leaves it beh
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from .types import Pathlike
 
-__all__ = ["TEMP_SUFFIX", "atomic_path", "atomic_to_csv", "atomic_write_text", "cache_home", "fsync_dir", "remove_stale_temporaries"]
+__all__ = ["TEMP_SUFFIX", "atomic_path", "atomic_to_csv", "atomic_write_text", "cache_home", "fsync_dir", "hash_files", "remove_stale_temporaries"]
 
 TEMP_SUFFIX = ".birdcall.tmp"
 _TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}" + re.escape(TEMP_SUFFIX), re.DOTALL)
@@ -118,6 +119,18 @@ def atomic_to_csv(frame: pd.DataFrame, path: Pathlike, **kwargs) -> Path:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, **kwargs)
     return Path(path)
+
+
+def hash_files(paths: Iterable[Pathlike], *, extra: bytes = b"") -> str:
+    """sha256 hex digest of the bytes of ``paths`` in order, then ``extra``; read in 1 MiB blocks, so memory
+    stays flat whatever the file size (model files identify runs, caches and embeddings by it)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    digest.update(extra)
+    return digest.hexdigest()
 
 
 def cache_home() -> Path:

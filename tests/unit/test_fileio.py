@@ -82,3 +82,15 @@ def test_remove_stale_temporaries_removes_only_the_temporaries_of_atomic_writes(
     assert remove_stale_temporaries(tmp_path) == [ours[0]]
     assert all(p.exists() for p in theirs) and folder.is_dir()
     assert remove_stale_temporaries(tmp_path / "missing") == []
+
+
+def test_hash_files_is_the_sha256_of_the_files_in_order_then_extra(tmp_path):
+    import hashlib
+
+    from birdcall.fileio import hash_files
+
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(bytes(range(256)) * 8193)  # over two 1 MiB blocks
+    b.write_bytes(b"tail")
+    assert hash_files([a, b], extra=b"|x") == hashlib.sha256(a.read_bytes() + b.read_bytes() + b"|x").hexdigest()
+    assert hash_files([b, a]) != hash_files([a, b])

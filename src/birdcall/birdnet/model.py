@@ -18,7 +18,6 @@ time per segment hardly depends on the batch, so segments go through the interpr
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import os
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, MissingExtraError, ParameterError
+from ..fileio import hash_files
 
 __all__ = [
     "BIRDNET_LICENSE",
@@ -198,11 +198,7 @@ class BirdNetModel:
     def digest(self) -> str:
         """sha256 of the model file (identifies the outputs in a run's settings)."""
         if self._digest is None:
-            digest = hashlib.sha256()
-            with open(self.model_path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            self._digest = digest.hexdigest()
+            self._digest = hash_files([self.model_path])
         return self._digest
 
     def _resize(self, size: int) -> None:

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, MissingExtraError
-from .model import BIRDNET_SEGMENT_SAMPLES, birdnet_files
+from ..fileio import hash_files
+from .model import BIRDNET_LICENSE, BIRDNET_SEGMENT_SAMPLES, birdnet_files
 
 __all__ = ["BirdNetCut", "BirdNetSpectrogram", "BirdNetTorch", "TfliteGraph", "load_birdnet_torch", "read_tflite", "shared_cut"]
 
@@ -409,8 +410,6 @@ class BirdNetCut(nn.Module):
 
     def __init__(self, block: str, *, dft: bool = False, batch: int = 16):
         super().__init__()
-        from .model import BIRDNET_LICENSE
-
         self.block, self.batch, self.license = block, batch, BIRDNET_LICENSE
         self._net = load_birdnet_torch(dft=dft)
         self.spectrogram = self._net.spectrogram
@@ -423,12 +422,8 @@ class BirdNetCut(nn.Module):
 
     @property
     def digest(self) -> str:
-        if self._digest is None:
-            import hashlib
-
-            from .model import birdnet_files
-
-            self._digest = hashlib.sha256(birdnet_files()[0].read_bytes() + f"|port-v1|{self.block}".encode()).hexdigest()
+        if self._digest is None:  # the model file's bytes, then the port's version and the cut
+            self._digest = hash_files([birdnet_files()[0]], extra=f"|port-v1|{self.block}".encode())
         return self._digest
 
     def tail(self) -> TfliteGraph:

@@ -109,7 +109,7 @@ import pandas as pd
 from ..audio import AUDIO_EXTENSIONS, stream
 from ..data.labels import LabelSet
 from ..errors import AudioLoadError, BirdcallError, ParameterError
-from ..fileio import atomic_path, atomic_write_text, fsync_dir, remove_stale_temporaries
+from ..fileio import atomic_path, atomic_write_text, fsync_dir, hash_files, remove_stale_temporaries
 from ..types import Pathlike
 from .long_recording import (
     WindowBlock,
@@ -366,12 +366,7 @@ def _model_digest(model: Any, model_id: str | None) -> str | None:
             files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (*_MODEL_SUFFIXES, ".bin"))
     else:
         files = [path] + ([path.with_suffix(".bin")] if path.suffix.lower() == ".xml" and path.with_suffix(".bin").is_file() else [])
-    digest = hashlib.sha256()
-    for file in files:
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return hash_files(files)
 
 
 # ------------------------------------------------------------------------------------------------ producers

@@ -12,7 +12,6 @@ checkpoint (its penultimate layer, :class:`TorchEmbedder`) or BirdNET (:class:`B
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -24,6 +23,7 @@ import numpy as np
 from ..data.labels import LabelSet
 from ..errors import CheckpointError, ParameterError
 from ..features import FeatureConfig
+from ..fileio import hash_files
 from ..types import Pathlike
 
 __all__ = [
@@ -402,14 +402,6 @@ class Embedder(Protocol):
     def __call__(self, windows: np.ndarray) -> np.ndarray: ...
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class TorchEmbedder:
     """The penultimate layer of a birdcall torch model as an :class:`Embedder`.
 
@@ -531,4 +523,4 @@ def load_embedder(model: Pathlike, *, birdnet=None, threads: int | None = None) 
     from ..models import load_model
 
     net, _, _ = load_model(path)
-    return TorchEmbedder(net, settings={"name": path.name, "digest": _file_digest(path)}, threads=threads)
+    return TorchEmbedder(net, settings={"name": path.name, "digest": hash_files([path])}, threads=threads)
