@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..birdnet import BirdNetFeatureConfig
-from ..birdnet.model import BIRDNET_SAMPLE_RATE
+from ..birdnet.model import BIRDNET_SAMPLE_RATE, BIRDNET_SEGMENT_SAMPLES
 from ..birdnet.port import BirdNetSpectrogram, shared_cut
 from ..errors import ParameterError
 from ..features import FeatureConfig
@@ -66,11 +66,15 @@ class BirdNetFinetune(BirdNetProbe):
         if len({self.num_inputs, self.num_segments * self.cut_dim, features.clip_samples}) != 3:
             raise ParameterError("a birdnet_finetune model tells its inputs apart by width: change clip_duration or birdnet_step")
 
+    def segments(self, waveform: torch.Tensor) -> torch.Tensor:
+        """``(B, N)`` windows -> ``(B * k, 144000)``: each window's 3-s sub-windows, window by window."""
+        size = BIRDNET_SEGMENT_SAMPLES
+        return torch.stack([waveform[:, s : s + size] for s in self._starts], dim=1).reshape(-1, size)
+
     def cut(self, waveform: torch.Tensor) -> torch.Tensor:
         """``(B, N)`` windows -> ``(B, k * cut_dim)``: the frozen part's output of each sub-window (no gradient)."""
         frozen = shared_cut(self.config.birdnet_tail)
-        size = frozen.segment_samples
-        segments = torch.stack([waveform[:, s : s + size] for s in self._starts], dim=1).reshape(-1, size)
+        segments = self.segments(waveform)
         with torch.no_grad():  # in chunks: a 3-s segment's spectrogram frames and FFT take ~25 MB before the network
             out = torch.cat([frozen(segments[i : i + frozen.batch].float()) for i in range(0, len(segments), frozen.batch)])
         return out.reshape(waveform.shape[0], -1)
@@ -114,9 +118,7 @@ class _Exportable(nn.Module):
         self.frozen = copy.deepcopy(frozen.head)
         self.model = copy.deepcopy(model).float().cpu().eval()
         self.config, self.feature_config = model.config, model.feature_config
-        self.size, self.starts = frozen.segment_samples, model._starts
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        segments = torch.stack([waveform[:, s : s + self.size] for s in self.starts], dim=1).reshape(-1, self.size)
-        cut = self.frozen(self.spectrogram(segments))[0]
+        cut = self.frozen(self.spectrogram(self.model.segments(waveform)))[0]
         return self.model(cut.reshape(waveform.shape[0], -1))

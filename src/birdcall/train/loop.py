@@ -87,10 +87,11 @@ def model_overrides(config: TrainConfig) -> dict:
     """ModelConfig fields the training config sets: ``drop_rate`` always, ``pool`` and ``drop_path_rate`` when given,
     and for the ``birdnet_probe`` family the BirdNET feature settings of ``config.probe`` (and its ``hidden`` and ``heads`` when given)."""
     extra = {k: getattr(config, k) for k in ("pool", "drop_path_rate") if getattr(config, k) is not None}
-    if model_config(config.model, num_classes=1).arch in BIRDNET_FAMILIES:
+    arch = model_config(config.model, num_classes=1).arch
+    if arch in BIRDNET_FAMILIES:
         extra.update(birdnet_step=config.probe.step, birdnet_pool=config.probe.pool, birdnet_logits=config.probe.logits)
         extra.update({key: getattr(config.probe, key) for key in ("hidden", "heads") if getattr(config.probe, key) is not None})
-        if model_config(config.model, num_classes=1).arch == "birdnet_finetune":
+        if arch == "birdnet_finetune":
             extra.update(birdnet_tail=config.probe.tail)
     return {"drop_rate": config.drop_rate, **extra}
 

