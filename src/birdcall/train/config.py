@@ -15,9 +15,10 @@ from ..errors import ParameterError
 from ..data.soundscape import WindowMixConfig
 from ..features import FeatureConfig
 
-__all__ = ["ProbeConfig", "TrainConfig"]
+__all__ = ["DISTILL_LOSSES", "DistillConfig", "ProbeConfig", "PseudoLabelConfig", "TrainConfig"]
 
 LOSSES = ("bce", "focal", "bce+focal")
+DISTILL_LOSSES = ("bce", "kl")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 _DEVICE = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 
@@ -75,6 +76,90 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True)
+class PseudoLabelConfig:
+    """Windows of unlabelled recordings with a teacher's soft labels (``birdcall pseudo-label``) added to training.
+
+    Each training batch holds ``round(ratio * batch_size)`` pseudo-labelled windows and labelled items for the
+    rest; an epoch is one pass over the labelled items (the pseudo-labelled windows are drawn without
+    replacement, cycling, so every one is seen before any repeats). A pseudo-labelled window's target is the
+    teacher's probability ``p`` transformed: ``p ** power`` (BirdCLEF 2025's power transform; ``power > 1``
+    damps the teacher's low, noisy probabilities), then values below ``threshold`` set to 0. Its loss is the
+    run's ``loss`` on that soft target, weighted ``weight`` relative to a labelled item.
+
+    Attributes:
+        labels: the Parquet file of ``birdcall pseudo-label``; ``{fold}`` in it is replaced by the fold number
+            in K-fold runs (each fold's teacher must not have seen that fold's validation clips). None: off.
+        audio: the folder the file names in ``labels`` are relative to (``pseudo-label`` writes them relative
+            to its input folder). Names that are absolute or lead out of it are refused.
+        weight: loss weight of a pseudo-labelled window relative to a labelled one.
+        power: the power transform ``p ** power`` of the teacher's probabilities.
+        threshold: transformed probabilities below it become 0.
+        min_confidence: windows whose highest teacher probability is below it are left out (0 keeps all, so the
+            teacher's "nothing here" windows teach negatives too).
+        ratio: fraction of each batch that is pseudo-labelled windows, in [0, 1).
+    """
+
+    labels: str | None = None
+    audio: str | None = None
+    weight: float = 1.0
+    power: float = 1.0
+    threshold: float = 0.0
+    min_confidence: float = 0.0
+    ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        check_number(self, "weight", gt=0)
+        check_number(self, "power", gt=0)
+        check_number(self, "threshold", ge=0, lt=1)
+        check_number(self, "min_confidence", ge=0, lt=1)
+        check_number(self, "ratio", ge=0, lt=1)
+        for key in ("labels", "audio"):
+            value = getattr(self, key)
+            if value is not None and not value.strip():
+                raise ParameterError(f"PseudoLabelConfig.{key} must be a path or null, got ''")
+        if self.labels is not None and self.audio is None:
+            raise ParameterError("PseudoLabelConfig.audio is required with pseudo.labels: the folder its file names are relative to")
+        if self.labels is not None and self.ratio == 0:
+            raise ParameterError("PseudoLabelConfig.ratio is 0 with pseudo.labels set: no batch would hold a pseudo-labelled window")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation from a teacher kept in memory (online): it scores every training batch *after*
+    augmentation (mixing, shifts, noise), so its targets match what the student sees.
+
+    Labelled items: ``loss = (1 - weight) * hard + weight * distill``; pseudo-labelled windows (``pseudo``) keep
+    their precomputed soft labels. The distillation term compares temperature-scaled sigmoid outputs,
+    ``q = sigmoid(z / T)`` of teacher and student logits, per species as a binary distribution, times ``T**2``
+    (Hinton et al. 2015, so gradients keep their scale as ``T`` changes): ``"bce"`` is the cross-entropy
+    ``-(q_t log q_s + (1 - q_t) log(1 - q_s))``, ``"kl"`` the same minus the teacher's entropy (same gradients,
+    0 when the student matches the teacher). A teacher that gives probabilities has logits ``log(p / (1 - p))``.
+
+    Attributes:
+        teacher: a model file or training run folder (the mean of its folds), any format ``birdcall predict``
+            opens; ``{fold}`` is replaced by the fold number in K-fold runs. None: off. A teacher with another
+            sample rate gets the batch resampled (soxr); its clip duration must be the student's.
+        weight: share of the distillation term in the loss of labelled items, in [0, 1].
+        loss: ``"bce"`` or ``"kl"``.
+        temperature: ``T`` > 0.
+    """
+
+    teacher: str | None = None
+    weight: float = 0.5
+    loss: str = "bce"
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        check_number(self, "weight", ge=0, le=1)
+        check_number(self, "temperature", gt=0)
+        check_choice(self, "loss", DISTILL_LOSSES)
+        if self.teacher is not None and not self.teacher.strip():
+            raise ParameterError("DistillConfig.teacher must be a model path or null, got ''")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     # model
     model: str = "cnn_efficientnet_b0"  # a preset of birdcall.models.list_models()
@@ -127,6 +212,13 @@ class TrainConfig:
     mix: WindowMixConfig = field(default_factory=WindowMixConfig)
     # heads on frozen BirdNET features (model birdnet_probe / birdnet_mlp): training windows and feature settings
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    # soft labels: pseudo-labelled windows of unlabelled recordings (precomputed) and an online teacher
+    pseudo: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    # start from weights: a birdcall checkpoint (.safetensors with config and labels; the head is re-initialised
+    # when its species differ) or a timm/safetensors weights file of the backbone (e.g. ImageNet weights
+    # downloaded beforehand); None: random initialisation
+    init_from: str | None = None
     # run
     select: str = "best"  # kept model and oof.csv: "best" validation padded cmAP, or "last" epoch (unbiased CV estimate)
     seed: int = 0
@@ -158,6 +250,11 @@ class TrainConfig:
             raise ParameterError("TrainConfig.model must name a model preset (see `birdcall models`), got ''")
         if not _DEVICE.fullmatch(self.device):
             raise ParameterError(f"TrainConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {self.device!r}")
+        if self.init_from is not None and not self.init_from.strip():
+            raise ParameterError("TrainConfig.init_from must be a weights file or null, got ''")
+        for key, value in (("pseudo.labels", self.pseudo.labels), ("distill.teacher", self.distill.teacher)):
+            if value is not None and "{fold}" in value and self.folds < 2:
+                raise ParameterError(f"TrainConfig.{key} has '{{fold}}' but folds={self.folds}: only K-fold runs have a fold number")
         if self.cache_dir is not None and not self.cache_dir.strip():
             raise ParameterError("TrainConfig.cache_dir must be a folder or null, got ''")
         if self.loss == "bce+focal" and self.bce_weight == 0 and self.focal_weight == 0:
