@@ -15,6 +15,7 @@ from . import embed as _embed
 from . import evaluate as _evaluate
 from . import export as _export
 from . import predict as _predict
+from . import pseudo_label as _pseudo_label
 from . import score as _score
 from . import synth as _synth
 from . import train as _train
@@ -51,6 +52,7 @@ _predict.register(app)
 _export.register(app)
 _analyze.register(app)
 _embed.register(app)
+_pseudo_label.register(app)
 _demo.register(app)
 _config.register(app)
 

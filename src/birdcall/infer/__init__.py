@@ -30,6 +30,10 @@ from .postprocess import PostprocessConfig as PostprocessConfig
 from .postprocess import file_level_boost as file_level_boost
 from .postprocess import postprocess as postprocess
 from .postprocess import smooth_neighbours as smooth_neighbours
+from .pseudo_labels import PseudoLabels as PseudoLabels
+from .pseudo_labels import PseudoLabelSummary as PseudoLabelSummary
+from .pseudo_labels import pseudo_label as pseudo_label
+from .pseudo_labels import read_pseudo_labels as read_pseudo_labels
 from .scorer import BACKENDS as BACKENDS
 from .scorer import BirdNetEmbedder as BirdNetEmbedder
 from .scorer import Embedder as Embedder
@@ -41,6 +45,7 @@ from .scorer import load_scorer as load_scorer
 from .writers import DEFAULT_HIGH_FREQ as DEFAULT_HIGH_FREQ
 from .writers import RAVEN_COLUMNS as RAVEN_COLUMNS
 from .writers import RAVEN_FILE_COLUMNS as RAVEN_FILE_COLUMNS
+from .writers import read_scores_parquet as read_scores_parquet
 from .writers import to_audacity as to_audacity
 from .writers import to_raven as to_raven
 from .writers import to_submission as to_submission
@@ -48,4 +53,5 @@ from .writers import write_audacity as write_audacity
 from .writers import write_detections_csv as write_detections_csv
 from .writers import write_detections_parquet as write_detections_parquet
 from .writers import write_raven as write_raven
+from .writers import write_scores_parquet as write_scores_parquet
 from .writers import write_submission as write_submission

@@ -1,7 +1,8 @@
-"""The batch inference engine behind ``birdcall predict``, ``analyze`` and ``embed``: parallel, streaming, resumable.
+"""The batch inference engine behind ``birdcall predict``, ``analyze``, ``embed`` and ``pseudo-label``: parallel, streaming, resumable.
 
-Three kinds of run share it: ``detections`` (``analyze``), ``submission`` (``predict``) and ``embeddings``
-(``embed``: an :class:`~birdcall.infer.scorer.Embedder` gives one vector per window instead of species scores).
+Four kinds of run share it: ``detections`` (``analyze``), ``submission`` (``predict``), ``embeddings``
+(``embed``: an :class:`~birdcall.infer.scorer.Embedder` gives one vector per window instead of species scores) and
+``scores`` (the window scores as a Parquet table, for programs: ``pseudo-label`` runs each teacher as one).
 
 Division of work
     The log-mel front end lives inside the model (a birdcall torch model starts with its
@@ -57,7 +58,7 @@ Layout of ``OUT_DIR`` (``analyze``; ``predict`` keeps the same state in ``.<name
     run.json                        settings, model digest, labels (written by the first run)
     plans/shard-I-of-N.json         the files of every shard that ran here (I-of-N = 0-of-1 without --shard)
     manifest.jsonl                  one record per finished or failed file (manifest.shard-I-of-N.jsonl per shard)
-    parts/<stem>-<hash>.parquet     one file's detections (analyze) or window scores (predict)
+    parts/<stem>-<hash>.parquet     one file's detections (analyze) or window scores (predict, scores)
     errors.csv                      file, reason of every failed file
     detections.csv, detections.parquet
     raven_combined.selections.txt   one Raven selection table for all files (outside raven/, so that no
@@ -71,6 +72,12 @@ Layout of ``OUT_DIR`` (``analyze``; ``predict`` keeps the same state in ``.<name
     ``embed`` keeps its state in ``.<name>.parts/`` next to its Parquet file, as ``predict`` does (errors.csv
     included); its parts are embedding tables (:mod:`birdcall.infer.embeddings`) and the output is rebuilt from
     them part after part, so combining never holds more than a row group.
+
+    A ``scores`` run keeps its state in ``.<name>.parts/`` next to its Parquet file too (parts of window scores,
+    as ``predict``'s; errors.csv included). Its output is one table of every window, in file order then time
+    (:func:`~birdcall.infer.writers.write_scores_parquet`): ``file`` (the absolute path, as recorded here),
+    ``start_time``, ``end_time``, one float32 column per species, the run settings (run.json) in the Parquet
+    metadata. Rows are keyed by the whole path, so inputs that share a stem are fine.
 
 Sharding
     Inputs are discovered (:func:`discover_inputs`: absolute paths, sorted, duplicates removed) and shard
@@ -141,8 +148,8 @@ __all__ = [
     "state_dir",
 ]
 
-KINDS = ("detections", "submission", "embeddings")
-_DESCRIPTIONS = {"detections": "analyze", "submission": "predict", "embeddings": "embed"}  # progress bar labels
+KINDS = ("detections", "submission", "embeddings", "scores")
+_DESCRIPTIONS = {"detections": "analyze", "submission": "predict", "embeddings": "embed", "scores": "score"}  # progress bar labels
 COMBINED_RAVEN = "raven_combined.selections.txt"  # the Raven table of all files, in the output folder itself
 _FORMAT = "birdcall.run/1"
 _INDEX = ["file", "start_time", "end_time"]
@@ -932,7 +939,7 @@ class RunSummary:
 
 def state_dir(out: Pathlike, kind: str) -> Path:
     """Where a run keeps run.json, plans, manifests and parts: ``out`` itself for ``detections``; for
-    ``submission`` and ``embeddings`` (``out`` is the CSV or the Parquet file) the hidden folder
+    ``submission``, ``embeddings`` and ``scores`` (``out`` is the CSV or the Parquet file) the hidden folder
     ``.<name>.parts`` next to it."""
     _check_kind(kind)
     out = Path(out)
@@ -1001,7 +1008,8 @@ def _check_out(out: Path, kind: str) -> None:
     out = Path(os.path.abspath(out))
     if kind != "detections":
         if out.is_dir():
-            what = "the submission is a CSV file" if kind == "submission" else "the embeddings are a Parquet file"
+            what = {"submission": "the submission is a CSV file", "embeddings": "the embeddings are a Parquet file",
+                    "scores": "the scores are a Parquet file"}[kind]  # fmt: skip
             raise ParameterError(f"{out}: is a folder; {what} (give its file name)")
         folder = out.parent
     else:
@@ -1368,10 +1376,12 @@ def run_inference(
         model: anything :func:`open_model` opens (a path, a run folder, a list of them, or a Scorer object); for ``embeddings``,
             anything :func:`open_embedder` opens (``"birdnet"``, a checkpoint, or an Embedder object).
         inputs: audio files and folders (:func:`discover_inputs`).
-        out: the output folder (``detections``), the submission CSV (``submission``) or the embeddings Parquet
-            file (``embeddings``; :mod:`birdcall.infer.embeddings`).
-        kind: ``"detections"`` (``birdcall analyze``), ``"submission"`` (``birdcall predict``) or ``"embeddings"``
-            (``birdcall embed``: one vector per window, each file streamed into its part as it is computed).
+        out: the output folder (``detections``), the submission CSV (``submission``), the embeddings Parquet
+            file (``embeddings``; :mod:`birdcall.infer.embeddings`) or the scores Parquet file (``scores``;
+            :func:`~birdcall.infer.writers.read_scores_parquet` reads it).
+        kind: ``"detections"`` (``birdcall analyze``), ``"submission"`` (``birdcall predict``), ``"embeddings"``
+            (``birdcall embed``: one vector per window, each file streamed into its part as it is computed) or
+            ``"scores"`` (the submission's window scores keyed by file path and times, in Parquet).
         shard: ``(I, N)`` or ``"I/N"``: run only shard I of N (:func:`select_shard`).
         workers: decoding processes (0: a decoding thread in this process).
         batch_size: rows per scorer call (each TTA shift of a window is a row).
@@ -1644,9 +1654,9 @@ def combine_outputs(out: Pathlike, *, kind: str = "detections") -> dict:
         if kind == "embeddings":  # part after part: memory holds one row group, not the table
             outputs = _write_embeddings(out, parts, settings)
             errors_csv = state / "errors.csv"
-        elif kind == "submission":
+        elif kind in ("submission", "scores"):
             frames = [pd.read_parquet(part) for part in parts]
-            outputs = _write_submission(out, frames, settings)
+            outputs = (_write_submission if kind == "submission" else _write_scores)(out, frames, settings)
             errors_csv = state / "errors.csv"
         else:
             frames = [pd.read_parquet(part) for part in parts]
@@ -1686,6 +1696,16 @@ def _write_submission(out: Path, frames: list[pd.DataFrame], settings: dict) -> 
     scores = pd.concat(frames, ignore_index=True).set_index(_INDEX) if frames else _empty_scores(codes)
     with _writing(out):
         return [write_submission(scores.loc[:, codes], out)]
+
+
+def _write_scores(out: Path, frames: list[pd.DataFrame], settings: dict) -> list[Path]:
+    """The scores table ``out``: every part's windows in file order, the run's settings in its metadata."""
+    from .writers import write_scores_parquet
+
+    codes = settings["labels"]["codes"]
+    scores = pd.concat(frames, ignore_index=True).set_index(_INDEX) if frames else _empty_scores(codes)
+    with _writing(out):
+        return [write_scores_parquet(scores.loc[:, codes], out, settings=settings)]
 
 
 def _write_embeddings(out: Path, parts: list[Path], settings: dict) -> list[Path]:

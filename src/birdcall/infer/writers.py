@@ -1,6 +1,8 @@
 """Writers for prediction and detection tables.
 
 * :func:`write_submission`: the BirdCLEF submission CSV (one row per window, one column per species).
+* :func:`write_scores_parquet`: the same window scores keyed by file path and times, as Parquet with the run
+  settings in its metadata (``run_inference(kind="scores")``); :func:`read_scores_parquet` reads it back.
 * Detection tables (:func:`birdcall.infer.to_detections`): :func:`write_detections_csv`,
   :func:`write_detections_parquet`, :func:`write_raven` (Raven Pro selection table, laid out as
   BirdNET-Analyzer writes it) and :func:`write_audacity` (Audacity labels).
@@ -10,6 +12,7 @@ Every writer is atomic (:mod:`birdcall.fileio`): a reader sees the previous file
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..audio import info as audio_info
-from ..errors import ParameterError
+from ..errors import DataError, ParameterError
 from ..fileio import atomic_path, atomic_to_csv
 from ..types import Hz, Pathlike
 from .detections import DETECTION_COLUMNS
@@ -27,6 +30,8 @@ __all__ = [
     "DEFAULT_HIGH_FREQ",
     "RAVEN_COLUMNS",
     "RAVEN_FILE_COLUMNS",
+    "SCORES_METADATA_KEY",
+    "read_scores_parquet",
     "to_audacity",
     "to_raven",
     "to_submission",
@@ -34,6 +39,7 @@ __all__ = [
     "write_detections_csv",
     "write_detections_parquet",
     "write_raven",
+    "write_scores_parquet",
     "write_submission",
 ]
 
@@ -52,6 +58,8 @@ RAVEN_COLUMNS = (
     "Confidence",
 )
 RAVEN_FILE_COLUMNS = ("Begin Path", "File Offset (s)")
+SCORES_METADATA_KEY = "birdcall"  # Parquet key-value metadata of a scores table: the run settings, JSON
+_SCORES_INDEX = ("file", "start_time", "end_time")
 DEFAULT_HIGH_FREQ: Hz = 15_000.0  # BirdNET's upper frequency; pass the model's ``fmax`` instead when known
 _TIME_DECIMALS = 6
 
@@ -82,6 +90,69 @@ def write_submission(scores: pd.DataFrame, path: Pathlike) -> Path:
         shown = ", ".join(map(str, repeated[:3])) + (f" and {len(repeated) - 3} more" if len(repeated) > 3 else "")
         raise ParameterError(f"{path}: row_id(s) {shown} would repeat (files sharing a stem, or windows ending in the same rounded second); not written")
     return atomic_to_csv(table, path, float_format="%.6g")
+
+
+# --------------------------------------------------------------------------------------------------- scores
+
+
+def write_scores_parquet(scores: pd.DataFrame, path: Pathlike, *, settings: dict | None = None) -> Path:
+    """Write a prediction table as Parquet, atomically: ``file`` string, ``start_time`` and ``end_time`` float64,
+    then one float32 column per species in the table's order, rows as given; ``settings`` (JSON) in the schema
+    metadata under :data:`SCORES_METADATA_KEY`.
+
+    Raises:
+        ParameterError: ``scores`` is not indexed by (file, start_time, end_time), or a species column is named
+            like an index level or repeated.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not isinstance(scores, pd.DataFrame) or tuple(scores.index.names) != _SCORES_INDEX:
+        raise ParameterError(f"{path}: expected a prediction table indexed by {list(_SCORES_INDEX)}")
+    codes = [str(c) for c in scores.columns]
+    if len(set(codes)) != len(codes) or set(codes) & set(_SCORES_INDEX):
+        raise ParameterError(f"{path}: species columns must be distinct and not named {list(_SCORES_INDEX)}, got {codes}")
+    index = scores.index
+    arrays = [
+        pa.array(index.get_level_values("file").astype(str), type=pa.string()),
+        pa.array(index.get_level_values("start_time").to_numpy(np.float64)),
+        pa.array(index.get_level_values("end_time").to_numpy(np.float64)),
+    ] + [pa.array(scores.iloc[:, j].to_numpy(np.float32)) for j in range(len(codes))]
+    fields = [("file", pa.string()), ("start_time", pa.float64()), ("end_time", pa.float64())] + [(c, pa.float32()) for c in codes]
+    metadata = {SCORES_METADATA_KEY: json.dumps(settings or {}, ensure_ascii=False)}
+    table = pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata))
+    with atomic_path(path) as tmp:
+        pq.write_table(table, str(tmp))
+    return Path(path)
+
+
+def read_scores_parquet(path: Pathlike) -> tuple[pd.DataFrame, dict]:
+    """A table of :func:`write_scores_parquet`: ``(scores, settings)``, ``scores`` indexed by (file, start_time,
+    end_time) with one float32 column per species.
+
+    Raises:
+        DataError: not a readable Parquet file, or one without the scores columns or metadata.
+    """
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(str(path))
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataError(path, f"not a readable Parquet file ({' '.join(str(err).split())[:200]})") from None
+    raw = (table.schema.metadata or {}).get(SCORES_METADATA_KEY.encode())
+    try:
+        settings = json.loads(raw.decode("utf-8")) if raw is not None else None
+    except ValueError:
+        settings = None
+    if not isinstance(settings, dict):
+        raise DataError(path, f"no birdcall scores metadata (key {SCORES_METADATA_KEY!r})")
+    missing = [c for c in _SCORES_INDEX if c not in table.column_names]
+    if missing:
+        raise DataError(path, f"not a scores table: no column(s) {missing}")
+    frame = table.to_pandas()
+    codes = [c for c in frame.columns if c not in _SCORES_INDEX]
+    frame = frame.astype({"start_time": np.float64, "end_time": np.float64, **{c: np.float32 for c in codes}})
+    return frame.set_index(list(_SCORES_INDEX)), settings
 
 
 # --------------------------------------------------------------------------------------------------- detections

@@ -342,6 +342,41 @@ def test_submission_run_has_one_row_per_window_in_label_order(tmp_path):
     assert (tmp_path / ".sub.csv.parts" / "manifest.jsonl").is_file()
 
 
+def test_scores_run_writes_a_parquet_table_with_its_settings_and_resumes(tmp_path):
+    import pyarrow.parquet as pq
+
+    from birdcall.infer.writers import read_scores_parquet
+
+    for site in ("a", "b"):  # two inputs share the stem "rec": fine here (rows are keyed by the whole path)
+        (tmp_path / site).mkdir()
+    paths = [write(tmp_path / "b" / "rec.wav", ramp(int(2.5 * RATE))), write(tmp_path / "a" / "rec.wav", ramp(RATE // 2))]
+    (tmp_path / "a" / "bad.wav").write_text("not audio")
+    out = tmp_path / "scores.parquet"
+    summary = run_inference(WindowStats(), [*paths, tmp_path / "a" / "bad.wav"], out, kind="scores", batch_size=2)
+    assert summary.line() == "3 files, 4 windows, 1 skipped"
+    schema = pq.read_schema(out)
+    assert schema.names == ["file", "start_time", "end_time", "mean", "first", "last", "peak"]
+    assert [str(schema.field(n).type) for n in schema.names] == ["string", "double", "double"] + ["float"] * 4
+    settings = json.loads(schema.metadata[b"birdcall"])
+    assert settings == json.loads((tmp_path / ".scores.parquet.parts" / "run.json").read_text())
+    assert settings["kind"] == "scores" and settings["labels"]["codes"] == ["mean", "first", "last", "peak"]
+    table = pd.read_parquet(out)
+    assert table["file"].tolist() == [str(paths[1])] + [str(paths[0])] * 3  # absolute paths, file order then time
+    assert table["start_time"].tolist() == [0.0, 0.0, 1.0, 2.0] and table["end_time"].tolist() == [1.0, 1.0, 2.0, 3.0]
+    np.testing.assert_allclose(table["first"], [1 / 32768, 1 / 32768, 8001 / 32768, 16001 / 32768], rtol=1e-6)
+    assert pd.read_csv(tmp_path / ".scores.parquet.parts" / "errors.csv")["file"].tolist() == [str(tmp_path / "a" / "bad.wav")]
+    scores, read_settings = read_scores_parquet(out)
+    assert scores.index.names == ["file", "start_time", "end_time"] and scores.dtypes.tolist() == [np.float32] * 4
+    assert read_settings == settings
+
+    before = out.read_bytes()
+    again = WindowStats()
+    assert run_inference(again, [*paths, tmp_path / "a" / "bad.wav"], out, kind="scores", batch_size=2).resumed == 3
+    assert again.calls == [] and out.read_bytes() == before
+    with pytest.raises(ParameterError, match="the scores are a Parquet file"):
+        run_inference(WindowStats(), paths, tmp_path / "a", kind="scores")
+
+
 def test_predict_files_keeps_input_order_and_lists_unreadable_files(recordings):
     from birdcall.infer import predict_file, predict_files
 
