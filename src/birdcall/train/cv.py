@@ -95,7 +95,7 @@ def fit_folds(
     results = []
     for fold, member in members:
         model_dir = model_dirs[fold, member]
-        model_config = replace(config, seed=config.seed + SEED_STRIDE * member)
+        model_config = fold_config(config, fold, seed=config.seed + SEED_STRIDE * member)
         resume_model = resume and (model_dir / STATE_FILE).is_file()
         results.append(
             # overwrite: what is there was checked above (a model that never finished an epoch, when resuming)
@@ -105,6 +105,16 @@ def fit_folds(
     if is_main:
         write_summary(table, run_dir, config.folds)
     return results
+
+
+def fold_config(config: TrainConfig, fold: int, *, seed: int) -> TrainConfig:
+    """The config of one model of fold ``fold``: its seed, and ``{fold}`` in ``pseudo.labels`` and ``distill.teacher``
+    replaced by the fold number (each fold's teacher must not have seen that fold's validation clips)."""
+    from .soft_labels import fold_path
+
+    pseudo = replace(config.pseudo, labels=fold_path(config.pseudo.labels, fold)) if config.pseudo.labels else config.pseudo
+    distill = replace(config.distill, teacher=fold_path(config.distill.teacher, fold)) if config.distill.teacher else config.distill
+    return replace(config, seed=seed, pseudo=pseudo, distill=distill)
 
 
 def _model_dir(run_dir: Path, fold: int, member: int) -> Path:

@@ -27,14 +27,14 @@ from ..data.dataset import ClipDataset, ClipTable, check_clip_audio
 from ..data.mixed_windows import MemoryReader, MixedWindowDataset
 from ..data.soundscape import clip_calls
 from ..errors import BirdcallError, ParameterError
-from ..fileio import atomic_to_csv
+from ..fileio import atomic_to_csv, hash_files
 from ..metrics import score_arrays
 from ..models import BIRDNET_FAMILIES, clip_logits, create_model, model_config, save_model
 from ..progress import make_progress
 from .checkpoint import STATE_FILE, load_train_state, save_train_state
 from .config import TrainConfig
 from .ema import ModelEma
-from .losses import build_loss, class_weights
+from .losses import build_loss, class_weights, distillation_loss
 from .optim import build_optimizer, build_scheduler
 from .rundir import check_resume, clear_run, cv_run_files, refuse_existing_run, run_fingerprint
 
@@ -107,9 +107,13 @@ def _autocast(device: torch.device, enabled: bool):
 
 def train_one_epoch(
     model, loader, optimizer, scheduler, criterion, *, config: TrainConfig, generator: torch.Generator, epoch: int,
-    device: torch.device, ema: ModelEma | None = None, scaler=None, progress=None,
+    device: torch.device, ema: ModelEma | None = None, scaler=None, progress=None, pseudo_per_batch: int = 0, teacher=None,
 ) -> float:
     """One pass over ``loader``; returns the mean loss. A non-finite loss stops with the epoch and step.
+
+    ``pseudo_per_batch``: the last rows of each batch are pseudo-labelled windows (soft targets, loss weight
+    ``config.pseudo.weight``). ``teacher``: an :class:`~birdcall.train.soft_labels.OnlineTeacher` whose logits on
+    the labelled rows enter the loss with weight ``config.distill.weight`` (:func:`soft_label_loss`).
 
     Per batch: sum-mix (union labels), the waveform-domain batch stage of ``config.augment`` (mixup/cutmix),
     then, when a spectrogram stage is configured (masks, spectrogram cutmix), the front end runs here, the
@@ -122,10 +126,22 @@ def train_one_epoch(
     total, count = 0.0, 0
     task = progress.add_task(f"epoch {epoch} train", total=len(loader), rate="") if progress else None
     for step, (waveforms, targets) in enumerate(loader):
-        waveforms, targets = sum_mix(
-            waveforms, targets, generator=generator, p=config.mix_p, min_gain_db=config.mix_min_gain_db, max_gain_db=config.mix_max_gain_db
-        )
-        waveforms, targets = batch_augment(waveforms, targets, generator=generator)
+        # A batch is labelled items then `pseudo_per_batch` pseudo-labelled windows (PseudoBatchSampler): each part
+        # is mixed within itself, so hard and soft labels never meet in one item.
+        n_pseudo = pseudo_per_batch if 0 < pseudo_per_batch < len(waveforms) else 0
+        parts = [(waveforms[: len(waveforms) - n_pseudo], targets[: len(targets) - n_pseudo])]
+        if n_pseudo:
+            parts.append((waveforms[-n_pseudo:], targets[-n_pseudo:]))
+        mixed = []
+        for part_waveforms, part_targets in parts:
+            part_waveforms, part_targets = sum_mix(
+                part_waveforms, part_targets, generator=generator, p=config.mix_p, min_gain_db=config.mix_min_gain_db, max_gain_db=config.mix_max_gain_db
+            )
+            mixed.append(batch_augment(part_waveforms, part_targets, generator=generator))
+        waveforms, targets = (torch.cat([m[0] for m in mixed]), torch.cat([m[1] for m in mixed])) if n_pseudo else mixed[0]
+        n_labelled = len(waveforms) - n_pseudo
+        # The online teacher sees the waveforms as augmented so far (spectrogram masks below are the student's alone).
+        teacher_logits = teacher(waveforms[:n_labelled]).to(device) if teacher is not None else None
         waveforms, targets = waveforms.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         if len(spec_augment.transforms):
             with torch.no_grad():  # the front end has no trainable parameters
@@ -134,7 +150,7 @@ def train_one_epoch(
             waveforms, targets = features.to(device), targets.to(device)  # the model takes features as they are
         with _autocast(device, config.amp):
             logits = clip_logits(model(waveforms))
-        loss = criterion(logits.float(), targets)
+        loss = soft_label_loss(criterion, logits.float(), targets, n_pseudo=n_pseudo, config=config, teacher_logits=teacher_logits)
         if not torch.isfinite(loss):
             raise BirdcallError(f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step} (lower lr or enable grad_clip)")
         optimizer.zero_grad(set_to_none=True)
@@ -159,6 +175,31 @@ def train_one_epoch(
             speed = progress.tasks[task].speed
             progress.update(task, advance=1, rate=f"loss {total / count:.4f}" + (f" {speed * config.batch_size:.1f} clips/s" if speed else ""))
     return total / max(count, 1)
+
+
+def soft_label_loss(criterion, logits: torch.Tensor, targets: torch.Tensor, *, n_pseudo: int, config: TrainConfig,
+                    teacher_logits: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """The training loss of a batch whose last ``n_pseudo`` rows are pseudo-labelled windows.
+
+    Without pseudo-labelled rows or a teacher it is ``criterion(logits, targets)``. Otherwise every row's term is
+    weighted: a pseudo-labelled row ``pseudo.weight`` (its soft target in ``criterion``), a labelled row
+    ``1 - distill.weight`` on its hard target plus ``distill.weight`` on the teacher's logits
+    (:func:`~birdcall.train.losses.distillation_loss`); the sum is divided by the rows, as the plain mean is.
+    """
+    if not n_pseudo and teacher_logits is None:
+        return criterion(logits, targets)
+    n_labelled = len(logits) - n_pseudo
+    weights = torch.ones(len(logits), dtype=logits.dtype, device=logits.device)
+    weights[n_labelled:] = config.pseudo.weight
+    if teacher_logits is None:
+        return criterion(logits, targets, weights)
+    alpha = config.distill.weight
+    weights[:n_labelled] = 1.0 - alpha
+    loss = criterion(logits, targets, weights)
+    if n_labelled:
+        distill = distillation_loss(logits[:n_labelled], teacher_logits, temperature=config.distill.temperature, kind=config.distill.loss)
+        loss = loss + alpha * distill * (n_labelled / len(logits))
+    return loss
 
 
 @torch.no_grad()
@@ -248,7 +289,50 @@ def _datasets(table: ClipTable, config: TrainConfig, targets: np.ndarray, train_
     return train_ds, val_ds
 
 
-def _train_loader(train_ds: ClipDataset, config: TrainConfig, generator: torch.Generator, rank: int, world: int):
+def _pseudo_dataset(table: ClipTable, config: TrainConfig):
+    """The pseudo-labelled windows of ``config.pseudo`` (None without) and what they came from."""
+    if config.pseudo.labels is None:
+        return None, None
+    from .soft_labels import load_pseudo_windows
+
+    cache = AudioCache(config.cache_dir, sample_rate=config.features.sample_rate) if config.cache_dir else None
+    return load_pseudo_windows(config.pseudo, table.labels, config.features, read=cache.get if cache else MemoryReader(config.features.sample_rate),
+                               augment=waveform_augment(config, table.background_files), seed=config.seed)  # fmt: skip
+
+
+def _lineage(config: TrainConfig, pseudo_source, teacher, init_report) -> dict:
+    """Model-file metadata of a run trained on soft labels: its teachers (and theirs), their licences, and a
+    non-commercial note when one of them is (or learnt from) a BirdNET-based model."""
+    extra: dict = {}
+    teachers = list(pseudo_source.teachers) if pseudo_source is not None else []
+    if teacher is not None:
+        teachers.append({**teacher.describe(), "use": "online distillation"})
+    notes = [n for n in ([pseudo_source.note] if pseudo_source is not None else []) + [t.get("note") for t in teachers] if n]
+    if teachers:
+        extra["teachers"] = teachers
+    if pseudo_source is not None:
+        extra["pseudo_labels"] = {"file": Path(pseudo_source.path).name, "windows": pseudo_source.windows, "dropped": pseudo_source.dropped}
+    if init_report is not None:
+        extra["init_from"] = {"file": Path(config.init_from).name, "kind": init_report.source, "head": init_report.head}
+    if notes:
+        extra["license"] = next((t.get("license") for t in teachers if t.get("note")), None)
+        extra["note"] = notes[0]
+    return extra
+
+
+def _train_loader(train_ds: ClipDataset, config: TrainConfig, generator: torch.Generator, rank: int, world: int, pseudo=None):
+    if pseudo is not None:  # batches of labelled items then pseudo-labelled windows
+        from .soft_labels import PseudoBatchSampler, pseudo_per_batch
+
+        weights = None
+        if config.balanced_sampling:
+            from ..data.sampling import class_balanced_weights
+
+            weights = class_balanced_weights(train_ds.targets)
+        batches = PseudoBatchSampler(len(train_ds), len(pseudo), batch_size=config.batch_size, per_batch=pseudo_per_batch(config.pseudo, config.batch_size),
+                                     generator=generator, labelled_weights=weights, rank=rank, world=world, seed=config.seed)  # fmt: skip
+        return torch.utils.data.DataLoader(torch.utils.data.ConcatDataset([train_ds, pseudo]), batch_sampler=batches,
+                                           num_workers=config.num_workers, persistent_workers=config.num_workers > 0)  # fmt: skip
     sampler = None
     if world > 1:
         sampler = torch.utils.data.distributed.DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True)
@@ -296,6 +380,10 @@ def fit(
     if resume and overwrite:
         raise ParameterError("fit: resume continues the run in run_dir and overwrite replaces it: choose one")
     run_dir = Path(run_dir)
+    birdnet_family = model_config(config.model, num_classes=len(table.labels)).arch in BIRDNET_FAMILIES
+    used = [k for k, v in (("pseudo.labels", config.pseudo.labels), ("distill.teacher", config.distill.teacher), ("init_from", config.init_from)) if v]
+    if birdnet_family and used:
+        raise ParameterError(f"{config.model}: {', '.join(used)} not supported for the BirdNET families (their features are cached per clip)")
     rank, world = _distributed()
     is_main = rank == 0
     if config.threads:
@@ -308,6 +396,10 @@ def fit(
     if train_idx is None or val_idx is None:
         train_idx, val_idx = split_holdout(list(table.frame["primary_label"]), fraction=config.val_fraction, seed=config.seed)
     fingerprint = run_fingerprint(config, table, train_idx, val_idx)
+    if config.pseudo.labels is not None:  # a resume must train on the same pseudo-labels
+        if not Path(config.pseudo.labels).is_file():
+            raise ParameterError(f"{config.pseudo.labels}: pseudo.labels file not found")
+        fingerprint["data"]["pseudo_labels"] = hash_files([Path(config.pseudo.labels)])
     state = None
     existing = [] if resume else cv_run_files(run_dir)
     if resume:  # before anything is written: a mismatched state stays as it was
@@ -321,7 +413,7 @@ def fit(
         run_dir.mkdir(parents=True, exist_ok=True)
         to_yaml(config, run_dir / "config.yaml")
 
-    if model_config(config.model, num_classes=len(table.labels)).arch in BIRDNET_FAMILIES:  # a head on frozen BirdNET features
+    if birdnet_family:  # a head on frozen BirdNET features
         if world > 1:
             raise ParameterError(f"{config.model} trains in one process (its features are cached): run it without torchrun")
         from .probe import fit_probe
@@ -330,12 +422,26 @@ def fit(
                          show_progress=show_progress)  # fmt: skip
     targets = encode_targets(table, config.secondary_weight)
     train_ds, val_ds = _datasets(table, config, targets, np.asarray(train_idx), np.asarray(val_idx))
+    pseudo_ds, pseudo_source = _pseudo_dataset(table, config)
     loader_generator = torch.Generator()
-    train_loader = _train_loader(train_ds, config, loader_generator, rank, world)
+    train_loader = _train_loader(train_ds, config, loader_generator, rank, world, pseudo=pseudo_ds)
+    teacher = None
+    if config.distill.teacher is not None:
+        from .soft_labels import OnlineTeacher
+
+        teacher = OnlineTeacher(config.distill.teacher, table.labels, config.features, threads=config.threads)
     val_loader = torch.utils.data.DataLoader(val_ds, batch_size=config.batch_size, num_workers=config.num_workers) if val_ds is not None else None
 
     torch.manual_seed(config.seed)  # identical initial weights on every rank
-    model = create_model(config.model, num_classes=len(table.labels), features=config.features, **model_overrides(config)).to(device)
+    model = create_model(config.model, num_classes=len(table.labels), features=config.features, **model_overrides(config))
+    init_report = None
+    if config.init_from is not None and state is None:  # a resumed run has its own weights
+        from .init import init_weights
+
+        init_report = init_weights(model, config.init_from, labels=table.labels)
+        if is_main and show_progress:
+            print(init_report.line())
+    model = model.to(device)
     weights = class_weights(train_ds.targets, power=config.class_weight_power) if config.class_weight_power else None
     criterion = build_loss(
         config.loss, label_smoothing=config.label_smoothing, class_weights=weights, gamma=config.focal_gamma, alpha=config.focal_alpha,
@@ -351,7 +457,7 @@ def fit(
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    extra = {"num_train_clips": len(train_ds), "num_val_clips": len(val_idx)}
+    extra = {"num_train_clips": len(train_ds), "num_val_clips": len(val_idx), **_lineage(config, pseudo_source, teacher, init_report)}
     history: list[dict] = []
     best = {"score": -np.inf, "epoch": 0, "metrics": {}}
     start_epoch = 1
@@ -372,12 +478,13 @@ def fit(
             torch.manual_seed(_epoch_seed(config.seed, epoch, rank))
             loader_generator.manual_seed(_epoch_seed(config.seed, epoch))
             mix_generator = torch.Generator().manual_seed(_epoch_seed(config.seed + 1, epoch, rank))
-            train_ds.set_epoch(epoch)
-            if isinstance(train_loader.sampler, torch.utils.data.distributed.DistributedSampler):
-                train_loader.sampler.set_epoch(epoch)
+            for part in (train_ds, pseudo_ds, train_loader.sampler, train_loader.batch_sampler):
+                if hasattr(part, "set_epoch"):  # datasets, DistributedSampler, PseudoBatchSampler
+                    part.set_epoch(epoch)
             loss = train_one_epoch(
                 model, train_loader, optimizer, scheduler, criterion, config=config, generator=mix_generator, epoch=epoch,
-                device=device, ema=ema, scaler=scaler, progress=progress,
+                device=device, ema=ema, scaler=scaler, progress=progress, teacher=teacher,
+                pseudo_per_batch=train_loader.batch_sampler.per_batch if pseudo_ds is not None else 0,
             )  # fmt: skip
             if is_main:
                 eval_model = ema.module if ema is not None else _unwrap(model)

@@ -38,6 +38,7 @@ __all__ = [
     "SigmoidFocalLoss",
     "build_loss",
     "class_weights",
+    "distillation_loss",
     "loss_from_config",
     "sigmoid_focal_loss",
     "smooth_targets",
@@ -196,12 +197,14 @@ class MultiLabelLoss(nn.Module):
     def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, sample_weights: torch.Tensor | None = None) -> torch.Tensor:
         """Mean loss over all elements.
 
         Args:
             logits: Raw scores ``(B, C)``.
             targets: Targets in ``[0, 1]``, ``(B, C)``.
+            sample_weights: ``(B,)`` non-negative weights of the rows (e.g. pseudo-labelled windows weighted
+                against labelled ones); the mean still divides by ``B * C``, so all-ones weights change nothing.
 
         Returns:
             A scalar tensor; float32 for float16/bfloat16 logits, which are upcast first.
@@ -218,6 +221,11 @@ class MultiLabelLoss(nn.Module):
             if self.class_weights.shape[0] != logits.shape[-1]:
                 raise ParameterError(f"{len(self.class_weights)} class weights for {logits.shape[-1]} classes")
             loss = loss * self.class_weights.to(loss.dtype)
+        if sample_weights is not None:
+            sample_weights = torch.as_tensor(sample_weights, dtype=loss.dtype, device=loss.device)
+            if sample_weights.shape != loss.shape[:1]:
+                raise ParameterError(f"sample_weights must have shape ({loss.shape[0]},), got {tuple(sample_weights.shape)}")
+            loss = loss * sample_weights[:, None]
         return loss.mean()
 
     def extra_repr(self) -> str:
@@ -339,6 +347,32 @@ def build_loss(
     if name == "focal":
         return SigmoidFocalLoss(gamma=gamma, alpha=alpha, **common)
     return BCEFocalLoss(bce_weight=bce_weight, focal_weight=focal_weight, gamma=gamma, alpha=alpha, **common)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, *, temperature: float = 1.0, kind: str = "bce") -> torch.Tensor:
+    """Knowledge distillation for multi-label outputs: each species a binary distribution.
+
+    With ``q = sigmoid(z / T)`` for teacher (``t``) and student (``s``) logits, the element-wise term is the
+    cross-entropy ``-(q_t log q_s + (1 - q_t) log(1 - q_s))`` (``kind="bce"``) or that minus the teacher's own
+    entropy, the binary KL divergence ``KL(q_t || q_s)`` (``"kl"``: 0 when the student matches; same gradients).
+    The mean over all elements is multiplied by ``T**2`` so that gradients keep their scale as ``T`` changes
+    (Hinton et al. 2015, "Distilling the Knowledge in a Neural Network"). The teacher gets no gradient.
+
+    Raises:
+        ParameterError: shapes differ, ``temperature <= 0`` or an unknown ``kind``.
+    """
+    _check_shapes(student_logits, teacher_logits)
+    if not temperature > 0:
+        raise ParameterError(f"distillation temperature must be > 0, got {temperature}")
+    if kind not in ("bce", "kl"):
+        raise ParameterError(f"distillation loss must be 'bce' or 'kl', got {kind!r}")
+    zs = student_logits.float() / temperature
+    zt = teacher_logits.detach().float() / temperature
+    qt = torch.sigmoid(zt)
+    loss = -(qt * F.logsigmoid(zs) + (1 - qt) * F.logsigmoid(-zs))
+    if kind == "kl":  # minus the teacher's entropy, computed stably from its logits
+        loss = loss + (qt * F.logsigmoid(zt) + (1 - qt) * F.logsigmoid(-zt))
+    return loss.mean() * temperature**2
 
 
 def loss_from_config(config: LossConfig, *, targets: np.ndarray | torch.Tensor | None = None) -> MultiLabelLoss:

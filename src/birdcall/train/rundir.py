@@ -153,3 +153,5 @@ def check_resume(state_path: Path, state: dict, fingerprint: dict) -> None:
     changed = [part for part in ("files", "labels", "split") if saved["data"].get(part) != fingerprint["data"][part]]
     if changed:
         raise ParameterError(f"{state_path}: resume refused: the clip table differs ({', '.join(changed)}) from the interrupted run's")
+    if saved["data"].get("pseudo_labels") != fingerprint["data"].get("pseudo_labels"):
+        raise ParameterError(f"{state_path}: resume refused: the pseudo_labels file differs from the interrupted run's (its bytes changed)")

@@ -1,0 +1,141 @@
+"""Soft labels end to end on synthetic data: pseudo-labels in the loader, online distillation, ``init_from`` in a
+run, the student's lineage, and a tiny two-round self-training loop (teacher -> pseudo-label -> student ->
+pseudo-label -> student)."""
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from birdcall.errors import ParameterError
+from birdcall.infer.pseudo_labels import pseudo_label, read_pseudo_labels
+from birdcall.models import load_model
+from birdcall.models.io import read_model_info
+from birdcall.train import TrainConfig, fit
+from birdcall.train.loop import _datasets, _pseudo_dataset, _train_loader, encode_targets
+from birdcall.train.soft_labels import transform_soft_labels
+
+
+@pytest.fixture(scope="module")
+def unlabeled(tiny_data, tmp_path_factory):
+    """Four 5-s recordings nobody labelled (copies of synthetic clips, in a folder of their own)."""
+    folder = tmp_path_factory.mktemp("unlabeled")
+    for i, path in enumerate(sorted((tiny_data / "train_audio").rglob("*.wav"))[::5][:4]):
+        shutil.copy(path, folder / f"rec{i}.wav")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_data, tmp_path_factory):
+    from birdcall.data import read_clip_table
+    from birdcall.features import FeatureConfig
+
+    run = tmp_path_factory.mktemp("teacher")
+    features = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0)  # conftest's TINY_FEATURES
+    config = TrainConfig(model="test_cnn", features=features, epochs=2, batch_size=4, lr=3e-3, threads=1, val_fraction=0.3)
+    fit(read_clip_table(tiny_data), config, run, show_progress=False)
+    return run / "best.safetensors"
+
+
+@pytest.fixture(scope="module")
+def labels_file(teacher, unlabeled, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pl") / "labels.parquet"
+    pseudo_label([teacher], [unlabeled], out, batch_size=8, threads=1)
+    return out
+
+
+def _student_config(tiny_config, labels_file, unlabeled, **pseudo):
+    return replace(tiny_config, epochs=2, pseudo=replace(tiny_config.pseudo, labels=str(labels_file), audio=str(unlabeled), **pseudo))
+
+
+def test_loader_batches_hold_labelled_items_then_soft_labelled_windows(tiny_table, tiny_config, labels_file, unlabeled):
+    config = _student_config(tiny_config, labels_file, unlabeled, ratio=0.5, power=2.0)
+    config = replace(config, noise_p=0.0)
+    targets = encode_targets(tiny_table, config.secondary_weight)
+    idx = np.arange(len(tiny_table.frame))
+    train_ds, _ = _datasets(tiny_table, config, targets, idx, idx[:0])
+    pseudo_ds, source = _pseudo_dataset(tiny_table, config)
+    table = read_pseudo_labels(labels_file, audio_root=unlabeled)
+    assert len(pseudo_ds) == len(table) == 4 * 5 and source.windows == 20  # 4 recordings x 5 windows of 1 s
+    loader = _train_loader(train_ds, config, torch.Generator().manual_seed(0), 0, 1, pseudo=pseudo_ds)
+    expected = transform_soft_labels(table.probs, power=2.0)
+    seen = 0
+    for waveforms, batch_targets in loader:
+        assert waveforms.shape == (4, config.features.clip_samples) and batch_targets.shape == (4, 3)
+        hard, soft = batch_targets[:2].numpy(), batch_targets[2:].numpy()
+        assert set(np.unique(hard)) <= {0.0, 1.0}  # labelled items: hard labels
+        for row in soft:  # pseudo-labelled windows: the teacher's probabilities, squared
+            assert np.abs(expected - row).max(axis=1).min() < 1e-6
+        seen += 1
+    assert seen == len(loader) == (len(train_ds) // 2)
+
+
+def test_a_student_trains_on_pseudo_labels_and_an_online_teacher_and_names_them(tiny_table, tiny_config, teacher, labels_file, unlabeled, tmp_path):
+    config = _student_config(tiny_config, labels_file, unlabeled, ratio=0.5, weight=0.5)
+    config = replace(config, distill=replace(config.distill, teacher=str(teacher), weight=0.5, temperature=2.0, loss="kl"))
+    result = fit(tiny_table, config, tmp_path / "student", show_progress=False)
+    history = pd.read_csv(tmp_path / "student" / "metrics.csv")
+    assert history["epoch"].tolist() == [1, 2] and np.isfinite(history["train_loss"]).all()
+    extra = read_model_info(result.best_path)["extra"]
+    teachers = extra["teachers"]
+    assert [t.get("use") for t in teachers] == [None, "online distillation"]
+    digests = {t["digest"] for t in teachers}
+    assert len(digests) == 1 and len(next(iter(digests))) == 64  # the same teacher file, by its sha256
+    assert extra["pseudo_labels"] == {"file": "labels.parquet", "windows": 20, "dropped": 0}
+    assert "note" not in extra  # no BirdNET anywhere in this lineage
+
+
+def test_soft_labels_change_what_the_student_learns(tiny_table, tiny_config, labels_file, unlabeled, tmp_path):
+    plain = fit(tiny_table, replace(tiny_config, epochs=1), tmp_path / "plain", show_progress=False)
+    soft = fit(tiny_table, _student_config(replace(tiny_config, epochs=1), labels_file, unlabeled), tmp_path / "soft", show_progress=False)
+    a, _, _ = load_model(plain.best_path)
+    b, _, _ = load_model(soft.best_path)
+    diff = max((pa - pb).abs().max().item() for pa, pb in zip(a.parameters(), b.parameters()))
+    assert diff > 1e-4
+
+
+def test_min_confidence_drops_windows_and_a_changed_labels_file_refuses_resume(tiny_table, tiny_config, labels_file, unlabeled, tmp_path):
+    table = read_pseudo_labels(labels_file, audio_root=unlabeled)
+    cut = float(np.sort(table.probs.max(axis=1))[10])
+    config = _student_config(tiny_config, labels_file, unlabeled, min_confidence=cut)
+    _, source = _pseudo_dataset(tiny_table, config)
+    assert source.windows == int((table.probs.max(axis=1) >= cut).sum()) and source.dropped == 20 - source.windows > 0
+    with pytest.raises(ParameterError, match="no window has a teacher probability"):
+        _pseudo_dataset(tiny_table, _student_config(tiny_config, labels_file, unlabeled, min_confidence=0.999999))
+    copy = tmp_path / "copy.parquet"
+    shutil.copy(labels_file, copy)
+    config = replace(_student_config(tiny_config, copy, unlabeled), epochs=1)
+    fit(tiny_table, config, tmp_path / "run", show_progress=False)
+    copy.write_bytes(copy.read_bytes()[:-8] + b"\0" * 8)  # another file under the same name
+    with pytest.raises(ParameterError, match="pseudo_labels"):
+        fit(tiny_table, config, tmp_path / "run", resume=True, show_progress=False)
+
+
+def test_init_from_starts_the_run_from_the_checkpoint(tiny_table, tiny_config, teacher, tmp_path):
+    config = replace(tiny_config, epochs=1, lr=1e-9, warmup_epochs=0.0, init_from=str(teacher), mix_p=0.0, noise_p=0.0)
+    result = fit(tiny_table, config, tmp_path / "init", show_progress=False)
+    start, _, _ = load_model(teacher)
+    trained, _, _ = load_model(result.best_path)
+    fresh = fit(tiny_table, replace(config, init_from=None), tmp_path / "fresh", show_progress=False)
+    scratch, _, _ = load_model(fresh.best_path)
+    for (name, a), b, c in zip(trained.named_parameters(), start.parameters(), scratch.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0, msg=name)  # lr ~0: the weights are the checkpoint's
+    assert max((b - c).abs().max().item() for b, c in zip(start.parameters(), scratch.parameters())) > 1e-3
+    assert read_model_info(result.best_path)["extra"]["init_from"] == {"file": "best.safetensors", "kind": "birdcall", "head": "loaded"}
+
+
+def test_two_rounds_of_self_training(tiny_table, tiny_config, teacher, unlabeled, tmp_path):
+    current = teacher
+    for r in (1, 2):
+        labels = tmp_path / f"round{r}.parquet"
+        summary = pseudo_label([current], [unlabeled], labels, batch_size=8, threads=1)
+        assert summary.windows == 20 and summary.skipped == 0
+        result = fit(tiny_table, _student_config(tiny_config, labels, unlabeled), tmp_path / f"student{r}", show_progress=False)
+        meta = read_pseudo_labels(labels, audio_root=unlabeled).metadata
+        assert meta["teachers"][0]["path"] == str(current)
+        assert read_model_info(result.best_path)["extra"]["teachers"][0]["digest"] == meta["teachers"][0]["digest"]
+        current = result.best_path
+    assert current == tmp_path / "student2" / "best.safetensors"
