@@ -97,6 +97,9 @@ class PseudoLabelConfig:
         min_confidence: windows whose highest teacher probability is below it are left out (0 keeps all, so the
             teacher's "nothing here" windows teach negatives too).
         ratio: fraction of each batch that is pseudo-labelled windows, in [0, 1).
+        min_seconds: windows holding less audio than this are left out: the tail of a recording a little longer
+            than a whole number of windows (NIPS4B's 5.004-s files give a 4-ms second window, padded) teaches
+            nothing but padding.
     """
 
     labels: str | None = None
@@ -106,9 +109,11 @@ class PseudoLabelConfig:
     threshold: float = 0.0
     min_confidence: float = 0.0
     ratio: float = 0.5
+    min_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_number(self, "min_seconds", ge=0)
         check_number(self, "weight", gt=0)
         check_number(self, "power", gt=0)
         check_number(self, "threshold", ge=0, lt=1)

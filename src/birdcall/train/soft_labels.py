@@ -68,7 +68,8 @@ class PseudoSource:
     teachers: tuple[dict, ...]
     note: str | None
     windows: int
-    dropped: int  # below min_confidence
+    dropped: int  # below min_confidence or min_seconds
+    short: int = 0  # of which below min_seconds
 
 
 def load_pseudo_windows(config: PseudoLabelConfig, labels: LabelSet, features: FeatureConfig, *, fold: int | None = None,
@@ -99,6 +100,13 @@ def load_pseudo_windows(config: PseudoLabelConfig, labels: LabelSet, features: F
         keep = table.probs.max(axis=1) >= config.min_confidence
     if not keep.any():
         raise ParameterError(f"{path}: no window has a teacher probability >= pseudo.min_confidence={config.min_confidence}")
+    short = np.zeros(len(probs), dtype=bool)
+    if config.min_seconds > 0:  # recording tails: a window holding a few ms of audio, the rest padding
+        durations = _durations(table.files)
+        short = np.array([durations[f] - s < config.min_seconds for f, s in zip(table.files, table.start)]) & keep
+        keep &= ~short
+    if not keep.any():
+        raise ParameterError(f"{path}: no window holds pseudo.min_seconds={config.min_seconds} s of audio")
     lengths = np.round((table.end - table.start) * features.sample_rate).astype(np.int64)
     if np.any(np.abs(lengths - features.clip_samples) > 1):
         raise ParameterError(f"{path}: windows of {float(np.median(table.end - table.start)):.3f} s, the student's clips are {features.clip_duration} s")
@@ -107,8 +115,23 @@ def load_pseudo_windows(config: PseudoLabelConfig, labels: LabelSet, features: F
     dataset = PseudoWindows(files, table.start[keep], targets, features, read=read, augment=augment, seed=seed)
     meta = table.metadata
     source = PseudoSource(path=str(path), teachers=tuple(meta.get("teachers") or ()), note=meta.get("note"), windows=int(keep.sum()),
-                          dropped=int((~keep).sum()))  # fmt: skip
+                          dropped=int((~keep).sum()), short=int(short.sum()))  # fmt: skip
     return dataset, source
+
+
+def _durations(files) -> dict:
+    """Seconds of audio of each distinct file, from its header (:func:`birdcall.audio.info`; a file that cannot be
+    read is reported with its name and reason)."""
+    from ..audio import info
+    from ..errors import DataError
+
+    out = {}
+    for f in dict.fromkeys(files):
+        try:
+            out[f] = info(f).duration
+        except AudioLoadError as err:
+            raise DataError(str(f), f"pseudo-labelled recording cannot be read ({err.cause})") from None
+    return out
 
 
 class PseudoWindows:

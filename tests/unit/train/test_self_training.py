@@ -139,3 +139,20 @@ def test_two_rounds_of_self_training(tiny_table, tiny_config, teacher, unlabeled
         assert read_model_info(result.best_path)["extra"]["teachers"][0]["digest"] == meta["teachers"][0]["digest"]
         current = result.best_path
     assert current == tmp_path / "student2" / "best.safetensors"
+
+
+def test_recording_tails_shorter_than_min_seconds_are_left_out(tiny_table, tiny_config, teacher, tmp_path):
+    from birdcall.audio import load, write_audio
+
+    folder = tmp_path / "tails"
+    folder.mkdir()
+    clip = sorted((tiny_table.root / "train_audio").rglob("*.wav"))[0]
+    y = load(clip, sample_rate=32000)
+    write_audio(folder / "rec.wav", y[: int(2.3 * 32000)], 32000)  # windows at 0, 1 and 2 s; the last holds 0.3 s
+    labels = tmp_path / "tails.parquet"
+    pseudo_label([teacher], [folder], labels, threads=1)
+    assert len(read_pseudo_labels(labels, audio_root=folder)) == 3
+    dataset, source = _pseudo_dataset(tiny_table, _student_config(tiny_config, labels, folder, min_seconds=0.5))
+    assert (source.windows, source.dropped, source.short) == (2, 1, 1) and list(dataset.starts) == [0.0, 1.0]
+    _, source = _pseudo_dataset(tiny_table, _student_config(tiny_config, labels, folder, min_seconds=0.0))
+    assert source.windows == 3
