@@ -7,7 +7,7 @@ HASH   := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(HASH)
 OUT    ?= runs/demo
 
-.PHONY: setup browser demo test test-fast bench birdnet bench-nips4b bench-soundscape bench-inference lock clean
+.PHONY: setup browser demo test test-fast bench birdnet bench-nips4b bench-soundscape bench-distill bench-inference lock clean
 
 setup: $(STAMP)
 
@@ -70,6 +70,14 @@ bench-soundscape: birdnet
 	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_finetune.yaml --tag ft-lr1
 	$(PY) benchmarks/soundscape_ensemble.py --run runs/nips4b_soundscape "birdcall birdnet_mlp (birdnet_mlp 2heads)" "birdcall birdnet_finetune (birdnet_finetune ft-lr1)"
 	$(PY) benchmarks/soundscape_ensemble.py --run runs/nips4b_soundscape "birdcall birdnet_probe (birdnet_probe 2heads)" "birdcall birdnet_mlp (birdnet_mlp 2heads)" "birdcall birdnet_finetune (birdnet_finetune ft-lr1)"
+
+# Issue 17's self-training loop on the soundscape benchmark (after bench-soundscape, whose birdnet_finetune and
+# birdnet_mlp runs are the teachers): per fold, pseudo-label the unlabelled NIPS4B recordings with the fold's own
+# teachers (~8 min per fold), train the CNN student (configs/cnn_distill.yaml, ~55 min per fold on 2 cores), then
+# round 2: pseudo-label with teachers + student and fine-tune the student (20 epochs, ~20 min per fold).
+bench-distill: birdnet
+	$(PY) benchmarks/self_training.py --teacher runs/nips4b_soundscape/birdnet_finetune-ft-lr1 --teacher runs/nips4b_soundscape/birdnet_mlp-2heads \
+		--rounds 2 --refine-epochs 20 --refine-lr 1e-3 --tag st --quiet
 
 # Issue 5's speed benchmark (~10 min): every backend end to end on a 10-min soundscape vs BirdNET, memory vs length.
 bench-inference: birdnet

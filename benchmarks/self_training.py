@@ -19,7 +19,8 @@ Round 1's teachers are ``--teacher`` runs (e.g. the ``birdnet_finetune`` and ``b
 soundscape benchmark: the same folds). The next round's teachers are the first round's plus this round's student
 (``--next ensemble``: a BirdNET-based + CNN teacher ensemble, averaged per window; the first teachers' scores
 are reused from the previous round's state, not computed again) or the student alone (``--next student``:
-classic self-training). Wall time of every stage is printed and kept in
+classic self-training). With ``--refine-epochs N`` the rounds after the first fine-tune the previous student
+(``init_from``) for N epochs instead of training from scratch. Wall time of every stage is printed and kept in
 ``OUT/self_training-<tag>.json``.
 """
 
@@ -65,6 +66,7 @@ def parse_args(argv=None):
     p.add_argument("overrides", nargs="*", help="student recipe overrides key=value")
     p.add_argument("--teacher", action="append", type=Path, required=True, help="a K-fold run folder (TEACHER/fold<k>/best.safetensors); repeat for an ensemble")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--first-round", type=int, default=1, help="skip the rounds before this one (their students must exist)")
     p.add_argument("--next", choices=("ensemble", "student"), default="ensemble", help="teachers of the next round: first teachers + student, or the student")
     p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "cnn_distill.yaml")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -73,6 +75,9 @@ def parse_args(argv=None):
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--only-fold", type=int, default=None)
     p.add_argument("--tag", default="st")
+    p.add_argument("--refine-epochs", type=int, default=None,
+                   help="rounds after the first start from the previous round's student (init_from) and train this many epochs (default: from scratch, the recipe's epochs)")
+    p.add_argument("--refine-lr", type=float, default=None, help="with --refine-epochs: the learning rate of those rounds (default: the recipe's)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
@@ -96,6 +101,10 @@ def main(argv=None) -> int:
     teachers = list(args.teacher)
     for r in range(1, args.rounds + 1):
         tag = f"{args.tag}-r{r}"
+        if r < args.first_round:  # done by an earlier invocation: only its student matters, as the next teacher
+            student = args.out / f"cnn-{tag}"
+            teachers = [*args.teacher, student] if args.next == "ensemble" else [student]
+            continue
         labels_dir = args.out / "pseudo_labels" / tag
         stages = {"teachers": [str(t) for t in teachers], "pseudo_label_seconds": {}, "train_and_score_seconds": None}
         for k in folds:
@@ -111,6 +120,10 @@ def main(argv=None) -> int:
         bench_args = ["--data", str(args.data), "--out", str(args.out), "--folds", str(args.folds), "--systems", "cnn", "--config", str(args.config),
                       "--tag", tag, *(["--only-fold", str(args.only_fold)] if args.only_fold is not None else []), *(["--quiet"] if args.quiet else []),
                       f"pseudo.labels={labels_dir / 'fold{fold}.parquet'}", f"pseudo.audio={unlabeled}", *args.overrides]  # fmt: skip
+        if r > 1 and args.refine_epochs:  # fine-tune the last student on the new labels instead of starting again
+            previous = args.out / f"cnn-{args.tag}-r{r - 1}" / "fold{fold}" / "best.safetensors"
+            bench_args += [f"init_from={previous}", f"epochs={args.refine_epochs}", *([f"lr={args.refine_lr}"] if args.refine_lr else [])]
+            stages["init_from"] = str(previous)
         bench.main(bench_args)
         stages["train_and_score_seconds"] = time.perf_counter() - started
         log["rounds"][str(r)] = stages

@@ -33,18 +33,20 @@ def main(argv=None) -> int:
     p.add_argument("--run", type=Path, default=REPO_ROOT / "runs" / "nips4b_soundscape")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--only-fold", type=int, default=None, help="score fold K only (systems screened with --only-fold)")
     args = p.parse_args(argv)
+    fold_ids = [args.only_fold] if args.only_fold is not None else list(range(args.folds))
     if len(args.systems) < 2:
         raise SystemExit("name two or more systems")
     taxonomy = pd.read_csv(args.data / "taxonomy.csv")
-    solutions = {k: pd.read_csv(args.run / "soundscapes" / f"fold{k}" / "solution.csv") for k in range(args.folds)}
-    codes = [c for c in solutions[0].columns if c != "row_id"]
+    solutions = {k: pd.read_csv(args.run / "soundscapes" / f"fold{k}" / "solution.csv") for k in fold_ids}
+    codes = [c for c in solutions[fold_ids[0]].columns if c != "row_id"]
     taxon = taxonomy.set_index("species_code")["taxon"] if "taxon" in taxonomy else pd.Series(dtype=str)
     birds = [c for c in codes if taxon.get(c, "bird") == "bird"]
     rows, pooled_scores = [], {}
     for name in [*args.systems, "ensemble (mean probability)"]:
         per_fold = []
-        for k in range(args.folds):
+        for k in fold_ids:
             if name.startswith("ensemble"):
                 members = [pd.read_csv(args.run / "scores" / f"{slug(s)}_fold{k}.csv").set_index("row_id")[codes] for s in args.systems]
                 scores = (sum(members) / len(members)).reset_index()
@@ -55,9 +57,9 @@ def main(argv=None) -> int:
                 scores = pd.read_csv(path)
             per_fold.append(scores)
         pooled = score_windows(pd.concat(solutions.values(), ignore_index=True), pd.concat(per_fold, ignore_index=True), codes, birds)
-        folds = [score_windows(solutions[k], per_fold[k], codes, birds)["cmap"] for k in range(args.folds)]
+        folds = [score_windows(solutions[k], scores, codes, birds)["cmap"] for k, scores in zip(fold_ids, per_fold)]
         pooled_scores[name] = pooled
-        rows.append({"system": name, **{f"fold {k}": round(v, 4) for k, v in enumerate(folds)}, "mean of folds": round(sum(folds) / len(folds), 4),
+        rows.append({"system": name, **{f"fold {k}": round(v, 4) for k, v in zip(fold_ids, folds)}, "mean of folds": round(sum(folds) / len(folds), 4),
                      "pooled cmAP": round(pooled["cmap"], 4), "pooled padded cmAP": round(pooled["padded_cmap"], 4),
                      "pooled macro AUC": round(pooled["macro_auc"], 4), "birds-only cmAP": round(pooled["birds_cmap"], 4)})  # fmt: skip
     frame = pd.DataFrame(rows)

@@ -222,7 +222,7 @@ class TrainConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     # start from weights: a birdcall checkpoint (.safetensors with config and labels; the head is re-initialised
     # when its species differ) or a timm/safetensors weights file of the backbone (e.g. ImageNet weights
-    # downloaded beforehand); None: random initialisation
+    # downloaded beforehand); "{fold}" is replaced by the fold number in K-fold runs; None: random initialisation
     init_from: str | None = None
     # run
     select: str = "best"  # kept model and oof.csv: "best" validation padded cmAP, or "last" epoch (unbiased CV estimate)
@@ -257,7 +257,7 @@ class TrainConfig:
             raise ParameterError(f"TrainConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {self.device!r}")
         if self.init_from is not None and not self.init_from.strip():
             raise ParameterError("TrainConfig.init_from must be a weights file or null, got ''")
-        for key, value in (("pseudo.labels", self.pseudo.labels), ("distill.teacher", self.distill.teacher)):
+        for key, value in (("pseudo.labels", self.pseudo.labels), ("distill.teacher", self.distill.teacher), ("init_from", self.init_from)):
             if value is not None and "{fold}" in value and self.folds < 2:
                 raise ParameterError(f"TrainConfig.{key} has '{{fold}}' but folds={self.folds}: only K-fold runs have a fold number")
         if self.cache_dir is not None and not self.cache_dir.strip():

@@ -108,13 +108,15 @@ def fit_folds(
 
 
 def fold_config(config: TrainConfig, fold: int, *, seed: int) -> TrainConfig:
-    """The config of one model of fold ``fold``: its seed, and ``{fold}`` in ``pseudo.labels`` and ``distill.teacher``
-    replaced by the fold number (each fold's teacher must not have seen that fold's validation clips)."""
+    """The config of one model of fold ``fold``: its seed, and ``{fold}`` in ``pseudo.labels``, ``distill.teacher`` and
+    ``init_from`` replaced by the fold number (each fold's teacher, or starting model, must not have seen that fold's
+    validation clips)."""
     from .soft_labels import fold_path
 
     pseudo = replace(config.pseudo, labels=fold_path(config.pseudo.labels, fold)) if config.pseudo.labels else config.pseudo
     distill = replace(config.distill, teacher=fold_path(config.distill.teacher, fold)) if config.distill.teacher else config.distill
-    return replace(config, seed=seed, pseudo=pseudo, distill=distill)
+    init_from = fold_path(config.init_from, fold) if config.init_from else None
+    return replace(config, seed=seed, pseudo=pseudo, distill=distill, init_from=init_from)
 
 
 def _model_dir(run_dir: Path, fold: int, member: int) -> Path:

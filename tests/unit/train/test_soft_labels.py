@@ -1,6 +1,7 @@
 """Soft-label training pieces: power transform, distillation loss, weighted loss, batch sampler, windows, teacher."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -195,8 +196,9 @@ def test_fold_placeholders():
     with pytest.raises(ParameterError, match="not a K-fold run"):
         fold_path("pl{fold}.parquet", None)
     config = TrainConfig(folds=5, pseudo={"labels": "pl/fold{fold}.parquet", "audio": "u"}, distill={"teacher": "runs/t/fold{fold}/best.safetensors"})
-    two = fold_config(config, 2, seed=7)
+    two = fold_config(replace(config, init_from="runs/s/fold{fold}/best.safetensors"), 2, seed=7)
     assert two.pseudo.labels == "pl/fold2.parquet" and two.distill.teacher == "runs/t/fold2/best.safetensors" and two.seed == 7
+    assert two.init_from == "runs/s/fold2/best.safetensors"
     with pytest.raises(ParameterError, match="only K-fold runs"):
         TrainConfig(pseudo={"labels": "pl{fold}.parquet", "audio": "u"})
 
