@@ -136,6 +136,18 @@ def config_differences(saved: dict, current: dict) -> str:
     return shown + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
 
 
+def _with_defaults(config: dict) -> dict:
+    """A saved config with the TrainConfig keys it lacks (added by a later birdcall) at their defaults: a run started
+    before an upgrade resumes after it. A saved config that no longer parses is returned as it is (and then differs)."""
+    from ..config import from_dict
+    from .config import TrainConfig
+
+    try:
+        return to_dict(from_dict(TrainConfig, config))
+    except Exception:  # noqa: BLE001 - an unknown key or a bad value: the comparison below reports the difference
+        return config
+
+
 def check_resume(state_path: Path, state: dict, fingerprint: dict) -> None:
     """Refuse to resume ``state`` with another config or clip table (one line saying what differs).
 
@@ -148,8 +160,9 @@ def check_resume(state_path: Path, state: dict, fingerprint: dict) -> None:
             f"{state_path}: resume refused: the state records no config/data fingerprint (written by an older birdcall), "
             "so it cannot be matched to this run; start again with overwrite"
         )
-    if saved["config"] != fingerprint["config"]:
-        raise ParameterError(f"{state_path}: resume refused: config differs in {config_differences(saved['config'], fingerprint['config'])}")
+    saved_config = _with_defaults(saved["config"])  # keys added to TrainConfig since that run read as their defaults
+    if saved_config != fingerprint["config"]:
+        raise ParameterError(f"{state_path}: resume refused: config differs in {config_differences(saved_config, fingerprint['config'])}")
     changed = [part for part in ("files", "labels", "split") if saved["data"].get(part) != fingerprint["data"][part]]
     if changed:
         raise ParameterError(f"{state_path}: resume refused: the clip table differs ({', '.join(changed)}) from the interrupted run's")

@@ -139,3 +139,20 @@ def test_k_fold_resume_restarts_a_model_that_never_finished_an_epoch(tiny_table,
         fit_folds(tiny_table, config, tmp_path, show_progress=False)
     results = fit_folds(tiny_table, config, tmp_path, resume=True, show_progress=False)
     assert [r.best_epoch for r in results] == [1, 1]
+
+
+def test_resume_accepts_a_state_saved_before_new_config_keys_existed(tmp_path):
+    """A run started before an upgrade added TrainConfig keys (pseudo, distill, init_from) resumes after it; a real
+    difference is still refused."""
+    import pytest as _pytest
+
+    from birdcall.config import to_dict as _to_dict
+    from birdcall.errors import ParameterError as _ParameterError
+    from birdcall.train import TrainConfig as _TrainConfig
+    from birdcall.train.rundir import check_resume
+
+    current = {"config": _to_dict(_TrainConfig(lr=2e-3)), "data": {"files": "a", "labels": "b", "split": "c"}}
+    old = {k: v for k, v in current["config"].items() if k not in ("pseudo", "distill", "init_from")}
+    check_resume(tmp_path / "train_state.pt", {"fingerprint": {"config": old, "data": dict(current["data"])}}, current)
+    with _pytest.raises(_ParameterError, match=r"config differs in lr"):
+        check_resume(tmp_path / "train_state.pt", {"fingerprint": {"config": {**old, "lr": 1e-3}, "data": dict(current["data"])}}, current)
