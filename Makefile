@@ -73,8 +73,8 @@ bench-soundscape: birdnet
 
 # Issue 17's self-training loop on the soundscape benchmark (after bench-soundscape, whose birdnet_finetune and
 # birdnet_mlp runs are the teachers): per fold, pseudo-label the unlabelled NIPS4B recordings with the fold's own
-# teachers (~8 min per fold), train the CNN student (configs/cnn_distill.yaml, ~55 min per fold on 2 cores), then
-# round 2: pseudo-label with teachers + student and fine-tune the student (20 epochs, ~20 min per fold).
+# teachers (~8 min per fold), train the CNN student (configs/cnn_distill.yaml, ~51 min per fold on 2 cores), then
+# round 2: pseudo-label with teachers + student and fine-tune the student (20 epochs, ~18 min per fold). Fold 0: 78 min.
 bench-distill: birdnet
 	$(PY) benchmarks/self_training.py --teacher runs/nips4b_soundscape/birdnet_finetune-ft-lr1 --teacher runs/nips4b_soundscape/birdnet_mlp-2heads \
 		--rounds 2 --refine-epochs 20 --refine-lr 1e-3 --tag st --quiet
