@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -62,7 +61,7 @@ from ..data.labels import LabelSet
 from ..errors import BirdcallError, DataError, ParameterError
 from ..fileio import atomic_path, atomic_to_csv, remove_stale_temporaries
 from ..types import Pathlike
-from .ensemble import METHODS, align_labels, combine
+from .ensemble import _check_method, _check_power, align_labels, combine
 from .long_recording import WindowSpec
 from .pipeline import OutputWriteError, RunSummary, discover_inputs, run_inference
 
@@ -243,17 +242,9 @@ def _check_windows(teachers: Sequence[_Teacher], hop: float | None) -> None:
 
 
 def _check_combination(method: str, power: float) -> float | None:
-    if method not in METHODS:
-        raise ParameterError(f"method must be one of {METHODS}, got {method!r}")
-    if method != "power":
-        return None
-    try:
-        value = float(power)
-    except (TypeError, ValueError):
-        raise ParameterError(f"power must be a number > 0, got {power!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ParameterError(f"power must be a finite number > 0, got {power!r}")
-    return value
+    """The ensemble's own checks (:mod:`birdcall.infer.ensemble`); the power used, None unless ``method="power"``."""
+    _check_method(method)
+    return _check_power(power) if method == "power" else None
 
 
 def _input_root(inputs: Sequence[Pathlike]) -> Path:

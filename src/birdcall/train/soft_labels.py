@@ -29,7 +29,7 @@ from ..data.labels import LabelSet
 from ..errors import AudioLoadError, ParameterError
 from ..features import FeatureConfig
 from ..features.crop import crop_or_pad
-from .config import DistillConfig, PseudoLabelConfig
+from .config import PseudoLabelConfig
 
 __all__ = ["OnlineTeacher", "PseudoBatchSampler", "PseudoWindows", "fold_path", "load_pseudo_windows", "pseudo_per_batch", "transform_soft_labels"]
 
