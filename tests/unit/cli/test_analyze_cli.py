@@ -1,6 +1,7 @@
 """`birdcall analyze` through the real typer app (and, for kill-and-resume, a real subprocess) with a tiny model."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -117,13 +118,23 @@ def test_shards_merged_from_separate_folders(model_path, tmp_path):
     assert derived_outputs(tmp_path / "shard0") == derived_outputs(tmp_path / "one")
 
 
-# The real command in a subprocess, its scorer slowed down so that it can be killed half way. The wrapper only
-# patches TorchScorer and then runs `python -m birdcall.cli` as is.
-SLOW_CLI = """
-import runpy, sys, time
+# The real command in a subprocess, killed by SIGKILL at a deterministic point: the wrapper patches TorchScorer so
+# that the process kills itself (no cleanup, no atexit, as `kill -9` does) when it is asked to score window
+# KILL_AT + 1, and then runs `python -m birdcall.cli` as is. With --batch-size 1 every call scores one window, so
+# the kill lands after the first KILL_AT windows, i.e. inside the fourth 3-window file.
+KILL_AT = 10
+KILLED_CLI = """
+import os, runpy, signal, sys
 from birdcall.infer import scorer
 call = scorer.TorchScorer.__call__
-scorer.TorchScorer.__call__ = lambda self, windows: (time.sleep(0.15), call(self, windows))[1]
+calls = 0
+def scoring_then_killed(self, windows):
+    global calls
+    calls += 1
+    if calls > int(os.environ.get("BIRDCALL_TEST_KILL_AT", "1000000")):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return call(self, windows)
+scorer.TorchScorer.__call__ = scoring_then_killed
 sys.argv = ["birdcall", *sys.argv[1:]]
 runpy.run_module("birdcall.cli", run_name="__main__", alter_sys=True)
 """
@@ -135,24 +146,27 @@ def test_killed_run_resumes_to_the_uninterrupted_result(model_path, tmp_path):
     (audio / "rec99.ogg").write_text("not audio either")
     out = tmp_path / "out"
     args = ["analyze", "--model", str(model_path), "--out", str(out), "--min-confidence", "0", "--batch-size", "1", "--workers", "1", "--quiet", str(audio)]
-    command = [sys.executable, "-c", SLOW_CLI, *args]
+    command = [sys.executable, "-c", KILLED_CLI, *args]
 
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    manifest = out / "manifest.jsonl"
-    deadline = time.monotonic() + 300  # generous: a loaded CI machine spawns slowly
-    while time.monotonic() < deadline and process.poll() is None:
-        if manifest.is_file() and len(finished(manifest)) >= 3:
+    environment = {**os.environ, "BIRDCALL_TEST_KILL_AT": str(KILL_AT)}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment)
+    children = []
+    while process.poll() is None:  # the decoding worker, to check below that it notices its parent died
+        try:
+            children = psutil.Process(process.pid).children(recursive=True) or children
+        except psutil.NoSuchProcess:
             break
-        time.sleep(0.05)
-    children = psutil.Process(process.pid).children(recursive=True)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+        time.sleep(0.01)
+    output = process.stdout.read().decode()
+    manifest = out / "manifest.jsonl"
     done_before = len(finished(manifest))
-    assert process.returncode == -signal.SIGKILL and 3 <= done_before < 9, process.stdout.read().decode()
+    assert process.returncode == -signal.SIGKILL, output
+    assert done_before == KILL_AT // 3, output  # the three files whose windows were all scored, nothing more
+    assert children, "the decoding worker process was never seen"
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive  # the decoding worker noticed and exited
 
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)  # not killed this time
     assert rerun.returncode == 1, rerun.stdout + rerun.stderr  # one unreadable file
     assert "9 files, 24 windows, 1 skipped" in rerun.stdout and f"{done_before} file(s) were done by an earlier run" in rerun.stdout
     records = finished(manifest)
