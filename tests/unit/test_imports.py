@@ -57,4 +57,4 @@ def test_lazy_names_are_the_functions_not_their_submodules():
         features.nothing_here  # noqa: B018
     x = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
     np.testing.assert_array_equal(normalize(x, mode="none"), x)  # the function ran, not a module's attribute
-    np.testing.assert_allclose(normalize(x, mode="minmax"), x / 5.0, atol=1e-6)
+    np.testing.assert_allclose(normalize(x, mode="minmax"), x / 5.0, atol=1e-4)  # (x - min) / (max - min + eps)
