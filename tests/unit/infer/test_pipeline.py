@@ -374,6 +374,24 @@ def test_scores_run_writes_a_parquet_table_with_its_settings_and_resumes(tmp_pat
         run_inference(WindowStats(), paths, tmp_path / "a", kind="scores")
 
 
+def test_score_file_gives_exactly_the_rows_the_engine_writes_for_the_file(recordings, tmp_path):
+    """score_file is the engine's work on one file, without run state: a scores run (windows batched across files,
+    with overlap and TTA) writes the same rows for each file."""
+    from birdcall.infer import score_file
+    from birdcall.infer.writers import read_scores_parquet
+
+    _, good = recordings
+    window = WindowOptions(hop=0.5, tta_shifts=(0.0, 0.25))
+    out = tmp_path / "scores.parquet"
+    run_inference(WindowStats(), good, out, kind="scores", window=window, engine=EngineOptions(batch_size=5))
+    written, _ = read_scores_parquet(out)
+    spec = window.spec(RATE, 1.0, "zero")
+    for path in good:
+        alone = score_file(WindowStats(), path, spec, batch_size=3)
+        assert len(alone) > 0
+        pd.testing.assert_frame_equal(alone, written.loc[[str(path)]], check_exact=True)
+
+
 def test_predict_files_keeps_input_order_and_lists_unreadable_files(recordings):
     from birdcall.infer import predict_file, predict_files
 
