@@ -197,7 +197,8 @@ def merge_outputs(out: Pathlike, sources: Sequence[Pathlike] = (), *, kind: str 
     equal those of ``out`` (which takes them when it has none). Plans, manifest lines and parts are copied.
 
     A ``done`` record whose ``part`` is not ``parts/<name>.parquet`` inside the source (or would not land
-    inside the target's ``parts/``; :func:`part_path`) is reported with a :class:`RunStateWarning` naming the
+    inside the target's ``parts/``; :func:`~birdcall.infer.run_state.part_path`) is reported with a
+    :class:`~birdcall.infer.run_state.RunStateWarning` naming the
     source manifest and line, and neither it nor anything it names is copied: its file stays unprocessed in
     ``out`` (listed as missing), so a run into ``out`` scores it. Nothing is ever written outside ``out``.
 
@@ -205,7 +206,7 @@ def merge_outputs(out: Pathlike, sources: Sequence[Pathlike] = (), *, kind: str 
         As :func:`combine_outputs`.
 
     Raises:
-        ParameterError: a source without a run, or with other settings; ``out`` unusable (see :func:`run_inference`).
+        ParameterError: a source without a run, or with other settings; ``out`` unusable (see :func:`~birdcall.infer.run.run_inference`).
         OutputWriteError: writing into ``out`` failed (disk full, say).
     """
     check_kind(kind)

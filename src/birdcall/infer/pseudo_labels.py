@@ -39,6 +39,9 @@ killed run stopped, teacher by teacher and, inside a teacher, file by file)::
 Each teacher decodes the recordings at its own sample rate (a 48 kHz BirdNET-based model beside a 32 kHz CNN),
 so the teachers must agree on the clip duration and on the window grid (the hop a whole number of samples at
 each rate); rows present in every teacher's table are combined, aligned on (file, start, end).
+
+(Over 500 lines: it is the one owner of the LABELS.parquet layout, its writer and its reader; the scoring is the
+engine's, :func:`~birdcall.infer.run.run_inference`.)
 """
 
 from __future__ import annotations

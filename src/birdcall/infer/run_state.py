@@ -2,9 +2,10 @@
 
 Where the state lives (:func:`state_dir`), its names (plans, manifests, parts), its locks, its manifest records
 and settings (``run.json``), and the temporaries of its atomic writes; :mod:`birdcall.infer.run` and
-:mod:`birdcall.infer.outputs` ask it for all of them.
+:mod:`birdcall.infer.outputs` ask it for all of them. (It runs past 500 lines on purpose: splitting the manifest
+from the rest of the folder would give the layout two owners.)
 
-Never losing work (:func:`run_inference`)
+Never losing work (:func:`~birdcall.infer.run.run_inference`)
     Each finished file's table is written atomically to ``parts/`` and only then recorded in a manifest
     (one JSON line, appended and fsynced); a failed file is recorded with its reason. A rerun of the same
     command skips every recorded file (failed ones too, unless ``retry_failed``), so a killed run resumes
@@ -20,7 +21,7 @@ Manifest records (one JSON object a line; unknown statuses are ignored, so old m
     which must be ``parts/<name>.parquet`` (a plain name) inside the state folder. Any other ``part`` (``..``,
     an absolute path, a symlink leading out of ``parts/``) is a corrupt record: skipped with a
     :class:`RunStateWarning` naming the manifest and line, so its file counts as not processed and is scored
-    again (:func:`merge_outputs` does not copy such a record, nor anything it names).
+    again (:func:`~birdcall.infer.outputs.merge_outputs` does not copy such a record, nor anything it names).
     ``{"file", "status": "failed", "reason"}``: failed, with its one-line reason (``errors.csv``).
     ``{"file", "status": "started", "run"}``: written (by the process that records results) before the
     file's first block is decoded. ``{"status": "stopped", "run"}``: that run ended on a Python exception
@@ -31,32 +32,26 @@ Manifest records (one JSON object a line; unknown statuses are ignored, so old m
     failed ("the run died twice while processing this file") instead of killing every rerun. A normal run
     adds two lines per file it processes and a rerun with nothing to do adds none.
 
-Layout of ``OUT_DIR`` (``analyze``; ``predict`` keeps the same state in ``.<name>.parts/`` next to its CSV)::
+Layout of a state folder: ``OUT_DIR`` itself for ``analyze``; ``.<name>.parts/`` next to the CSV or Parquet file
+for ``predict``, ``embed`` and ``scores`` runs (:func:`state_dir`)::
 
     run.json                        settings, model digest, labels (written by the first run)
     plans/shard-I-of-N.json         the files of every shard that ran here (I-of-N = 0-of-1 without --shard)
     manifest.jsonl                  one record per finished or failed file (manifest.shard-I-of-N.jsonl per shard)
-    parts/<stem>-<hash>.parquet     one file's detections (analyze) or window scores (predict, scores)
-    errors.csv                      file, reason of every failed file
-    detections.csv, detections.parquet
-    raven_combined.selections.txt   one Raven selection table for all files (outside raven/, so that no
-                                    input's name can take it: an input ``combined.wav`` has its own table)
-    raven/<stem>.selections.txt     one Raven selection table per file
-    audacity/<stem>.txt             one Audacity label track per file
+    parts/<stem>-<hash>.parquet     one file's detections (analyze), window scores (predict, scores) or
+                                    embeddings (embed)
+    errors.csv                      file, reason of every failed file (in OUT_DIR itself for analyze)
 
-    Per-file names use the file stem, with ``-<hash>`` added when two inputs share a stem. ``predict`` refuses
-    inputs that share a stem (their BirdCLEF row ids ``<stem>_<end second>`` would repeat).
+    The combined outputs beside them are :mod:`birdcall.infer.outputs`'s. ``predict`` refuses inputs that share
+    a stem (their BirdCLEF row ids ``<stem>_<end second>`` would repeat); a ``scores`` run keys rows by the
+    whole path, so inputs that share a stem are fine there.
 
-    ``embed`` keeps its state in ``.<name>.parts/`` next to its Parquet file, as ``predict`` does (errors.csv
-    included); its parts are embedding tables (:mod:`birdcall.infer.embeddings`) and the output is rebuilt from
-    them part after part, so combining never holds more than a row group.
-
-    A ``scores`` run keeps its state in ``.<name>.parts/`` next to its Parquet file too (parts of window scores,
-    as ``predict``'s; errors.csv included). Its output is one table of every window, in file order then time
-    (:func:`~birdcall.infer.writers.write_scores_parquet`): ``file`` (the absolute path, as recorded here),
-    ``start_time``, ``end_time``, one float32 column per species, the run settings (run.json) in the Parquet
-    metadata. Rows are keyed by the whole path, so inputs that share a stem are fine.
-
+Sharding
+    Shards may run one after another or at once into the same folder (each writes its own plan and manifest
+    and shares ``parts/``); every run ends by rebuilding the combined outputs from all records in the folder
+    (under a lock), so once the last shard ends they equal those of a single run. Shards that ran into
+    separate folders are merged with :func:`~birdcall.infer.outputs.merge_outputs`
+    (``birdcall analyze --merge --out OUT_DIR SHARD_DIRS...``).
 """
 
 from __future__ import annotations
@@ -312,8 +307,8 @@ _PART = re.compile(r"parts/([^/\\\x00]+\.parquet)")
 def part_path(state: Path, part: object) -> Path | None:
     """The file a ``done`` record's ``part`` names, or None when it is not ``parts/<name>.parquet`` inside ``state``.
 
-    The one check of every reader and writer of parts (:func:`read_records`, :func:`combine_outputs`, the
-    resume of :func:`run_inference`, :func:`merge_outputs` for its source and its target): a manifest line
+    The one check of every reader and writer of parts (:func:`read_records`, :func:`~birdcall.infer.outputs.combine_outputs`, the
+    resume of :func:`~birdcall.infer.run.run_inference`, :func:`~birdcall.infer.outputs.merge_outputs` for its source and its target): a manifest line
     is data, maybe crafted, and ``part`` must never lead outside ``<state>/parts/``. The name must be plain
     (no separator, no NUL, hence neither absolute nor ``..``), and the path with every symlink resolved must
     still lie directly in ``<state>/parts`` (so a symlinked ``parts`` folder or part file is refused as well).
@@ -498,7 +493,7 @@ class _Discarded(Exception):
 
 
 class EmbeddingPart:
-    """The sink (:func:`score_files`) of an ``embeddings`` run: streams a file's vectors into its part as they are
+    """The sink (:func:`~birdcall.infer.batching.score_files`) of an ``embeddings`` run: streams a file's vectors into its part as they are
     computed (:class:`~birdcall.infer.embeddings.EmbeddingWriter`; memory: one row group, however long the file).
 
     The part is written under a temporary name and renamed when the file is finished (so a part is always
