@@ -1,5 +1,8 @@
 """Inference on recordings of any length, and writers for its results."""
 
+from .batching import FileResult as FileResult
+from .batching import score_file as score_file
+from .batching import score_files as score_files
 from .detections import DETECTION_COLUMNS as DETECTION_COLUMNS
 from .detections import empty_detections as empty_detections
 from .detections import read_species_list as read_species_list
@@ -12,9 +15,6 @@ from .ensemble import align_labels as align_labels
 from .ensemble import combine as combine
 from .ensemble import load_ensemble as load_ensemble
 from .ensemble import run_models as run_models
-from .batching import FileResult as FileResult
-from .batching import score_file as score_file
-from .batching import score_files as score_files
 from .inputs import discover_inputs as discover_inputs
 from .long_recording import WindowSpec as WindowSpec
 from .long_recording import iter_windows as iter_windows
@@ -22,9 +22,17 @@ from .models import open_embedder as open_embedder
 from .models import open_model as open_model
 from .outputs import combine_outputs as combine_outputs
 from .outputs import merge_outputs as merge_outputs
+from .postprocess import PostprocessConfig as PostprocessConfig
+from .postprocess import file_level_boost as file_level_boost
+from .postprocess import postprocess as postprocess
+from .postprocess import smooth_neighbours as smooth_neighbours
 from .predict import PredictResult as PredictResult
 from .predict import predict_file as predict_file
 from .predict import predict_files as predict_files
+from .pseudo_labels import PseudoLabelSummary as PseudoLabelSummary
+from .pseudo_labels import PseudoLabels as PseudoLabels
+from .pseudo_labels import pseudo_label as pseudo_label
+from .pseudo_labels import read_pseudo_labels as read_pseudo_labels
 from .run import DetectionOptions as DetectionOptions
 from .run import EngineOptions as EngineOptions
 from .run import RunSummary as RunSummary
@@ -32,14 +40,6 @@ from .run import WindowOptions as WindowOptions
 from .run import run_inference as run_inference
 from .run_state import OutputWriteError as OutputWriteError
 from .run_state import RunStateWarning as RunStateWarning
-from .postprocess import PostprocessConfig as PostprocessConfig
-from .postprocess import file_level_boost as file_level_boost
-from .postprocess import postprocess as postprocess
-from .postprocess import smooth_neighbours as smooth_neighbours
-from .pseudo_labels import PseudoLabels as PseudoLabels
-from .pseudo_labels import PseudoLabelSummary as PseudoLabelSummary
-from .pseudo_labels import pseudo_label as pseudo_label
-from .pseudo_labels import read_pseudo_labels as read_pseudo_labels
 from .scorer import BACKENDS as BACKENDS
 from .scorer import BirdNetEmbedder as BirdNetEmbedder
 from .scorer import Embedder as Embedder

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +90,7 @@ class Idle:
 
 
 IDLE = Idle()
-Event = Union[Start, Block, Done, Failed, Idle]
+Event = Start | Block | Done | Failed | Idle  # what a producer yields
 
 
 def failure(err: BaseException) -> str:

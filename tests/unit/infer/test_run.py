@@ -1,5 +1,6 @@
-"""The batch inference engine: streaming producers (in-process and worker processes), batching across files,
-TTA by time shift, overlap, failures, and the resumable, shardable on-disk runs."""
+"""The batch inference engine end to end (birdcall.infer.run and the modules it is made of): windows, batching
+across files, TTA by time shift, overlap, worker processes, failures, inputs and shards, the resumable, shardable
+on-disk runs, and score_file / predict_files beside them. The decoding thread alone: test_producers.py."""
 
 import json
 import os
@@ -145,24 +146,6 @@ def test_a_block_ends_with_the_chunk_that_completed_it():
     assert [b.starts.tolist() for b in blocks] == [[0, 10], [20], [30, 40, 50, 60]]
     capped = list(iter_window_blocks(iter(chunks), clip_samples=10, hop_samples=10, max_windows=3))
     assert [b.starts.tolist() for b in capped] == [[0, 10], [20], [30, 40, 50], [60]]
-
-
-def test_prefetched_reports_when_the_consumer_would_wait():
-    import threading
-
-    gate = threading.Event()
-
-    def slow_events():
-        assert gate.wait(10)  # nothing is produced until the consumer has seen it wait
-        yield ("block", 0)
-
-    seen = []
-    for event in producers.prefetched(slow_events(), idle=IDLE):
-        seen.append(event)
-        gate.set()
-    assert seen[0] == IDLE and ("block", 0) in seen
-    events = (e for e in [("block", 0), ("block", 1)])
-    assert list(producers.prefetched(events)) == [("block", 0), ("block", 1)]  # idle=None: never
 
 
 def test_an_idle_producer_gets_the_queued_windows_scored_with_unchanged_scores(tmp_path):
@@ -413,59 +396,6 @@ def test_files_without_detections_still_get_their_tables(recordings, tmp_path):
     assert pd.read_csv(out / "detections.csv").empty and len(pd.read_parquet(out / "detections.parquet")) == 0
     assert (out / "raven" / "rec0.selections.txt").read_text().startswith("Selection\tView")
     assert (out / "audacity" / "rec1.txt").read_text() == ""
-
-
-# ------------------------------------------------------------------------------------------ decoding thread
-
-
-def test_prefetched_keeps_order_and_reads_at_most_depth_ahead():
-    import threading
-
-    produced = []
-    gate = threading.Event()
-
-    def events():
-        for i in range(10):
-            produced.append(i)
-            yield ("block", i)
-
-    stream_ = producers.prefetched(events(), depth=2)
-    assert next(stream_) == ("block", 0)
-    gate.wait(0.3)  # let the thread run ahead as far as it may
-    # one taken + 2 in the queue + 1 produced and waiting to be put: never the whole stream
-    assert len(produced) <= 4
-    assert list(stream_) == [("block", i) for i in range(1, 10)]
-
-
-def test_prefetched_reraises_the_producers_error_after_its_events():
-    def events():
-        yield ("start", 0)
-        raise RuntimeError("decoder blew up")
-
-    stream_ = producers.prefetched(events())
-    assert next(stream_) == ("start", 0)
-    with pytest.raises(RuntimeError, match="decoder blew up"):
-        next(stream_)
-
-
-def test_closing_prefetched_stops_the_thread_and_closes_the_source():
-    import threading
-
-    closed = threading.Event()
-
-    def events():
-        try:
-            for i in range(1000):
-                yield ("block", i)
-        finally:
-            closed.set()
-
-    before = {t.name for t in threading.enumerate()}
-    stream_ = producers.prefetched(events(), depth=1)
-    assert next(stream_) == ("block", 0)
-    stream_.close()
-    assert closed.is_set()
-    assert not any(t.name == "birdcall-decode" and t.is_alive() for t in threading.enumerate() if t.name not in before)
 
 
 def test_a_wrap_model_gets_a_short_file_tiled_as_in_training(tmp_path):
