@@ -52,7 +52,9 @@ class WindowSpec:
         hop: seconds between window starts (None: ``clip_duration``; smaller values overlap the windows).
         tta_shifts: time shifts in seconds at which every window is also scored; the scores are averaged.
         final_clip: ``"pad"`` or ``"drop"``, as :func:`birdcall.audio.num_clips`.
-        chunk_duration: seconds decoded at a time (bounds the memory of one file).
+        chunk_duration: seconds decoded at a time (bounds the memory of one file). The in-memory
+            :func:`~birdcall.infer.predict_file` keeps this default; runs of the engine decode 30 s at a time
+            (:class:`~birdcall.infer.run.WindowOptions`, where the measurement is).
         pad: a file shorter than one window is ``"zero"``-padded or ``"wrap"``ped (tiled), as the model's
             ``FeatureConfig.pad`` fills its short training clips. The final partial window of a longer file is
             always zero-padded.
