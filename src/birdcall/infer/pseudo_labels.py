@@ -64,7 +64,7 @@ from ..data.labels import LabelSet
 from ..errors import BirdcallError, DataError, ParameterError
 from ..fileio import atomic_path, atomic_to_csv, remove_stale_temporaries
 from ..types import Pathlike
-from .ensemble import _check_method, _check_power, align_labels, combine
+from .ensemble import check_method, check_power, align_labels, combine
 from .long_recording import WindowSpec
 from .inputs import discover_inputs
 from .models import model_digest
@@ -249,8 +249,8 @@ def _check_windows(teachers: Sequence[_Teacher], hop: float | None) -> None:
 
 def _check_combination(method: str, power: float) -> float | None:
     """The ensemble's own checks (:mod:`birdcall.infer.ensemble`); the power used, None unless ``method="power"``."""
-    _check_method(method)
-    return _check_power(power) if method == "power" else None
+    check_method(method)
+    return check_power(power) if method == "power" else None
 
 
 def _input_root(inputs: Sequence[Pathlike]) -> Path:
