@@ -68,14 +68,14 @@ BIRDNET_THRESHOLD = 0.1
 
 def child_birdcall(spec: dict) -> dict:
     started = time.perf_counter()
-    from birdcall.infer import DetectionOptions, load_scorer, run_inference
+    from birdcall.infer import DetectionOptions, EngineOptions, load_scorer, run_inference
 
     imported = time.perf_counter()
     streams = spec.get("streams") if spec["backend"] == "openvino" else None
     frontend = spec.get("frontend") or "auto"
     scorer = load_scorer(spec["model"], backend=spec["backend"], threads=spec["threads"], streams=streams, frontend=frontend)
     loaded = time.perf_counter()
-    summary = run_inference(scorer, [spec["audio"]], spec["out"], kind="detections", workers=spec["workers"], batch_size=spec["batch_size"],
+    summary = run_inference(scorer, [spec["audio"]], spec["out"], kind="detections", engine=EngineOptions(workers=spec["workers"], batch_size=spec["batch_size"]),
                             detection=DetectionOptions(min_confidence=0.1), model_id=f"{spec['model']}:{spec['backend']}")  # fmt: skip
     done = time.perf_counter()
     with open(Path(spec["out"]) / "detections.csv", encoding="utf-8") as f:

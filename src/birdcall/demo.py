@@ -16,7 +16,7 @@ import pandas as pd
 from .audio import AUDIO_EXTENSIONS
 from .data import read_clip_table
 from .fileio import atomic_write_text
-from .infer import TorchScorer, predict_files, write_submission
+from .infer import TorchScorer, WindowSpec, predict_files, write_submission
 from .metrics import read_solution, read_submission, score_submission
 from .models import load_model
 from .synth import make_dataset
@@ -79,10 +79,8 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DemoConfig(), *, show_pro
     soundscapes = sorted(p for p in (data_dir / "soundscapes").iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
     log(f"[3/4] predicting {len(soundscapes)} soundscapes with the best epoch ({result.best_epoch})")
     features = model.feature_config
-    prediction = predict_files(
-        TorchScorer(model), soundscapes, labels=labels, sample_rate=features.sample_rate, clip_duration=features.clip_duration, show_progress=show_progress,
-        pad=features.pad,
-    )
+    spec = WindowSpec(features.sample_rate, features.clip_duration, pad=features.pad)
+    prediction = predict_files(TorchScorer(model), soundscapes, labels=labels, spec=spec, show_progress=show_progress)
     submission_path = write_submission(prediction.scores, out_dir / "submission.csv")
     timings["predict"] = time.perf_counter() - started
 

@@ -31,8 +31,8 @@ def test_exported_model_inference_never_imports_torch(backend, tmp_path):
     write_audio(audio, tone(frequency_hz=1000.0, duration=3.0, sample_rate=SMALL.sample_rate, amplitude=0.3), SMALL.sample_rate)
     code = f"""
 import sys
-from birdcall.infer import run_inference
-summary = run_inference({str(onnx_path)!r}, [{str(audio)!r}], {str(tmp_path / "out")!r}, backend={backend!r}, threads=1)
+from birdcall.infer import EngineOptions, run_inference
+summary = run_inference({str(onnx_path)!r}, [{str(audio)!r}], {str(tmp_path / "out")!r}, engine=EngineOptions(backend={backend!r}, threads=1))
 print(summary.line())
 print("torch imported:", "torch" in sys.modules)
 """

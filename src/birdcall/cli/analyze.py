@@ -2,7 +2,7 @@
 
 Writes into OUT_DIR: detections.csv, detections.parquet, raven_combined.selections.txt (all files),
 raven/<stem>.selections.txt and audacity/<stem>.txt per file, errors.csv, and the run state (run.json,
-plans/, manifest*.jsonl, parts/) that lets a rerun of the same command resume; see :mod:`birdcall.infer.pipeline`.
+plans/, manifest*.jsonl, parts/) that lets a rerun of the same command resume; see :mod:`birdcall.infer.run_state`.
 The combined Raven table sits outside raven/, so no input (not even one named combined.wav) can take its name.
 """
 
@@ -76,12 +76,9 @@ def analyze(
     Shards (--shard I/N) may run into the same OUT_DIR; its outputs hold every shard finished so far.
     """
     from ..infer.detections import read_species_list
-    from ..infer.pipeline import (
-        DetectionOptions,
-        RunStateWarning,
-        merge_outputs,
-        run_inference,
-    )
+    from ..infer.outputs import merge_outputs
+    from ..infer.run import DetectionOptions, EngineOptions, WindowOptions, run_inference
+    from ..infer.run_state import RunStateWarning
 
     with user_errors(), one_line_warnings(RunStateWarning):
         if merge:
@@ -95,10 +92,12 @@ def analyze(
                 exclude=read_species_list(exclude) if exclude else None,
             )
             summary = run_inference(
-                model, audio, out_dir, kind="detections", shard=shard, workers=workers, batch_size=batch_size, hop=hop,
-                tta_shifts=parse_floats(tta, name="--tta") or (0.0,), postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
-                detection=detection, backend=backend, threads=threads, streams=streams, frontend=frontend, retry_failed=retry_failed, show_progress=not quiet,
-            )
+                model, audio, out_dir, kind="detections",
+                window=WindowOptions(hop=hop, tta_shifts=parse_floats(tta, name="--tta") or (0.0,)),
+                detection=detection, postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
+                engine=EngineOptions(batch_size=batch_size, workers=workers, shard=shard, backend=backend, threads=threads, streams=streams, frontend=frontend),
+                retry_failed=retry_failed, show_progress=not quiet,
+            )  # fmt: skip
     if merge:
         report_merge(result, target=out_dir, errors_csv=out_dir / "errors.csv")
     else:

@@ -3,7 +3,7 @@
 ``--model birdnet`` gives BirdNET V2.4's pooled features (:mod:`birdcall.birdnet`; the optional extra, licensed
 CC BY-NC-SA 4.0: non-commercial use); a birdcall checkpoint gives its penultimate layer. The run is resumable
 like ``predict``: its state (parts, manifest, errors.csv) is kept in ``.<name>.parts/`` beside ``--out``; see
-:mod:`birdcall.infer.pipeline` and, for the table, :mod:`birdcall.infer.embeddings`.
+:mod:`birdcall.infer.run` and, for the table, :mod:`birdcall.infer.embeddings`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def embed(
 
     Shards (--shard I/N) with the same --out share that state; the table holds every shard finished so far.
     """
-    from ..infer.pipeline import RunStateWarning, run_inference, state_dir
+    from ..infer.run import EngineOptions, WindowOptions, run_inference
+    from ..infer.run_state import RunStateWarning, state_dir
 
     errors_csv = state_dir(out_path, "embeddings") / "errors.csv"
     with user_errors(), one_line_warnings(RunStateWarning):
@@ -55,9 +56,9 @@ def embed(
 
             birdnet = BirdNetFeatureConfig(step=step)
         summary = run_inference(
-            model, audio, out_path, kind="embeddings", birdnet=birdnet, shard=shard, workers=workers, batch_size=batch_size, hop=hop,
-            threads=threads, retry_failed=retry_failed, show_progress=not quiet,
-        )
+            model, audio, out_path, kind="embeddings", birdnet=birdnet, window=WindowOptions(hop=hop),
+            engine=EngineOptions(batch_size=batch_size, workers=workers, shard=shard, threads=threads), retry_failed=retry_failed, show_progress=not quiet,
+        )  # fmt: skip
     if model == "birdnet":
         from ..birdnet import NON_COMMERCIAL_NOTE
 

@@ -1,7 +1,7 @@
 """`birdcall predict`: a BirdCLEF submission (one row per window, one column per species) for audio files.
 
 The run is resumable: finished files are kept in ``.<name>.parts/`` next to ``--out`` (parts, manifest,
-errors.csv; see :mod:`birdcall.infer.pipeline`), a rerun of the same command skips them, and the CSV is
+errors.csv; see :mod:`birdcall.infer.run_state`), a rerun of the same command skips them, and the CSV is
 rebuilt from the parts at the end of every run. The options shared with ``birdcall analyze`` live here too.
 """
 
@@ -134,12 +134,9 @@ def predict(
 
     Shards (--shard I/N) with the same --out share that state; the CSV holds every shard finished so far.
     """
-    from ..infer.pipeline import (
-        RunStateWarning,
-        merge_outputs,
-        run_inference,
-        state_dir,
-    )
+    from ..infer.outputs import merge_outputs
+    from ..infer.run import EngineOptions, WindowOptions, run_inference
+    from ..infer.run_state import RunStateWarning, state_dir
 
     errors_csv = state_dir(out_path, "submission") / "errors.csv"
     with user_errors(), one_line_warnings(RunStateWarning):
@@ -148,10 +145,12 @@ def predict(
         else:
             model = require_model(model_path, audio)
             summary = run_inference(
-                model, audio, out_path, kind="submission", shard=shard, workers=workers, batch_size=batch_size,
-                tta_shifts=parse_floats(tta, name="--tta") or (0.0,), postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
-                backend=backend, threads=threads, streams=streams, frontend=frontend, retry_failed=retry_failed, show_progress=not quiet,
-            )
+                model, audio, out_path, kind="submission",
+                window=WindowOptions(tta_shifts=parse_floats(tta, name="--tta") or (0.0,)),
+                postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
+                engine=EngineOptions(batch_size=batch_size, workers=workers, shard=shard, backend=backend, threads=threads, streams=streams, frontend=frontend),
+                retry_failed=retry_failed, show_progress=not quiet,
+            )  # fmt: skip
     if merge:
         report_merge(result, target=out_path, errors_csv=errors_csv)
     else:

@@ -52,7 +52,7 @@ def pseudo_label(
 
     An interrupted run resumes when the same command is run again, teacher by teacher and file by file (state: .<name>.parts/ beside --out, errors.csv included); a write that fails (disk full) stops with exit code 2, the finished files kept.
     """
-    from ..infer.pipeline import RunStateWarning
+    from ..infer.run_state import RunStateWarning
     from ..infer.pseudo_labels import pseudo_label as label_windows
     from ..infer.pseudo_labels import state_dir
 

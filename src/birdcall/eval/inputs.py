@@ -140,7 +140,7 @@ def _align(solution: pd.DataFrame, submission: pd.DataFrame, solution_name: Path
 
 def _soundscape_windows(row_ids: Sequence[str], audio: Pathlike, *, clip_duration: float) -> tuple[tuple[WindowRef | None, ...], list[str]]:
     """Window of each ``<stem>_<end second>`` row id in the audio files under ``audio``."""
-    from ..infer.pipeline import discover_inputs
+    from ..infer.inputs import discover_inputs
 
     by_stem: dict[str, Path] = {}
     for path in discover_inputs([audio]):
@@ -301,6 +301,7 @@ def from_submission(solution: Pathlike, submission: Pathlike, *, audio: Pathlike
 def _open_model(model: Path, threads: int | None):
     """``(scorer, torch model for embeddings or None, its path, model folder for the history)``."""
     from ..infer import load_ensemble, load_scorer
+    from ..infer.models import suffix_backend
     from ..models import load_model
 
     if model.is_dir():
@@ -311,11 +312,10 @@ def _open_model(model: Path, threads: int | None):
             scorer = load_scorer(checkpoints[0], threads=threads)
             return scorer, scorer.model, checkpoints[0], model
         return load_ensemble(model, threads=threads), load_model(checkpoints[0])[0], checkpoints[0], model
-    suffix = model.suffix.lower()
-    if suffix == ".safetensors":
+    backend = suffix_backend(model)
+    if backend == "torch":
         scorer = load_scorer(model, threads=threads)
         return scorer, scorer.model, model, model.parent
-    backend = {".onnx": "onnx", ".xml": "openvino"}.get(suffix)
     if backend is None:
         raise ParameterError(f"{model}: expected a .safetensors checkpoint, a run folder, an .onnx or an OpenVINO .xml model")
     return load_scorer(model, backend=backend, threads=threads), None, None, model.parent
@@ -441,12 +441,11 @@ def _predict_clips(scorer, torch_model, data: Path, labels: LabelSet, features: 
 
 
 def _predict_soundscapes(scorer, audio: Path, solution: Path, features: FeatureConfig, *, batch_size: int, show_progress: bool):
-    from ..infer import predict_files, to_submission
-    from ..infer.pipeline import discover_inputs
+    from ..infer import WindowSpec, discover_inputs, predict_files, to_submission
 
     solution_frame = read_solution(solution)
-    result = predict_files(scorer, discover_inputs([audio]), labels=scorer.labels, sample_rate=features.sample_rate,
-                           clip_duration=features.clip_duration, batch_size=batch_size, show_progress=show_progress, pad=features.pad)  # fmt: skip
+    spec = WindowSpec(features.sample_rate, features.clip_duration, pad=features.pad)
+    result = predict_files(scorer, discover_inputs([audio]), labels=scorer.labels, spec=spec, batch_size=batch_size, show_progress=show_progress)
     notes = [f"{len(result.errors)} soundscape(s) could not be read, e.g. {result.errors[0][0]}: {result.errors[0][1]}."] if result.errors else []
     submission = to_submission(result.scores)
     row_ids, species, y_true, y_score = _align(solution_frame, submission, solution, f"predictions of {audio}")

@@ -28,7 +28,7 @@ from ..features import FeatureConfig
 from ..types import Pathlike
 from .scorer import Scorer, load_scorer
 
-__all__ = ["METHODS", "EnsembleScorer", "align_labels", "combine", "load_ensemble", "member_dirs", "run_models"]
+__all__ = ["METHODS", "EnsembleScorer", "align_labels", "check_method", "check_power", "combine", "load_ensemble", "member_dirs", "run_models"]
 
 METHODS = ("mean", "power", "rank")
 
@@ -61,12 +61,14 @@ def align_labels(label_sets: Sequence[LabelSet]) -> LabelSet:
     return LabelSet(tuple(codes), **kept)
 
 
-def _check_method(method: str, *, allowed: Sequence[str] = METHODS) -> None:
+def check_method(method: str, *, allowed: Sequence[str] = METHODS) -> None:
+    """Refuse a combination method not in ``allowed`` (a :class:`~birdcall.errors.ParameterError`)."""
     if method not in allowed:
         raise ParameterError(f"method must be one of {tuple(allowed)}, got {method!r}")
 
 
-def _check_power(power: float) -> float:
+def check_power(power: float) -> float:
+    """``power`` as a float, refused unless a finite number > 0."""
     try:
         value = float(power)
     except (TypeError, ValueError):
@@ -180,8 +182,8 @@ def combine(
         >>> round(float(combine([a, b], method="power")["sp1"].iloc[0]), 6)  # sqrt((0.04 + 0.64) / 2)
         0.583095
     """
-    _check_method(method)
-    power = _check_power(power) if method == "power" else 1.0
+    check_method(method)
+    power = check_power(power) if method == "power" else 1.0
     frames = list(frames)
     if not frames:
         raise ParameterError("combine: needs at least one prediction table")
@@ -232,9 +234,9 @@ class EnsembleScorer:
                 "EnsembleScorer: rank averaging needs every window of a member at once; "
                 "predict with each member and merge the tables with birdcall.infer.combine(frames, method='rank')"
             )
-        _check_method(method, allowed=("mean", "power"))
+        check_method(method, allowed=("mean", "power"))
         self.method = method
-        self.power = _check_power(power) if method == "power" else 1.0
+        self.power = check_power(power) if method == "power" else 1.0
         self.scorers = list(scorers)
         if not self.scorers:
             raise ParameterError("EnsembleScorer: needs at least one scorer")

@@ -1,16 +1,18 @@
-"""Prediction over recordings of any length.
+"""Windows over recordings of any length: how a file is cut (:class:`WindowSpec`), the cutting as a stream, and
+the table the window scores make.
 
-A file is streamed in chunks (memory bounded by the chunk, not the file), cut into the windows that
-:func:`birdcall.audio.clip_times` describes, scored in batches, and returned as a DataFrame indexed by
-(``file``, ``start_time``, ``end_time``) with one column per species (probabilities).
+A file is streamed in chunks (memory bounded by the chunk, not the file) and cut into the windows that
+:func:`birdcall.audio.clip_times` describes; their scores make a DataFrame indexed by (``file``, ``start_time``,
+``end_time``) with one column per species (:func:`scores_frame`).
 
 Test-time augmentation by time shift (``tta_shifts``, seconds): window ``[s, s + clip)`` is also scored as
 ``[s + shift, s + shift + clip)`` for every shift, cut from the neighbouring audio of the same file (zeros
 before its start and after its end), and the probabilities are averaged. The windows themselves (their
 number, start times and index) stay those of the unshifted clip table.
 
-:func:`iter_window_blocks` does the cutting as a stream (it also serves :func:`iter_windows`);
-:mod:`birdcall.infer.pipeline` runs it in worker processes over many files.
+:func:`iter_window_blocks` does the cutting as a stream (it also serves :func:`iter_windows`); the producers of
+:mod:`birdcall.infer.producers` run it over many files, in a thread or in worker processes, and
+:mod:`birdcall.infer.batching` scores the windows.
 """
 
 from __future__ import annotations
@@ -18,14 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..audio import num_clips, stream
 from ..audio.clips import FINAL_CLIP_POLICIES
-from ..data.labels import LabelSet
 from ..errors import ParameterError
 from ..features.crop import PAD_MODES
 from ..types import Pathlike
@@ -37,9 +37,6 @@ __all__ = [
     "iter_windows",
     "score_windows",
     "scores_frame",
-    "predict_file",
-    "predict_files",
-    "PredictResult",
 ]
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # any callable (batch, num_samples) -> (batch, classes); see scorer.Scorer
@@ -55,7 +52,9 @@ class WindowSpec:
         hop: seconds between window starts (None: ``clip_duration``; smaller values overlap the windows).
         tta_shifts: time shifts in seconds at which every window is also scored; the scores are averaged.
         final_clip: ``"pad"`` or ``"drop"``, as :func:`birdcall.audio.num_clips`.
-        chunk_duration: seconds decoded at a time (bounds the memory of one file).
+        chunk_duration: seconds decoded at a time (bounds the memory of one file). The in-memory
+            :func:`~birdcall.infer.predict_file` keeps this default; runs of the engine decode 30 s at a time
+            (:class:`~birdcall.infer.run.WindowOptions`, where the measurement is).
         pad: a file shorter than one window is ``"zero"``-padded or ``"wrap"``ped (tiled), as the model's
             ``FeatureConfig.pad`` fills its short training clips. The final partial window of a longer file is
             always zero-padded.
@@ -114,7 +113,10 @@ class WindowSpec:
         Raises:
             AudioLoadError: as :func:`birdcall.audio.stream` (at once, or after the readable part).
         """
-        chunks = stream(path, sample_rate=self.sample_rate, chunk_duration=self.chunk_duration)
+        return self.cut(stream(path, sample_rate=self.sample_rate, chunk_duration=self.chunk_duration), max_windows=max_windows)
+
+    def cut(self, chunks: Iterable[np.ndarray], *, max_windows: int) -> Iterator[WindowBlock]:
+        """:func:`iter_window_blocks` over ``chunks`` (consecutive audio at ``sample_rate``) with this spec's windows."""
         return iter_window_blocks(
             chunks,
             clip_samples=self.clip_samples,
@@ -263,91 +265,3 @@ def scores_frame(file: str, starts: np.ndarray, values: np.ndarray, *, sample_ra
         [[file] * len(start_times), start_times, start_times + clip_samples / sample_rate], names=["file", "start_time", "end_time"]
     )
     return pd.DataFrame(np.asarray(values, dtype=np.float32).reshape(len(start_times), len(codes)), index=index, columns=list(codes))
-
-
-def predict_file(
-    scorer: Scorer,
-    path: Pathlike,
-    *,
-    labels: LabelSet,
-    sample_rate: int,
-    clip_duration: float,
-    hop: float | None = None,
-    batch_size: int = 32,
-    chunk_duration: float = 60.0,
-    final_clip: str = "pad",
-    tta_shifts: Sequence[float] = (0.0,),
-    pad: str = "zero",
-) -> pd.DataFrame:
-    """Scores for every window of ``path``: index (file, start_time, end_time), one column per species.
-
-    ``batch_size`` counts scorer rows: with TTA each window takes ``len(tta_shifts)`` of them. ``pad``: how a
-    file shorter than one window is filled (the model's ``FeatureConfig.pad``; see `WindowSpec`).
-
-    Raises:
-        AudioLoadError: the file cannot be decoded (a truncated file raises after its readable part).
-        ParameterError: invalid arguments, or a scorer that returns the wrong shape.
-    """
-    spec = WindowSpec(sample_rate, clip_duration, hop, tuple(tta_shifts), final_clip, chunk_duration, pad)
-    per_batch = spec.windows_per_batch(batch_size)
-    starts, values = [], []
-    for block in spec.blocks(path, max_windows=per_batch):
-        windows = block.windows(clip_samples=spec.clip_samples, shift_samples=spec.shift_samples)
-        values.append(score_windows(scorer, windows, num_classes=len(labels)))
-        starts.append(block.starts)
-    return scores_frame(
-        str(path),
-        np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64),
-        np.concatenate(values) if values else np.zeros((0, len(labels)), dtype=np.float32),
-        sample_rate=spec.sample_rate,
-        clip_samples=spec.clip_samples,
-        codes=labels.codes,
-    )
-
-
-@dataclass(frozen=True)
-class PredictResult:
-    scores: pd.DataFrame  # as predict_file, all files concatenated in input order
-    errors: tuple[tuple[str, str], ...]  # (file, one-line reason) for every skipped file
-
-
-def predict_files(
-    scorer: Scorer,
-    paths: Sequence[Pathlike],
-    *,
-    labels: LabelSet,
-    sample_rate: int,
-    clip_duration: float,
-    hop: float | None = None,
-    batch_size: int = 32,
-    chunk_duration: float = 60.0,
-    final_clip: str = "pad",
-    tta_shifts: Sequence[float] = (0.0,),
-    workers: int = 0,
-    show_progress: bool = True,
-    pad: str = "zero",
-) -> PredictResult:
-    """:func:`predict_file` over many files, in memory; a file that cannot be read is recorded and skipped.
-
-    Windows are batched across files, and with ``workers > 0`` files are decoded in that many processes
-    (:func:`birdcall.infer.pipeline.score_files`). For runs that must survive interruption, use
-    :func:`birdcall.infer.pipeline.run_inference`.
-    """
-    from ..progress import make_progress
-    from .pipeline import score_files
-
-    spec = WindowSpec(sample_rate, clip_duration, hop, tuple(tta_shifts), final_clip, chunk_duration, pad)
-    paths = list(paths)
-    frames: dict[int, pd.DataFrame] = {}
-    errors: dict[int, tuple[str, str]] = {}
-    with make_progress(disable=not show_progress) as progress:
-        task = progress.add_task("predict", total=len(paths), rate="")
-        for result in score_files(scorer, paths, labels=labels, spec=spec, batch_size=batch_size, workers=workers):
-            if result.ok:
-                frames[result.index] = result.scores
-            else:
-                errors[result.index] = (str(Path(paths[result.index])), result.reason)
-            progress.update(task, advance=1)
-    ordered = [frames[i] for i in sorted(frames)]
-    scores = pd.concat(ordered) if ordered else scores_frame("", np.zeros(0), np.zeros((0, len(labels))), sample_rate=sample_rate, clip_samples=spec.clip_samples, codes=labels.codes)
-    return PredictResult(scores, tuple(errors[i] for i in sorted(errors)))

@@ -31,7 +31,7 @@ The Parquet key-value metadata holds, under the key ``birdcall.pseudo_labels``, 
 State folder ``.<name>.parts/`` beside LABELS.parquet (resumable: a rerun of the same command goes on where a
 killed run stopped, teacher by teacher and, inside a teacher, file by file)::
 
-    teacher<i>.parquet            teacher i's window scores: a ``scores`` run of :mod:`birdcall.infer.pipeline`
+    teacher<i>.parquet            teacher i's window scores: a ``scores`` run of :mod:`birdcall.infer.run`
     .teacher<i>.parquet.parts/    that run's state (run.json, manifest, parts, errors.csv)
     errors.csv                    file (absolute), reason: every file left out of LABELS.parquet
     .lock                         held while a pseudo-label run uses the folder
@@ -39,6 +39,9 @@ killed run stopped, teacher by teacher and, inside a teacher, file by file)::
 Each teacher decodes the recordings at its own sample rate (a 48 kHz BirdNET-based model beside a 32 kHz CNN),
 so the teachers must agree on the clip duration and on the window grid (the hop a whole number of samples at
 each rate); rows present in every teacher's table are combined, aligned on (file, start, end).
+
+(Over 500 lines: it is the one owner of the LABELS.parquet layout, its writer and its reader; the scoring is the
+engine's, :func:`~birdcall.infer.run.run_inference`.)
 """
 
 from __future__ import annotations
@@ -61,9 +64,12 @@ from ..data.labels import LabelSet
 from ..errors import BirdcallError, DataError, ParameterError
 from ..fileio import atomic_path, atomic_to_csv, remove_stale_temporaries
 from ..types import Pathlike
-from .ensemble import _check_method, _check_power, align_labels, combine
+from .ensemble import check_method, check_power, align_labels, combine
 from .long_recording import WindowSpec
-from .pipeline import OutputWriteError, RunSummary, discover_inputs, run_inference
+from .inputs import discover_inputs
+from .models import model_digest
+from .run import EngineOptions, RunSummary, WindowOptions, run_inference
+from .run_state import OutputWriteError
 
 __all__ = ["FORMAT", "KEY_COLUMNS", "METADATA_KEY", "PseudoLabelSummary", "PseudoLabels", "pseudo_label", "read_pseudo_labels", "state_dir", "teacher_entry"]
 
@@ -90,7 +96,7 @@ class PseudoLabelSummary:
         errors: ``(file, reason)`` of every file left out; the reason names the teacher(s).
         out: the LABELS.parquet written.
         state_dir: the folder with the teachers' score tables, their run states and errors.csv.
-        teachers: each teacher's :class:`~birdcall.infer.pipeline.RunSummary`.
+        teachers: each teacher's :class:`~birdcall.infer.run.RunSummary`.
         note: the non-commercial note when a teacher is BirdNET-based, else None.
         complete: every teacher's run is complete (always, as no shards are run).
         missing: what keeps a teacher's run incomplete, ``"teacher <i>: ..."``.
@@ -243,8 +249,8 @@ def _check_windows(teachers: Sequence[_Teacher], hop: float | None) -> None:
 
 def _check_combination(method: str, power: float) -> float | None:
     """The ensemble's own checks (:mod:`birdcall.infer.ensemble`); the power used, None unless ``method="power"``."""
-    _check_method(method)
-    return _check_power(power) if method == "power" else None
+    check_method(method)
+    return check_power(power) if method == "power" else None
 
 
 def _input_root(inputs: Sequence[Pathlike]) -> Path:
@@ -303,7 +309,7 @@ def pseudo_label(
     see the module docstring for its layout and the state folder).
 
     Each teacher scores every file in a resumable ``scores`` run of its own
-    (:func:`~birdcall.infer.pipeline.run_inference`), at its own sample rate; then the rows every teacher has are combined per window and species
+    (:func:`~birdcall.infer.run.run_inference`), at its own sample rate; then the rows every teacher has are combined per window and species
     with :func:`~birdcall.infer.ensemble.combine` (species aligned by code: the union, each combined over the
     teachers that score it). A file that failed in any teacher (or got non-finite scores) is left out and listed in
     the state folder's errors.csv; the others are labelled.
@@ -348,8 +354,9 @@ def pseudo_label(
         remove_stale_temporaries(out.parent, name=out.name)
         remove_stale_temporaries(state, name="errors.csv")
         summaries = tuple(
-            run_inference(teacher, files, state / f"teacher{i}.parquet", kind="scores", hop=hop, batch_size=batch_size, workers=workers,
-                          threads=threads, retry_failed=retry_failed, show_progress=show_progress)
+            run_inference(teacher, files, state / f"teacher{i}.parquet", kind="scores", window=WindowOptions(hop=hop),
+                          engine=EngineOptions(batch_size=batch_size, workers=workers, threads=threads), retry_failed=retry_failed,
+                          show_progress=show_progress)
             for i, teacher in enumerate(teachers)
         )  # fmt: skip
         tables, failed = _teacher_tables(state, len(teachers), summaries)
@@ -448,10 +455,8 @@ def teacher_entry(teacher: Any) -> dict:
     metadata: path, digest, model, sample rate, licence and note. A Scorer object has no file: its type name."""
     if not isinstance(teacher, (str, Path)):
         return {"path": type(teacher).__name__, "digest": None, "model": None, "sample_rate": None, "license": None, "note": None}
-    from .pipeline import _model_digest
-
     info = _read_teacher(teacher)
-    return _entry(info, {"model": _model_digest(teacher, None), "sample_rate": info.sample_rate})
+    return _entry(info, {"model": model_digest(teacher, None), "sample_rate": info.sample_rate})
 
 
 def _relative_name(file: str, root: Path) -> str:

@@ -8,6 +8,9 @@ A scorer is called as ``scorer(windows)`` with ``(batch, num_samples)`` float32 
 An :class:`Embedder` is called the same way at ``embedder.sample_rate`` and returns ``(batch, embedder.dim)``
 float32 vectors; ``embedder.settings`` (JSON) says what made them. :func:`load_embedder` opens a birdcall
 checkpoint (its penultimate layer, :class:`TorchEmbedder`) or BirdNET (:class:`BirdNetEmbedder`).
+
+(Just over 500 lines: one class per backend, each small; opening a model by what the user names is
+:mod:`birdcall.infer.models`'s.)
 """
 
 from __future__ import annotations

@@ -254,7 +254,7 @@ class OnlineTeacher:
     """
 
     def __init__(self, model, labels: LabelSet, features: FeatureConfig, *, threads: int | None = None):
-        from ..infer.pipeline import open_model
+        from ..infer.models import open_model
 
         self.scorer = open_model(model, threads=threads)
         self.source = model if isinstance(model, (str, Path)) else type(model).__name__

@@ -22,6 +22,8 @@ from birdcall.features import FeatureConfig
 from birdcall.infer import (
     BirdNetEmbedder,
     DetectionOptions,
+    EngineOptions,
+    WindowOptions,
     merge_outputs,
     open_embedder,
     read_embedding_info,
@@ -124,7 +126,7 @@ def test_an_interrupted_run_resumes_with_no_loss_and_no_duplicate(tmp_path):
     a, b, c = (recording(tmp_path / f"{n}.flac", 10.0, seed=i) for i, n in enumerate("abc"))
     out = tmp_path / "emb.parquet"
     reference = tmp_path / "reference.parquet"
-    run_inference(BirdNetEmbedder(StandInBirdNet(embedding_dim=8, num_classes=2)), [a, b, c], reference, kind="embeddings", batch_size=1)
+    run_inference(BirdNetEmbedder(StandInBirdNet(embedding_dim=8, num_classes=2)), [a, b, c], reference, kind="embeddings", engine=EngineOptions(batch_size=1))
 
     class Killed(BaseException):
         pass
@@ -137,14 +139,14 @@ def test_an_interrupted_run_resumes_with_no_loss_and_no_duplicate(tmp_path):
         return model(segments)
 
     with pytest.raises(Killed):
-        run_inference(BirdNetEmbedder(_Calls(model, dies_in_file_b)), [a, b, c], out, kind="embeddings", batch_size=1)
+        run_inference(BirdNetEmbedder(_Calls(model, dies_in_file_b)), [a, b, c], out, kind="embeddings", engine=EngineOptions(batch_size=1))
     state = tmp_path / ".emb.parquet.parts"
     assert [r["file"] for r in done_records(state)] == [str(a)]
     assert not list((state / "parts").glob(".*.birdcall.tmp"))  # b's unfinished part was dropped
     stale = state / "parts" / ".x.parquet.0123456789ab.birdcall.tmp"  # what a hard kill leaves behind
     stale.write_bytes(b"torn")
 
-    summary = run_inference(BirdNetEmbedder(StandInBirdNet(embedding_dim=8, num_classes=2)), [a, b, c], out, kind="embeddings", batch_size=1)
+    summary = run_inference(BirdNetEmbedder(StandInBirdNet(embedding_dim=8, num_classes=2)), [a, b, c], out, kind="embeddings", engine=EngineOptions(batch_size=1))
     assert summary.resumed == 1 and summary.files == 3 and summary.windows == 6
     assert not stale.exists()
     got, want = read_embeddings(out), read_embeddings(reference)
@@ -191,7 +193,8 @@ def test_birdnet_without_the_extra_is_one_line_and_exit_code_2(monkeypatch, tmp_
 def test_options_that_do_not_apply_to_embeddings_are_refused(tmp_path):
     path = recording(tmp_path / "a.wav", 5.0)
     embedder = BirdNetEmbedder(StandInBirdNet(embedding_dim=4, num_classes=2))
-    for kwargs in ({"tta_shifts": (0.0, 1.0)}, {"backend": "onnx"}, {"streams": 2}, {"detection": DetectionOptions()}):
+    for kwargs in ({"window": WindowOptions(tta_shifts=(0.0, 1.0))}, {"engine": EngineOptions(backend="onnx")}, {"engine": EngineOptions(streams=2)},
+                   {"detection": DetectionOptions()}):
         with pytest.raises(ParameterError, match="TTA|backend|does not apply"):
             run_inference(embedder, [path], tmp_path / "e.parquet", kind="embeddings", **kwargs)
     with pytest.raises(ParameterError, match="is a folder; the embeddings are a Parquet file"):
@@ -203,7 +206,7 @@ def test_shards_run_into_separate_files_merge_into_the_single_run_table(tmp_path
     embedder = BirdNetEmbedder(StandInBirdNet(embedding_dim=4, num_classes=2))
     run_inference(embedder, paths, tmp_path / "one.parquet", kind="embeddings")
     for i, name in enumerate(("a.parquet", "b.parquet")):
-        run_inference(embedder, paths, tmp_path / name, kind="embeddings", shard=f"{i}/2")
+        run_inference(embedder, paths, tmp_path / name, kind="embeddings", engine=EngineOptions(shard=f"{i}/2"))
     merged = merge_outputs(tmp_path / "a.parquet", [tmp_path / "b.parquet"], kind="embeddings")
     assert merged["complete"] and merged["files"] == 3 and merged["windows"] == 6
     got, want = read_embeddings(tmp_path / "a.parquet"), read_embeddings(tmp_path / "one.parquet")

@@ -12,7 +12,7 @@ from birdcall.errors import DataError, ParameterError
 from birdcall.eval import from_model, from_run, from_submission
 from birdcall.eval.embeddings import embed_windows
 from birdcall.eval.inputs import read_window
-from birdcall.infer import TorchScorer, load_scorer, predict_files, to_submission
+from birdcall.infer import TorchScorer, WindowSpec, load_scorer, predict_files, to_submission
 from birdcall.testing.runs import write_fake_run
 from birdcall.testing.signals import tone
 
@@ -81,8 +81,8 @@ def test_from_model_on_soundscapes_matches_predict(eval_dataset, tmp_path):
     assert inputs.sample_ids == tuple(solution["row_id"]) and inputs.primary is None
     np.testing.assert_array_equal(inputs.y_true, solution[list(eval_dataset.species_codes)].to_numpy())
     scorer = load_scorer(tmp_path / "m.safetensors")
-    predicted = to_submission(predict_files(scorer, sorted(eval_dataset.soundscapes_dir.iterdir()), labels=scorer.labels, sample_rate=16_000,
-                                            clip_duration=5.0, show_progress=False).scores).set_index("row_id")  # fmt: skip
+    predicted = to_submission(predict_files(scorer, sorted(eval_dataset.soundscapes_dir.iterdir()), labels=scorer.labels, spec=WindowSpec(16_000, 5.0),
+                                            show_progress=False).scores).set_index("row_id")  # fmt: skip
     np.testing.assert_allclose(inputs.y_score, predicted.loc[list(solution["row_id"]), list(eval_dataset.species_codes)].to_numpy(), atol=1e-6)
     assert [(w.start_time, w.duration) for w in inputs.windows] == [(0.0, 5.0), (5.0, 5.0), (10.0, 5.0)]
     assert inputs.embeddings.shape[0] == 3

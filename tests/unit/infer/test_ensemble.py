@@ -9,6 +9,7 @@ from birdcall.data.labels import LabelSet
 from birdcall.errors import CheckpointError, ParameterError
 from birdcall.features import FeatureConfig
 from birdcall.infer import EnsembleScorer, Scorer, TorchScorer, align_labels, combine, load_ensemble, load_scorer, predict_file
+from birdcall.infer.long_recording import WindowSpec
 from birdcall.testing.signals import tone, white_noise
 
 FEATURES = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, clip_duration=1.0)
@@ -222,7 +223,7 @@ def test_ensemble_scorer_of_torch_models_matches_combined_predictions(tmp_path, 
     np.testing.assert_allclose(ensemble(windows), expected, rtol=1e-6, atol=1e-7)
 
     path = write_audio(tmp_path / "rec.wav", white_noise(rng=rng, duration=3.5, sample_rate=32_000), 32_000)
-    kwargs = {"sample_rate": 32_000, "clip_duration": 1.0, "batch_size": 2}
+    kwargs = {"spec": WindowSpec(32_000, 1.0), "batch_size": 2}
     frames = [predict_file(s, path, labels=s.labels, **kwargs) for s in (one, two)]
     together = predict_file(ensemble, path, labels=ensemble.labels, **kwargs)
     assert len(together) == 4 and together.columns.tolist() == ["a", "b", "c"]

@@ -16,19 +16,13 @@ from birdcall.audio import write_audio
 from birdcall.data.labels import LabelSet
 from birdcall.errors import BirdcallError, ParameterError
 from birdcall.features import FeatureConfig
-from birdcall.infer import pipeline
-from birdcall.infer.pipeline import (
-    COMBINED_RAVEN,
-    DetectionOptions,
-    OutputWriteError,
-    RunStateWarning,
-    combine_outputs,
-    merge_outputs,
-    run_inference,
-)
+from birdcall.infer import producers, run_state
+from birdcall.infer.outputs import COMBINED_RAVEN, combine_outputs, merge_outputs
+from birdcall.infer.run import DetectionOptions, EngineOptions, run_inference
+from birdcall.infer.run_state import OutputWriteError, RunStateWarning
 
 RATE = 8000
-OPTIONS = {"detection": DetectionOptions(min_confidence=0.0), "batch_size": 3}
+OPTIONS = {"detection": DetectionOptions(min_confidence=0.0), "engine": EngineOptions(batch_size=3)}
 
 
 class Stats:
@@ -73,7 +67,7 @@ def derived(out: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("part", ["parts/x.parquet", "parts/rec0-0123456789abcdef.parquet", "parts/a..b.parquet"])
 def test_part_validator_accepts_plain_names_in_parts(tmp_path, part):
-    assert pipeline._part_path(tmp_path, part) == tmp_path / part
+    assert run_state.part_path(tmp_path, part) == tmp_path / part
 
 
 @pytest.mark.parametrize("part", [
@@ -81,7 +75,7 @@ def test_part_validator_accepts_plain_names_in_parts(tmp_path, part):
     "parts/x.parquet\x00", "parts/.parquet/..", "x.parquet", "parts/x.csv", "", None, 7, ["parts/x.parquet"],
 ])
 def test_part_validator_refuses_everything_else(tmp_path, part):
-    assert pipeline._part_path(tmp_path, part) is None
+    assert run_state.part_path(tmp_path, part) is None
 
 
 def test_part_validator_refuses_symlinks_out_of_parts(tmp_path):
@@ -90,11 +84,11 @@ def test_part_validator_refuses_symlinks_out_of_parts(tmp_path):
     elsewhere.mkdir()
     (elsewhere / "secret.parquet").write_bytes(b"x")
     (state / "parts" / "link.parquet").symlink_to(elsewhere / "secret.parquet")
-    assert pipeline._part_path(state, "parts/link.parquet") is None
+    assert run_state.part_path(state, "parts/link.parquet") is None
     other = tmp_path / "other"
     other.mkdir()
     (other / "parts").symlink_to(elsewhere, target_is_directory=True)  # a symlinked parts folder
-    assert pipeline._part_path(other, "parts/secret.parquet") is None
+    assert run_state.part_path(other, "parts/secret.parquet") is None
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -184,7 +178,7 @@ def test_a_submission_refuses_inputs_sharing_a_stem_before_any_work(tmp_path, rn
     scorer = Stats()
     out = tmp_path / "sub.csv"
     with pytest.raises(ParameterError, match=rf"inputs share the file name 'rec': {a}, {b}; .*row_ids") as caught:
-        run_inference(scorer, [tmp_path / "a", tmp_path / "b"], out, kind="submission", shard="1/2")  # any shard
+        run_inference(scorer, [tmp_path / "a", tmp_path / "b"], out, kind="submission", engine=EngineOptions(shard="1/2"))  # any shard
     assert "\n" not in str(caught.value)
     assert scorer.calls == [] and not out.exists() and not (tmp_path / ".sub.csv.parts").exists()  # no run.json
     assert run_inference(scorer, [a, other], out, kind="submission").line() == "2 files, 3 windows, 0 skipped"
@@ -220,7 +214,7 @@ def test_an_input_named_combined_keeps_its_own_raven_table(tmp_path, rng):
 
 def test_started_is_recorded_before_the_first_block_is_decoded(files, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    real = pipeline.stream
+    real = producers.stream
     seen = []
 
     def stream(path, **kwargs):
@@ -228,7 +222,7 @@ def test_started_is_recorded_before_the_first_block_is_decoded(files, tmp_path, 
         seen.append([r for r in lines(manifest) if r["status"] == "started" and r["file"] == str(path)])
         return real(path, **kwargs)
 
-    monkeypatch.setattr(pipeline, "stream", stream)
+    monkeypatch.setattr(producers, "stream", stream)
     run_inference(Stats(), files, out, **OPTIONS)
     assert len(seen) == 3 and all(len(found) == 1 for found in seen)
 
@@ -236,15 +230,15 @@ def test_started_is_recorded_before_the_first_block_is_decoded(files, tmp_path, 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_a_normal_run_leaves_no_death_and_a_rerun_adds_no_line(files, tmp_path, workers):
     out = tmp_path / "out"
-    run_inference(Stats(), files, out, workers=workers, **OPTIONS)
+    run_inference(Stats(), files, out, detection=OPTIONS["detection"], engine=EngineOptions(batch_size=3, workers=workers))
     records = lines(out / "manifest.jsonl")
     for file in map(str, files):  # every file: started, then done
         statuses = [r["status"] for r in records if r.get("file") == file]
         assert statuses == ["started", "done"]
-    assert pipeline._deaths(out / "manifest.jsonl") == {}
+    assert run_state.deaths(out / "manifest.jsonl") == {}
     before = (out / "manifest.jsonl").read_bytes()
     scorer = Stats()
-    assert run_inference(scorer, files, out, workers=workers, **OPTIONS).resumed == 3 and scorer.calls == []
+    assert run_inference(scorer, files, out, detection=OPTIONS["detection"], engine=EngineOptions(batch_size=3, workers=workers)).resumed == 3 and scorer.calls == []
     assert (out / "manifest.jsonl").read_bytes() == before
 
 
@@ -269,7 +263,7 @@ def test_a_file_that_killed_one_run_is_retried_and_one_that_killed_two_is_skippe
     scorer = Stats()
     summary = run_inference(scorer, files, out, **OPTIONS)
     assert scorer.calls == [] and summary.skipped == 1 and summary.resumed == 2
-    assert summary.errors == ((str(files[2]), pipeline._DIED_TWICE),)
+    assert summary.errors == ((str(files[2]), run_state.DIED_TWICE),)
     errors = pd.read_csv(out / "errors.csv")
     assert errors["file"].tolist() == [str(files[2])] and errors["reason"][0].startswith("the run died twice while processing this file; skipped")
     before = manifest.read_bytes()
@@ -287,11 +281,11 @@ def test_only_the_last_file_a_dead_run_started_is_blamed_and_stopped_runs_never(
     a, x = files[1], files[2]
     # two dead runs, each with rec1 still in flight when rec2 was being decoded
     write_lines(manifest, [*finished, started(a, "r1"), started(x, "r1"), started(a, "r2"), started(x, "r2")])
-    assert pipeline._deaths(manifest) == {str(x): 2}
+    assert run_state.deaths(manifest) == {str(x): 2}
     # runs that stopped on an exception (Ctrl-C) blame nobody; a done/failed record clears what came before
     write_lines(manifest, [*finished, started(x, "r1"), {"status": "stopped", "run": "r1"}, started(x, "r2"),
                            {"status": "stopped", "run": "r2"}, started(a, "r3"), {"file": str(a), "status": "failed", "reason": "x"}])
-    assert pipeline._deaths(manifest) == {}
+    assert run_state.deaths(manifest) == {}
     write_lines(manifest, [*finished, started(a, "r1"), started(x, "r1"), started(a, "r2"), started(x, "r2")])
     scorer = Stats()
     summary = run_inference(scorer, files, out, **OPTIONS)
@@ -301,7 +295,7 @@ def test_only_the_last_file_a_dead_run_started_is_blamed_and_stopped_runs_never(
 def test_a_file_that_kills_the_run_is_skipped_after_the_second_death(files, tmp_path, monkeypatch):
     """The real thread path: rec1 "kills" the process as it is decoded (a death: no stopped record is written)."""
     out = tmp_path / "out"
-    real_stream, real_append = pipeline.stream, pipeline._Manifest.append
+    real_stream, real_append = producers.stream, run_state.Manifest.append
     decoded = []
 
     def stream(path, **kwargs):
@@ -314,8 +308,8 @@ def test_a_file_that_kills_the_run_is_skipped_after_the_second_death(files, tmp_
         if record.get("status") != "stopped":  # ... which leaves no trace: no stopped record
             real_append(self, record)
 
-    monkeypatch.setattr(pipeline, "stream", stream)
-    monkeypatch.setattr(pipeline._Manifest, "append", append)
+    monkeypatch.setattr(producers, "stream", stream)
+    monkeypatch.setattr(run_state.Manifest, "append", append)
     with pytest.raises(KeyboardInterrupt):
         run_inference(Stats(), files, out, **OPTIONS)
     with pytest.warns(RunStateWarning, match="rec1.wav: the previous run died"), pytest.raises(KeyboardInterrupt):
@@ -323,7 +317,7 @@ def test_a_file_that_kills_the_run_is_skipped_after_the_second_death(files, tmp_
     decoded.clear()
     summary = run_inference(Stats(), files, out, **OPTIONS)
     assert "rec1.wav" not in decoded
-    assert summary.errors == ((str(files[1]), pipeline._DIED_TWICE),) and summary.complete
+    assert summary.errors == ((str(files[1]), run_state.DIED_TWICE),) and summary.complete
     assert sorted(set(pd.read_csv(out / "detections.csv")["file"])) == [str(files[0]), str(files[2])]
 
 
@@ -337,7 +331,7 @@ def test_an_exception_is_not_a_death(files, tmp_path, monkeypatch):
     for _ in range(3):
         with pytest.raises(KeyboardInterrupt):
             run_inference(Interrupted(), files, out, **OPTIONS)
-    assert pipeline._deaths(out / "manifest.jsonl") == {}
+    assert run_state.deaths(out / "manifest.jsonl") == {}
     assert run_inference(Stats(), files, out, **OPTIONS).skipped == 0
 
 
@@ -398,7 +392,7 @@ def test_disk_full_on_a_part_stops_the_run_without_blaming_a_file(files, tmp_pat
         run_inference(Stats(), files, out, **OPTIONS)
     assert not list((out / "parts").iterdir())  # the temporary was removed
     monkeypatch.undo()
-    assert pipeline._deaths(out / "manifest.jsonl") == {}
+    assert run_state.deaths(out / "manifest.jsonl") == {}
     assert run_inference(Stats(), files, out, **OPTIONS).complete
 
 

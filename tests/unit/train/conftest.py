@@ -32,7 +32,7 @@ def engine_matches_oof():
     """``check(model, labels, table, run_dir, atol=..., count=None)``: score the first ``count`` validation clips of
     ``run_dir/oof.csv`` (all with None) with the streaming engine and assert each one's scores equal its out-of-fold
     row: the same features at training and at inference."""
-    from birdcall.infer.pipeline import score_files
+    from birdcall.infer.batching import score_files
     from birdcall.infer.scorer import TorchScorer
 
     def check(model, labels, table, run_dir, *, atol: float, count: int | None = None) -> None:

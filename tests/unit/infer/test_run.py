@@ -1,5 +1,6 @@
-"""The batch inference engine: streaming producers (in-process and worker processes), batching across files,
-TTA by time shift, overlap, failures, and the resumable, shardable on-disk runs."""
+"""The batch inference engine end to end (birdcall.infer.run and the modules it is made of): windows, batching
+across files, TTA by time shift, overlap, worker processes, failures, inputs and shards, the resumable, shardable
+on-disk runs, and score_file / predict_files beside them. The decoding thread alone: test_producers.py."""
 
 import json
 import os
@@ -15,17 +16,13 @@ from birdcall.audio import clip_times, num_clips, write_audio
 from birdcall.data.labels import LabelSet
 from birdcall.errors import ParameterError
 from birdcall.features import FeatureConfig
-from birdcall.infer import pipeline
-from birdcall.infer.long_recording import iter_window_blocks
-from birdcall.infer.pipeline import (
-    DetectionOptions,
-    WindowSpec,
-    discover_inputs,
-    merge_outputs,
-    run_inference,
-    score_files,
-    select_shard,
-)
+from birdcall.infer import batching, producers
+from birdcall.infer.batching import score_files
+from birdcall.infer.inputs import discover_inputs, select_shard
+from birdcall.infer.long_recording import WindowSpec, iter_window_blocks
+from birdcall.infer.outputs import merge_outputs
+from birdcall.infer.producers import IDLE, Block, Done, Start
+from birdcall.infer.run import DetectionOptions, EngineOptions, WindowOptions, run_inference
 
 RATE = 8000  # the fake scorer's rate: files are written at it, so nothing is resampled and samples stay exact
 
@@ -151,24 +148,6 @@ def test_a_block_ends_with_the_chunk_that_completed_it():
     assert [b.starts.tolist() for b in capped] == [[0, 10], [20], [30, 40, 50], [60]]
 
 
-def test_prefetched_reports_when_the_consumer_would_wait():
-    import threading
-
-    gate = threading.Event()
-
-    def slow_events():
-        assert gate.wait(10)  # nothing is produced until the consumer has seen it wait
-        yield ("block", 0)
-
-    seen = []
-    for event in pipeline._prefetched(slow_events(), idle=pipeline.IDLE):
-        seen.append(event)
-        gate.set()
-    assert seen[0] == pipeline.IDLE and ("block", 0) in seen
-    events = (e for e in [("block", 0), ("block", 1)])
-    assert list(pipeline._prefetched(events)) == [("block", 0), ("block", 1)]  # idle=None: never
-
-
 def test_an_idle_producer_gets_the_queued_windows_scored_with_unchanged_scores(tmp_path):
     """On "idle" the batcher scores what is queued (a partial batch); the scores are those of full batches."""
     audio = (ramp(7 * RATE) / 2).astype(np.float32)  # < 1: stored exactly
@@ -177,12 +156,12 @@ def test_an_idle_producer_gets_the_queued_windows_scored_with_unchanged_scores(t
     blocks = list(iter_window_blocks(iter([audio[: 3 * RATE], audio[3 * RATE :]]), clip_samples=RATE, hop_samples=RATE, max_windows=32))
     assert [len(b.starts) for b in blocks] == [3, 4]
     scorer = WindowStats()
-    batcher = pipeline._Batcher(scorer, [path], WindowStats.labels, spec, per_batch=32)
-    assert batcher.feed(("start", 0)) == [] and batcher.feed(pipeline.IDLE) == [] and scorer.calls == []  # nothing queued
-    assert batcher.feed(("block", 0, blocks[0])) == [] and scorer.calls == []  # 3 < 32: waits for more
-    assert batcher.feed(pipeline.IDLE) == [] and scorer.calls == [3]  # ...unless nothing else is decoded
-    batcher.feed(("block", 0, blocks[1]))
-    (eager,) = batcher.feed(("done", 0, 7.0)) + batcher.feed(pipeline.IDLE) + batcher.close()
+    batcher = batching._Batcher(scorer, [path], WindowStats.labels, spec, per_batch=32)
+    assert batcher.feed(Start(0)) == [] and batcher.feed(IDLE) == [] and scorer.calls == []  # nothing queued
+    assert batcher.feed(Block(0, blocks[0])) == [] and scorer.calls == []  # 3 < 32: waits for more
+    assert batcher.feed(IDLE) == [] and scorer.calls == [3]  # ...unless nothing else is decoded
+    batcher.feed(Block(0, blocks[1]))
+    (eager,) = batcher.feed(Done(0, 7.0)) + batcher.feed(IDLE) + batcher.close()
     assert scorer.calls == [3, 4]
     (full,) = score_files(WindowStats(), [path], spec=spec, batch_size=32, eager=False)
     pd.testing.assert_frame_equal(eager.scores, full.scores)
@@ -211,15 +190,15 @@ def test_worker_processes_give_exactly_the_in_process_results(recordings):
 
 def test_a_worker_that_dies_fails_only_its_file(recordings, monkeypatch):
     _, good = recordings
-    real = pipeline.iter_file_events
+    real = producers.iter_file_events
 
     def events(index, path, spec, *, max_windows):
         if Path(path).name == "rec1.wav":
-            yield ("start", index)
+            yield Start(index)
             os._exit(3)  # a hard crash of the decoder
         yield from real(index, path, spec, max_windows=max_windows)
 
-    monkeypatch.setattr(pipeline, "iter_file_events", events)  # inherited by forked workers
+    monkeypatch.setattr(producers, "iter_file_events", events)  # inherited by forked workers
     results = by_file(score_files(WindowStats(), good, batch_size=4, workers=2, start_method="fork"))
     assert results[str(good[1])].reason == "decoding process died (exit code 3) while reading this file"
     for path in good[:1] + good[2:]:
@@ -260,7 +239,8 @@ def outputs(out: Path) -> dict[str, bytes]:
     return {name: (out / name).read_bytes() for name in files}
 
 
-OPTIONS = {"detection": DetectionOptions(min_confidence=0.0), "batch_size": 3}
+DETECTION = DetectionOptions(min_confidence=0.0)
+OPTIONS = {"detection": DETECTION, "engine": EngineOptions(batch_size=3)}
 
 
 def test_run_writes_parts_manifest_and_every_output(recordings, tmp_path):
@@ -307,7 +287,7 @@ def test_interrupted_run_resumes_without_duplicates_or_gaps(recordings, tmp_path
     again = WindowStats()
     assert run_inference(again, [folder], out, **OPTIONS).resumed == 6 and again.calls == []
     with pytest.raises(ParameterError, match="different hop"):
-        run_inference(WindowStats(), [folder], out, hop=0.5, **OPTIONS)
+        run_inference(WindowStats(), [folder], out, window=WindowOptions(hop=0.5), **OPTIONS)
 
 
 def test_shards_in_one_folder_or_merged_equal_one_run(recordings, tmp_path):
@@ -316,15 +296,15 @@ def test_shards_in_one_folder_or_merged_equal_one_run(recordings, tmp_path):
     run_inference(WindowStats(), [folder], single, **OPTIONS)
 
     shared = tmp_path / "shared"
-    first = run_inference(WindowStats(), [folder], shared, shard="0/2", **OPTIONS)
+    first = run_inference(WindowStats(), [folder], shared, detection=DETECTION, engine=EngineOptions(batch_size=3, shard="0/2"))
     assert not first.complete and "shard 1/2" in first.missing and first.files == 3
-    second = run_inference(WindowStats(), [folder], shared, shard=(1, 2), **OPTIONS)
+    second = run_inference(WindowStats(), [folder], shared, detection=DETECTION, engine=EngineOptions(batch_size=3, shard=(1, 2)))
     assert second.complete and first.files + second.files == 6
     assert outputs(shared) == outputs(single)
 
     apart = [tmp_path / "part0", tmp_path / "part1"]
     for i, out in enumerate(apart):
-        run_inference(WindowStats(), [folder], out, shard=f"{i}/2", **OPTIONS)
+        run_inference(WindowStats(), [folder], out, detection=DETECTION, engine=EngineOptions(batch_size=3, shard=f"{i}/2"))
     merged = merge_outputs(apart[0], [apart[1]])
     assert merged["complete"] and merged["files"] == 6 and merged["skipped"] == 2
     assert outputs(apart[0]) == outputs(single)
@@ -333,7 +313,7 @@ def test_shards_in_one_folder_or_merged_equal_one_run(recordings, tmp_path):
 def test_submission_run_has_one_row_per_window_in_label_order(tmp_path):
     paths = [write(tmp_path / "b_site.wav", ramp(int(2.5 * RATE))), write(tmp_path / "a_site.wav", ramp(RATE // 2))]
     out = tmp_path / "sub.csv"
-    summary = run_inference(WindowStats(), paths, out, kind="submission", batch_size=2)
+    summary = run_inference(WindowStats(), paths, out, kind="submission", engine=EngineOptions(batch_size=2))
     assert summary.line() == "2 files, 4 windows, 0 skipped"
     sub = pd.read_csv(out)
     assert sub.columns.tolist() == ["row_id", "mean", "first", "last", "peak"]
@@ -352,7 +332,7 @@ def test_scores_run_writes_a_parquet_table_with_its_settings_and_resumes(tmp_pat
     paths = [write(tmp_path / "b" / "rec.wav", ramp(int(2.5 * RATE))), write(tmp_path / "a" / "rec.wav", ramp(RATE // 2))]
     (tmp_path / "a" / "bad.wav").write_text("not audio")
     out = tmp_path / "scores.parquet"
-    summary = run_inference(WindowStats(), [*paths, tmp_path / "a" / "bad.wav"], out, kind="scores", batch_size=2)
+    summary = run_inference(WindowStats(), [*paths, tmp_path / "a" / "bad.wav"], out, kind="scores", engine=EngineOptions(batch_size=2))
     assert summary.line() == "3 files, 4 windows, 1 skipped"
     schema = pq.read_schema(out)
     assert schema.names == ["file", "start_time", "end_time", "mean", "first", "last", "peak"]
@@ -371,10 +351,28 @@ def test_scores_run_writes_a_parquet_table_with_its_settings_and_resumes(tmp_pat
 
     before = out.read_bytes()
     again = WindowStats()
-    assert run_inference(again, [*paths, tmp_path / "a" / "bad.wav"], out, kind="scores", batch_size=2).resumed == 3
+    assert run_inference(again, [*paths, tmp_path / "a" / "bad.wav"], out, kind="scores", engine=EngineOptions(batch_size=2)).resumed == 3
     assert again.calls == [] and out.read_bytes() == before
     with pytest.raises(ParameterError, match="the scores are a Parquet file"):
         run_inference(WindowStats(), paths, tmp_path / "a", kind="scores")
+
+
+def test_score_file_gives_exactly_the_rows_the_engine_writes_for_the_file(recordings, tmp_path):
+    """score_file is the engine's work on one file, without run state: a scores run (windows batched across files,
+    with overlap and TTA) writes the same rows for each file."""
+    from birdcall.infer import score_file
+    from birdcall.infer.writers import read_scores_parquet
+
+    _, good = recordings
+    window = WindowOptions(hop=0.5, tta_shifts=(0.0, 0.25))
+    out = tmp_path / "scores.parquet"
+    run_inference(WindowStats(), good, out, kind="scores", window=window, engine=EngineOptions(batch_size=5))
+    written, _ = read_scores_parquet(out)
+    spec = window.spec(RATE, 1.0, "zero")
+    for path in good:
+        alone = score_file(WindowStats(), path, spec, batch_size=3)
+        assert len(alone) > 0
+        pd.testing.assert_frame_equal(alone, written.loc[[str(path)]], check_exact=True)
 
 
 def test_predict_files_keeps_input_order_and_lists_unreadable_files(recordings):
@@ -382,7 +380,7 @@ def test_predict_files_keeps_input_order_and_lists_unreadable_files(recordings):
 
     folder, good = recordings
     scorer = WindowStats()
-    kwargs = {"labels": scorer.labels, "sample_rate": RATE, "clip_duration": 1.0, "hop": 0.5, "batch_size": 4}
+    kwargs = {"labels": scorer.labels, "spec": WindowSpec(RATE, 1.0, hop=0.5), "batch_size": 4}
     paths = [good[3], folder / "notes.ogg", good[0]]
     result = predict_files(scorer, paths, show_progress=False, **kwargs)
     expected = pd.concat([predict_file(scorer, good[3], **kwargs), predict_file(scorer, good[0], **kwargs)])
@@ -400,59 +398,6 @@ def test_files_without_detections_still_get_their_tables(recordings, tmp_path):
     assert (out / "audacity" / "rec1.txt").read_text() == ""
 
 
-# ------------------------------------------------------------------------------------------ decoding thread
-
-
-def test_prefetched_keeps_order_and_reads_at_most_depth_ahead():
-    import threading
-
-    produced = []
-    gate = threading.Event()
-
-    def events():
-        for i in range(10):
-            produced.append(i)
-            yield ("block", i)
-
-    stream_ = pipeline._prefetched(events(), depth=2)
-    assert next(stream_) == ("block", 0)
-    gate.wait(0.3)  # let the thread run ahead as far as it may
-    # one taken + 2 in the queue + 1 produced and waiting to be put: never the whole stream
-    assert len(produced) <= 4
-    assert list(stream_) == [("block", i) for i in range(1, 10)]
-
-
-def test_prefetched_reraises_the_producers_error_after_its_events():
-    def events():
-        yield ("start", 0)
-        raise RuntimeError("decoder blew up")
-
-    stream_ = pipeline._prefetched(events())
-    assert next(stream_) == ("start", 0)
-    with pytest.raises(RuntimeError, match="decoder blew up"):
-        next(stream_)
-
-
-def test_closing_prefetched_stops_the_thread_and_closes_the_source():
-    import threading
-
-    closed = threading.Event()
-
-    def events():
-        try:
-            for i in range(1000):
-                yield ("block", i)
-        finally:
-            closed.set()
-
-    before = {t.name for t in threading.enumerate()}
-    stream_ = pipeline._prefetched(events(), depth=1)
-    assert next(stream_) == ("block", 0)
-    stream_.close()
-    assert closed.is_set()
-    assert not any(t.name == "birdcall-decode" and t.is_alive() for t in threading.enumerate() if t.name not in before)
-
-
 def test_a_wrap_model_gets_a_short_file_tiled_as_in_training(tmp_path):
     """The model's FeatureConfig.pad reaches the window cutter: a 0.3-s file fills the 1-s window by repetition."""
     import dataclasses
@@ -464,7 +409,7 @@ def test_a_wrap_model_gets_a_short_file_tiled_as_in_training(tmp_path):
     paths = [write(tmp_path / "short.wav", y), write(tmp_path / "long.wav", ramp(int(1.5 * RATE)))]
     for scorer, expected in ((WrapStats(), y[np.arange(RATE) % len(y)]), (WindowStats(), np.concatenate([y, np.zeros(RATE - len(y))]))):
         out = tmp_path / f"{type(scorer).__name__}.csv"
-        run_inference(scorer, paths, out, kind="submission", batch_size=4)
+        run_inference(scorer, paths, out, kind="submission", engine=EngineOptions(batch_size=4))
         sub = pd.read_csv(out).set_index("row_id")
         assert sub.loc["short_1", "last"] == pytest.approx(expected[-1], rel=1e-5)
         assert sub.loc["short_1", "mean"] == pytest.approx(expected.mean(), rel=1e-4)

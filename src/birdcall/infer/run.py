@@ -1,0 +1,419 @@
+"""The batch inference engine behind ``birdcall predict``, ``analyze``, ``embed`` and ``pseudo-label``: :func:`run_inference`,
+parallel, streaming and resumable.
+
+Four kinds of run share it: ``detections`` (``analyze``), ``submission`` (``predict``), ``embeddings``
+(``embed``: an :class:`~birdcall.infer.scorer.Embedder` gives one vector per window instead of species scores) and
+``scores`` (the window scores as a Parquet table, for programs: ``pseudo-label`` runs each teacher as one).
+
+A run is made of parts, each in its own module:
+
+* :mod:`birdcall.infer.inputs`: the files named by the inputs, and shard ``I/N`` of them;
+* :mod:`birdcall.infer.models`: the model opened as a scorer or an embedder, and its digest;
+* :mod:`birdcall.infer.producers`: decoding and cutting windows, in a thread or in worker processes;
+* :mod:`birdcall.infer.batching`: scoring windows batched across files (:func:`~birdcall.infer.batching.score_file`
+  is the same work on one file, with no run state);
+* :mod:`birdcall.infer.run_state`: the state folder (settings, plans, manifests, parts, locks) that lets a rerun
+  resume and shards share a folder;
+* :mod:`birdcall.infer.outputs`: the combined outputs rebuilt from the state, and merging shards.
+
+Division of work
+    The log-mel front end lives inside the model (a birdcall torch model starts with its
+    :class:`~birdcall.features.FeatureExtractor`, and ONNX/OpenVINO exports include it in the graph), so a
+    scorer takes raw waveform windows. Worker processes (``workers > 0``; ``multiprocessing`` with the
+    ``spawn`` start method by default, ``forkserver`` works too) therefore only decode, resample and cut
+    windows; the main process batches the windows, across file boundaries, and runs the scorer.
+
+Memory
+    Peak memory is a chunk and a block per worker plus one batch, whatever the length of the files; the main
+    process keeps only the scores of the files in flight. An ``embeddings`` run keeps not even those: each file's
+    vectors (thousands of values a window) stream into its part as they are computed
+    (:class:`~birdcall.infer.run_state.EmbeddingPart`).
+
+Failures
+    A file that fails to decode (:class:`~birdcall.errors.AudioLoadError`, or anything else its worker
+    raises) is reported with a one-line reason and the run goes on; the windows it produced before failing
+    are dropped. A worker that dies fails the file it was reading and is replaced. A run that dies is resumed
+    by the next run of the same command (:mod:`birdcall.infer.run_state`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data.labels import LabelSet
+from ..errors import ParameterError
+from ..types import Pathlike
+from .batching import score_files
+from .detections import to_detections
+from .inputs import check_names, check_row_ids, discover_inputs, parse_shard, select_shard
+from .long_recording import WindowSpec
+from .models import model_backend, model_digest, open_embedder, open_model
+from .outputs import INDEX, combine_outputs, empty_scores
+from .postprocess import PostprocessConfig
+from .postprocess import postprocess as apply_postprocess
+from .run_state import (
+    FORMAT,
+    EmbeddingPart,
+    Manifest,
+    check_kind,
+    check_or_write_settings,
+    check_out,
+    check_parts_folder,
+    drop_killers,
+    in_use,
+    locked,
+    manifest_name,
+    read_records,
+    shard_name,
+    state_dir,
+    temporary_folders,
+    write_part,
+    write_plan,
+    writing,
+)
+
+__all__ = ["DetectionOptions", "EngineOptions", "RunSummary", "WindowOptions", "run_inference"]
+
+_DESCRIPTIONS = {"detections": "analyze", "submission": "predict", "embeddings": "embed", "scores": "score"}  # progress bar labels
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """The windows of a run, less what the model fixes (sample rate, clip duration, padding: see
+    :class:`~birdcall.infer.long_recording.WindowSpec`, which :meth:`spec` completes with them).
+
+    Attributes:
+        hop: seconds between window starts (None: the clip duration).
+        tta_shifts: time shifts (s) averaged per window; ``(0.0,)`` is no TTA.
+        chunk_duration: seconds decoded at a time. The decoder runs up to a few chunks ahead of the model, so
+            this sets the memory in flight: 30 s kept peak RSS at 316-320 MB on a 10-min and a 60-min file in
+            every run (mobilenetv3_large, OpenVINO), where 60 s gave 314-362 and 352-370 MB, as the decoder got
+            ahead or not; speed was the same within noise (efficientnet_b0) or up to ~5 % lower (mobilenetv3).
+    """
+
+    hop: float | None = None
+    tta_shifts: tuple[float, ...] = (0.0,)
+    chunk_duration: float = 30.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tta_shifts, list):
+            object.__setattr__(self, "tta_shifts", tuple(self.tta_shifts))
+
+    def spec(self, sample_rate: int, clip_duration: float, pad: str) -> WindowSpec:
+        """The :class:`~birdcall.infer.long_recording.WindowSpec` of a model with these rate, duration and padding."""
+        return WindowSpec(sample_rate, clip_duration, self.hop, tuple(self.tta_shifts), "pad", self.chunk_duration, pad)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine runs a model over the files; none of these change which windows are scored.
+
+    Attributes:
+        batch_size: rows per scorer call (each TTA shift of a window is a row).
+        workers: decoding processes (0: a decoding thread in this process).
+        start_method: ``multiprocessing`` start method of the workers (``spawn`` or ``forkserver``).
+        shard: ``(I, N)`` or ``"I/N"``: run only shard I of N (:func:`~birdcall.infer.inputs.select_shard`).
+        backend: scorer backend, ``torch``, ``onnx`` or ``openvino`` (None: from the model's suffix).
+        threads: backend intra-op threads.
+        streams: OpenVINO CPU streams, each scorer call's batch split across them (openvino backend only).
+        frontend: where an exported model computes its STFT (:func:`~birdcall.infer.models.open_model`); the
+            scores agree to 1e-4.
+    """
+
+    batch_size: int = 32
+    workers: int = 0
+    start_method: str = "spawn"
+    shard: tuple[int, int] | str | None = None
+    backend: str | None = None
+    threads: int | None = None
+    streams: int | None = None
+    frontend: str = "auto"
+
+
+@dataclass(frozen=True)
+class DetectionOptions:
+    """What :func:`~birdcall.infer.detections.to_detections` keeps of each file's scores."""
+
+    min_confidence: float = 0.1
+    top_k: int | None = None
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("include", "exclude"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(str(c) for c in value))
+
+    def kwargs(self) -> dict:
+        return {"min_confidence": self.min_confidence, "top_k": self.top_k, "include": self.include, "exclude": self.exclude}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run (one shard) did, and where the combined outputs are.
+
+    Attributes:
+        files: files of this shard.
+        windows: windows scored over its finished files (resumed ones included).
+        skipped: files that failed.
+        resumed: files found finished or failed by an earlier run, not redone.
+        errors: ``(file, reason)`` of every failed file of this shard.
+        outputs: the combined output files written.
+        complete: every planned shard has run and every file of every shard is recorded.
+        missing: what keeps the combined outputs incomplete (shards ``I/N`` or a count of files).
+        state_dir: the folder with run.json, plans, manifests and parts.
+    """
+
+    files: int
+    windows: int
+    skipped: int
+    resumed: int
+    errors: tuple[tuple[str, str], ...]
+    outputs: tuple[Path, ...]
+    complete: bool
+    missing: tuple[str, ...]
+    state_dir: Path
+
+    def line(self) -> str:
+        """``"N files, M windows, K skipped"``."""
+        return f"{self.files} files, {self.windows} windows, {self.skipped} skipped"
+
+
+def run_inference(
+    model: Any,
+    inputs: Sequence[Pathlike],
+    out: Pathlike,
+    *,
+    kind: str = "detections",
+    window: WindowOptions | None = None,
+    detection: DetectionOptions | None = None,
+    postprocess: PostprocessConfig | None = None,
+    engine: EngineOptions | None = None,
+    retry_failed: bool = False,
+    show_progress: bool = False,
+    model_id: str | None = None,
+    birdnet=None,
+) -> RunSummary:
+    """Score ``inputs`` with ``model`` into ``out``, resumably; see :mod:`birdcall.infer.run_state` for the layout.
+
+    Args:
+        model: anything :func:`~birdcall.infer.models.open_model` opens (a path, a run folder, a list of them, or a
+            Scorer object); for ``embeddings``, anything :func:`~birdcall.infer.models.open_embedder` opens
+            (``"birdnet"``, a checkpoint, or an Embedder object).
+        inputs: audio files and folders (:func:`~birdcall.infer.inputs.discover_inputs`).
+        out: the output folder (``detections``), the submission CSV (``submission``), the embeddings Parquet
+            file (``embeddings``; :mod:`birdcall.infer.embeddings`) or the scores Parquet file (``scores``;
+            :func:`~birdcall.infer.writers.read_scores_parquet` reads it).
+        kind: ``"detections"`` (``birdcall analyze``), ``"submission"`` (``birdcall predict``), ``"embeddings"``
+            (``birdcall embed``: one vector per window, each file streamed into its part as it is computed) or
+            ``"scores"`` (the submission's window scores keyed by file path and times, in Parquet).
+        window: hop, TTA shifts and decoding chunk (None: :class:`WindowOptions` defaults).
+        detection: thresholds and species filters (``detections`` only; None: the defaults).
+        postprocess: applied to each file's scores.
+        engine: batch size, workers, shard, backend, threads... (None: :class:`EngineOptions` defaults).
+        retry_failed: redo files an earlier run recorded as failed.
+        show_progress: a progress bar (files, hours of audio, speed).
+        model_id: identifies a Scorer object in run.json (a model path is identified by its bytes).
+        birdnet: ``embeddings`` with ``model="birdnet"`` only: a :class:`~birdcall.birdnet.BirdNetFeatureConfig`
+            (None: its defaults).
+
+    Returns:
+        A :class:`RunSummary`.
+
+    Raises:
+        ParameterError: a missing input, invalid options (for ``embeddings``: TTA, post-processing, detection
+            options or a backend other than torch), an ``out`` that cannot be written (a folder for the
+            submission CSV, a file for the output folder, no write permission), an output folder holding
+            another run's results, the same shard already running into it, or (``submission``) inputs
+            sharing a file stem, whose row ids would repeat; all before anything is scored.
+        CheckpointError: the model cannot be opened.
+        MissingExtraError: ``embeddings`` of ``"birdnet"`` without the BirdNET extra.
+        OutputWriteError: writing a part, a manifest line or an output failed (disk full, say); the files
+            finished before are kept and a rerun resumes.
+    """
+    window = window if window is not None else WindowOptions()
+    engine = engine if engine is not None else EngineOptions()
+    check_kind(kind)
+    check_out(Path(out), kind)
+    shard_index, shard_count = parse_shard(engine.shard)
+    all_files = discover_inputs(inputs)
+    check_names(all_files)
+    if kind == "submission":
+        check_row_ids(all_files)  # all shards: the submission holds them all
+    files = [str(p) for p in select_shard(all_files, (shard_index, shard_count))]
+    if kind == "embeddings":
+        scorer, spec, settings = _open_embeddings(model, birdnet=birdnet, model_id=model_id, window=window, engine=engine,
+                                                  postprocess=postprocess, detection=detection)
+        labels = None
+    else:
+        scorer, spec, settings, detection = _open_scorer(model, kind=kind, model_id=model_id, window=window, engine=engine,
+                                                         postprocess=postprocess, detection=detection)
+        labels = scorer.labels
+    settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back
+    state = state_dir(out, kind)
+    with writing(state):
+        state.mkdir(parents=True, exist_ok=True)
+    check_parts_folder(state)
+    name = shard_name(shard_index, shard_count)
+    manifest = state / manifest_name(shard_index, shard_count)
+    busy = f"{state}: shard {shard_index}/{shard_count} is already running into this folder"
+    with in_use(state, temporary_folders(Path(out), kind)):
+        with locked(state / f".{name}.lock", wait=False, busy=busy):
+            with locked(state / ".lock"), writing(state):
+                check_or_write_settings(state, settings)
+                write_plan(state, shard_index, shard_count, files)
+            records = read_records(state)
+            todo = [f for f in files if f not in records or (retry_failed and records[f]["status"] == "failed")]
+            resumed = len(files) - len(todo)
+            todo = drop_killers(todo, manifest)
+            _run_todo(scorer, todo, state=state, manifest=manifest, kind=kind, labels=labels, spec=spec, engine=engine,
+                      postprocess=postprocess, detection=detection, show_progress=show_progress)
+        combined = combine_outputs(out, kind=kind)
+    records = read_records(state)
+    mine = [records.get(f) for f in files]
+    errors = tuple((f, r.get("reason", "")) for f, r in zip(files, mine) if r is not None and r["status"] == "failed")
+    return RunSummary(
+        files=len(files),
+        windows=sum(int(r.get("windows", 0)) for r in mine if r is not None and r["status"] == "done"),
+        skipped=len(errors),
+        resumed=resumed,
+        errors=errors,
+        outputs=combined["outputs"],
+        complete=combined["complete"],
+        missing=combined["missing"],
+        state_dir=state,
+    )
+
+
+def _open_scorer(model: Any, *, kind: str, model_id: str | None, window: WindowOptions, engine: EngineOptions,
+                 postprocess: PostprocessConfig | None, detection: DetectionOptions | None) -> tuple[Any, WindowSpec, dict, DetectionOptions | None]:
+    """The scorer, window spec, run settings and detection options (None unless ``detections``) of a run of species
+    scores; invalid options are refused."""
+    scorer = open_model(model, backend=engine.backend, threads=engine.threads, streams=engine.streams, frontend=engine.frontend)
+    labels = getattr(scorer, "labels", None)
+    if not isinstance(labels, LabelSet):
+        raise ParameterError(f"{model}: the scorer carries no LabelSet (species codes)")
+    clash = sorted(set(labels.codes) & set(INDEX))
+    if clash:
+        raise ParameterError(f"species codes {clash} clash with the prediction table's index names")
+    features = scorer.features
+    spec = window.spec(features.sample_rate, features.clip_duration, features.pad)
+    spec.windows_per_batch(engine.batch_size)  # validate before any work
+    if kind == "detections":
+        detection = detection or DetectionOptions()
+        to_detections(empty_scores(labels.codes), labels=labels, **detection.kwargs())  # validates codes and thresholds
+    else:
+        detection = None
+    if postprocess is not None and not isinstance(postprocess, PostprocessConfig):
+        raise ParameterError(f"postprocess must be a PostprocessConfig, got {type(postprocess).__name__}")
+    settings = {
+        "format": FORMAT,
+        "kind": kind,
+        "model": model_digest(model, model_id),
+        "backend": model_backend(model, engine.backend),
+        "labels": labels.to_dict(),
+        "sample_rate": spec.sample_rate,
+        "clip_duration": spec.clip_duration,
+        "fmax": float(getattr(features, "fmax", 0.0) or 0.0) or None,
+        "hop": spec.hop,
+        "tta_shifts": list(spec.tta_shifts),
+        "final_clip": spec.final_clip,
+        "postprocess": asdict(postprocess) if postprocess is not None else None,
+        "detection": asdict(detection) if detection is not None else None,
+    }
+    return scorer, spec, settings, detection
+
+
+def _open_embeddings(model: Any, *, birdnet, model_id: str | None, window: WindowOptions, engine: EngineOptions,
+                     postprocess: PostprocessConfig | None, detection: DetectionOptions | None) -> tuple[Any, WindowSpec, dict]:
+    """The embedder, window spec and run settings of an ``embeddings`` run; options that do not apply are refused."""
+    if tuple(float(t) for t in window.tta_shifts) != (0.0,):
+        raise ParameterError("embeddings take no TTA shifts (a vector per window, not an average of shifted ones)")
+    for name, value in (("postprocess", postprocess), ("detection", detection), ("streams", engine.streams)):
+        if value is not None:
+            raise ParameterError(f"{name} does not apply to embeddings")
+    if engine.backend not in (None, "torch") or engine.frontend != "auto":
+        raise ParameterError("embeddings run on torch (a birdcall checkpoint) or LiteRT (BirdNET); no backend or frontend to choose")
+    embedder = open_embedder(model, birdnet=birdnet, threads=engine.threads)
+    spec = window.spec(int(embedder.sample_rate), float(embedder.clip_duration), embedder.pad)
+    spec.windows_per_batch(engine.batch_size)  # validate before any work
+    settings = {
+        "format": FORMAT,
+        "kind": "embeddings",
+        "model": model_id or embedder.settings.get("digest"),
+        "embedder": embedder.settings,
+        "dim": int(embedder.dim),
+        "sample_rate": spec.sample_rate,
+        "clip_duration": spec.clip_duration,
+        "hop": spec.hop,
+        "final_clip": spec.final_clip,
+        "pad": spec.pad,
+    }
+    return embedder, spec, settings
+
+
+def _run_todo(scorer, todo: list[str], *, state: Path, manifest: Path, kind: str, labels: LabelSet | None, spec: WindowSpec,
+              engine: EngineOptions, postprocess: PostprocessConfig | None, detection: DetectionOptions | None, show_progress: bool) -> None:
+    from ..progress import make_progress
+
+    if not todo:
+        return  # a rerun with nothing to do adds nothing to the manifest
+    with writing(manifest):
+        record = Manifest(manifest)
+    run = secrets.token_hex(8)
+
+    def on_start(path: str) -> None:  # before the file's first block is decoded (see run_state.deaths)
+        with writing(manifest):
+            record.append({"file": path, "status": "started", "run": run})
+
+    streamed = {}
+    if kind == "embeddings":  # each file's vectors go straight into its part (memory flat in file length)
+        streamed = {"width": scorer.dim, "sink": lambda index, path: EmbeddingPart(state, path, spec, scorer.dim)}
+    started = time.perf_counter()
+    audio = 0.0
+    try:
+        with make_progress(disable=not show_progress) as progress:
+            task = progress.add_task(_DESCRIPTIONS[kind], total=len(todo), rate="")
+            for result in score_files(scorer, todo, labels=labels, spec=spec, batch_size=engine.batch_size, workers=engine.workers,
+                                      start_method=engine.start_method, on_start=on_start, **streamed):
+                if result.ok and result.part is not None:
+                    with writing(manifest):
+                        record.append({"file": result.path, "status": "done", "part": result.part, "windows": result.num_windows,
+                                       "duration": result.duration, "rows": result.num_windows})
+                elif result.ok:
+                    frame = file_table(result.scores, kind=kind, labels=labels, postprocess=postprocess, detection=detection)
+                    part = write_part(state, result.path, frame, kind)
+                    with writing(manifest):
+                        record.append({"file": result.path, "status": "done", "part": part, "windows": result.num_windows,
+                                       "duration": result.duration, "rows": len(frame)})
+                else:
+                    with writing(manifest):
+                        record.append({"file": result.path, "status": "failed", "reason": result.reason})
+                audio += result.duration
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                amount = f"{audio / 3600:.2f} h" if audio >= 3600 else f"{audio / 60:.1f} min"
+                progress.update(task, advance=1, rate=f"{amount} audio, {audio / elapsed:.0f}x real time")
+    except BaseException:
+        # Stopped by an exception we see (Ctrl-C, a reported error): not a death, whatever files were in flight.
+        with contextlib.suppress(Exception):
+            record.append({"status": "stopped", "run": run})
+        raise
+    finally:
+        record.close()
+
+
+def file_table(scores, *, kind: str, labels: LabelSet | None, postprocess: PostprocessConfig | None, detection: DetectionOptions | None):
+    """What a run keeps of one file's window scores (:func:`~birdcall.infer.batching.score_file`): post-processed,
+    then, for ``detections``, the detection table (:func:`~birdcall.infer.detections.to_detections`)."""
+    frame = scores if postprocess is None else apply_postprocess(scores, postprocess)
+    if kind == "detections":
+        frame = to_detections(frame, labels=labels, **(detection or DetectionOptions()).kwargs())
+    return frame
