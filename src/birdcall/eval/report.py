@@ -22,10 +22,10 @@ import pandas as pd
 
 from ..errors import BirdcallError, ParameterError
 from ..fileio import atomic_path, atomic_to_csv, atomic_write_text
+from ..metrics import EvalMetrics, evaluate_arrays
 from ..types import Pathlike
 from .gallery import GalleryItem, build_gallery
 from .inputs import EvalInputs
-from .metrics import EvalMetrics, evaluate_arrays
 
 __all__ = ["ReportFigure", "ReportResult", "write_report"]
 
