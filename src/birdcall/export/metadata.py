@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import is_int
 from ..config import from_dict
 from ..data.labels import LabelSet
 from ..errors import CheckpointError
@@ -79,7 +80,7 @@ def check_num_outputs(labels: LabelSet, num_outputs: Any, *, path: Pathlike) -> 
     Raises:
         CheckpointError: the counts differ (found when the model is opened, before anything is scored).
     """
-    if isinstance(num_outputs, (int, np.integer)) and not isinstance(num_outputs, bool) and num_outputs > 0 and num_outputs != len(labels):
+    if is_int(num_outputs) and num_outputs > 0 and num_outputs != len(labels):
         raise CheckpointError(path, f"{len(labels)} labels in its metadata for a graph with {int(num_outputs)} outputs ({OUTPUT_NAME!r})")
 
 
@@ -115,7 +116,7 @@ def _parse_host_stft(value: Any, features: FeatureConfig) -> dict[str, Any]:
     if not isinstance(value, dict) or set(value) != {"tensor", "bins"} or not isinstance(value["tensor"], str):
         raise ValueError(f"{HOST_STFT_KEY} must be {{'tensor': name, 'bins': [lo, hi]}}, got {value!r}")
     bins = value["bins"]
-    if not (isinstance(bins, list) and len(bins) == 2 and all(isinstance(b, int) for b in bins) and 0 <= bins[0] < bins[1] <= features.n_fft // 2 + 1):
+    if not (isinstance(bins, list) and len(bins) == 2 and all(is_int(b) for b in bins) and 0 <= bins[0] < bins[1] <= features.n_fft // 2 + 1):
         raise ValueError(f"{HOST_STFT_KEY}: bins must be [lo, hi] with 0 <= lo < hi <= n_fft // 2 + 1, got {bins!r}")
     return {"tensor": value["tensor"], "bins": list(bins)}
 

@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .._validate import check_int
 from ..config import to_dict
 from ..data.labels import LabelSet
 from ..errors import ExportError, ParameterError
@@ -403,10 +404,8 @@ def export_onnx(
     if dest.suffix != ".onnx":
         raise ParameterError(f"{dest}: an ONNX export must be written to a .onnx file")
     max_opset = _max_opset()
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= max_opset:
-        raise ParameterError(f"opset must be an integer in {MIN_OPSET}..{max_opset}, got {opset!r}")
-    if isinstance(batch_size_hint, bool) or not isinstance(batch_size_hint, int) or batch_size_hint < 1:
-        raise ParameterError(f"batch_size_hint must be a positive integer, got {batch_size_hint!r}")
+    opset = check_int("opset", opset, min=MIN_OPSET, max=max_opset)
+    batch_size_hint = check_int("batch_size_hint", batch_size_hint, min=1)
     features: FeatureConfig = model.feature_config
     host = not hasattr(model, "exportable")  # birdnet_finetune: BirdNET's own spectrogram, no host STFT
     if host:

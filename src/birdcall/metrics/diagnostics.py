@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 
+from .._validate import is_int
 from ..errors import ParameterError
 from .scores import check_arrays, per_species_ap, score_arrays
 
@@ -179,7 +180,7 @@ def top1_accuracy(y_score: Any, primary: Any) -> float:
 
 
 def _check_num_bins(num_bins: Any) -> int:
-    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
+    if not is_int(num_bins) or num_bins < 1:
         raise ParameterError(f"num_bins must be an integer >= 1, got {num_bins!r}")
     return int(num_bins)
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from .._validate import check_int
 from ..errors import ParameterError
 
 __all__ = [
@@ -64,9 +65,7 @@ def check_arrays(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def check_padding_factor(padding_factor: Any) -> int:
     """``padding_factor`` as an int; raises `ParameterError` unless it is an integer >= 0 (not a bool)."""
-    if isinstance(padding_factor, bool) or not isinstance(padding_factor, (int, np.integer)) or padding_factor < 0:
-        raise ParameterError(f"padding_factor must be an integer >= 0, got {padding_factor!r}")
-    return int(padding_factor)
+    return check_int("padding_factor", padding_factor, min=0)
 
 
 def _padded_cmap(truth: np.ndarray, score: np.ndarray, padding_factor: int) -> float:
