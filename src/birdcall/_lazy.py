@@ -17,7 +17,11 @@ from collections.abc import Mapping
 
 
 def install(package: str, names: Mapping[str, str]) -> None:
-    """Make ``names`` (public name -> submodule of ``package`` defining it) lazy attributes of ``package``."""
+    """Make ``names`` (public name -> submodule of ``package`` defining it) lazy attributes of ``package``.
+
+    A submodule written ``"audio:load"`` exports that module's ``load`` under the public name (the package root
+    exports `birdcall.audio.load` as ``load_audio``).
+    """
     module = sys.modules[package]
     table = dict(names)
 
@@ -26,7 +30,8 @@ def install(package: str, names: Mapping[str, str]) -> None:
             submodule = table.get(name)
             if submodule is None:
                 raise AttributeError(f"module {package!r} has no attribute {name!r}")
-            value = getattr(importlib.import_module(f"{package}.{submodule}"), name)
+            module_name, _, attribute = submodule.partition(":")
+            value = getattr(importlib.import_module(f"{package}.{module_name}"), attribute or name)
             self.__dict__[name] = value  # later look-ups are plain attribute reads
             return value
 

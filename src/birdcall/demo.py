@@ -15,9 +15,9 @@ import pandas as pd
 
 from .audio import AUDIO_EXTENSIONS
 from .data import read_clip_table
+from .eval.submission import read_solution, read_submission, score_submission
 from .fileio import atomic_write_text
 from .infer import TorchScorer, WindowSpec, predict_files, write_submission
-from .metrics import read_solution, read_submission, score_submission
 from .models import load_model
 from .synth import make_dataset
 from .train import TrainConfig, fit

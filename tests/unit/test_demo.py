@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from birdcall.demo import DemoConfig, run_demo
-from birdcall.metrics import read_solution, score_submission
+from birdcall.eval.submission import read_solution, score_submission
 from birdcall.train import TrainConfig
 
 

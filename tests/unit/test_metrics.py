@@ -1,4 +1,5 @@
-"""Tests for birdcall.metrics: hand-computed values, Kaggle parity, invariants and every error path."""
+"""Tests for birdcall.metrics.scores and birdcall.eval.submission: hand-computed values, Kaggle parity, invariants
+and every error path."""
 
 from __future__ import annotations
 
@@ -13,17 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from birdcall.errors import DataError, ParameterError
-from birdcall.metrics import (
-    cmap,
-    macro_roc_auc,
-    padded_cmap,
-    per_species_ap,
-    read_solution,
-    read_submission,
-    score_arrays,
-    score_files,
-    score_submission,
-)
+from birdcall.eval.submission import read_solution, read_submission, score_files, score_submission
+from birdcall.metrics import cmap, macro_roc_auc, padded_cmap, per_species_ap, score_arrays
 
 # The hand-computed case: 4 rows, 2 species.
 #   row  truth A  score A   truth B  score B
@@ -432,3 +424,14 @@ def test_score_submission_ignores_bad_values_in_extra_columns():
     result = score_submission(solution, submission.assign(notes="text"))
     assert result["num_extra_species"] == 1
     assert result["cmap"] == pytest.approx(CMAP, abs=1e-12)
+
+
+def test_submission_names_moved_to_eval_submission_still_import_from_metrics_with_a_warning():
+    import birdcall.eval.submission
+    import birdcall.metrics
+
+    for name in ("ROW_ID", "read_solution", "read_submission", "score_files", "score_submission"):
+        with pytest.warns(DeprecationWarning, match=f"birdcall.metrics.{name} moved to birdcall.eval.submission.{name}"):
+            assert getattr(birdcall.metrics, name) is getattr(birdcall.eval.submission, name)
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        birdcall.metrics.nothing_here  # noqa: B018

@@ -42,6 +42,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .._validate import check_int, is_int, is_number
 from ..errors import AudioLoadError, ParameterError
 from ..types import Pathlike
 
@@ -320,14 +321,14 @@ def _to_mono(block: np.ndarray) -> np.ndarray:
 def _check_rate(sample_rate: int | None) -> None:
     if sample_rate is None:
         return
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+    if not is_int(sample_rate) or sample_rate <= 0:
         raise ParameterError(f"sample_rate must be a positive integer or None, got {sample_rate!r}")
     if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
         raise ParameterError(f"sample_rate must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz, got {sample_rate}")
 
 
 def _is_number(x: object) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
+    return is_number(x) and math.isfinite(x)
 
 
 def _read_frames(handle: sf.SoundFile, frames: int) -> np.ndarray:
@@ -560,8 +561,7 @@ def write_audio(path: Pathlike, samples: np.ndarray, sample_rate: int, *, subtyp
         raise ParameterError(
             f"{p}: expected a non-empty (num_samples,) or (num_samples, channels) array, got {samples.shape}"
         )
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise ParameterError(f"{p}: sample_rate must be a positive integer, got {sample_rate!r}")
+    check_int("sample_rate", sample_rate, min=1, owner=str(p))
     fmt, default_subtype = _WRITE_FORMATS[ext]
     subtype = subtype or default_subtype
     if not sf.check_format(fmt, subtype):

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import check_choice as _check_choice
+from .._validate import check_int, is_int, is_number
 from ..errors import ParameterError
 from ..registry import Registry
 
@@ -87,7 +89,7 @@ def _to_plain(value: Any) -> Any:
 
 
 def check_probability(owner: str, p: float, name: str = "p") -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0.0 <= p <= 1.0:
+    if not is_number(p) or not 0.0 <= p <= 1.0:
         raise ParameterError(f"{owner}: {name} must be a number in [0, 1], got {p!r}")
     return float(p)
 
@@ -97,11 +99,7 @@ def check_range(
 ) -> tuple[float, float]:
     """Check ``lowest <= min_<name> <= max_<name> <= highest`` (finite numbers); return them as floats."""
     for which, value in (("min", low), ("max", high)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float, np.floating, np.integer))
-            or not math.isfinite(value)
-        ):
+        if not is_number(value) or not math.isfinite(value):
             raise ParameterError(f"{owner}: {which}_{name} must be a finite number, got {value!r}")
     if low > high:
         raise ParameterError(f"{owner}: min_{name} ({low}) > max_{name} ({high})")
@@ -111,13 +109,11 @@ def check_range(
 
 
 def check_choice(owner: str, name: str, value: Any, choices: tuple) -> Any:
-    if value not in choices:
-        raise ParameterError(f"{owner}: {name} must be one of {choices}, got {value!r}")
-    return value
+    return _check_choice(name, value, choices, owner=owner)
 
 
 def check_count(owner: str, name: str, value: Any, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ParameterError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
@@ -207,8 +203,7 @@ class WaveformTransform(BaseTransform):
                 f"{name}: expected a (num_samples,) float waveform, got shape {samples.shape} {samples.dtype}"
             )
         samples = samples.astype(np.float32, copy=False)
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-            raise ParameterError(f"{name}: sample_rate must be a positive integer, got {sample_rate!r}")
+        check_int("sample_rate", sample_rate, min=1, owner=name)
         if not isinstance(rng, np.random.Generator):
             raise ParameterError(f"{name}: rng must be a numpy.random.Generator, got {type(rng).__name__}")
         # always draw the gate, so that changing p does not shift the stream of the transforms that follow

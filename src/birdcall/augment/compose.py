@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import is_int
 from ..errors import ParameterError
 from .base import BaseTransform, register_transform
 
@@ -152,7 +153,7 @@ class SomeOf(_Composition):
     ):
         super().__init__(transforms, p)
         n = len(self.transforms)
-        if isinstance(num_transforms, (int, np.integer)) and not isinstance(num_transforms, bool):
+        if is_int(num_transforms):
             low = high = int(num_transforms)
             self.num_transforms = low
         elif isinstance(num_transforms, (tuple, list)) and len(num_transforms) == 2:
@@ -162,7 +163,7 @@ class SomeOf(_Composition):
         else:
             raise ParameterError(f"SomeOf: num_transforms must be an int or (min, max), got {num_transforms!r}")
         if (
-            not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (low, high))
+            not all(is_int(v) for v in (low, high))
             or not 0 <= low <= high <= n
         ):
             raise ParameterError(f"SomeOf: need 0 <= min ({low}) <= max ({high}) <= number of transforms ({n})")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from .._validate import check_int, is_number
 from ..audio import num_clips
 from ..errors import ParameterError
 from ..features.crop import crop_or_pad
@@ -65,7 +66,7 @@ class BirdNetFeatureConfig:
     def __post_init__(self) -> None:
         for name in ("window", "segment", "step"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value) or value <= 0:
+            if not is_number(value) or not math.isfinite(value) or value <= 0:
                 raise ParameterError(f"BirdNetFeatureConfig.{name} must be a finite number of seconds > 0, got {value!r}")
             object.__setattr__(self, name, float(value))
         if self.segment > self.window:
@@ -141,8 +142,7 @@ def _pool(embeddings: np.ndarray, logits: np.ndarray, config: BirdNetFeatureConf
 
 
 def _window_samples(config: BirdNetFeatureConfig, sample_rate: int) -> int:
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise ParameterError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    check_int("sample_rate", sample_rate, min=1)
     return int(round(config.window * sample_rate))
 
 

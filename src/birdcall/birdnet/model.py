@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import check_int, is_int
 from ..errors import CheckpointError, MissingExtraError, ParameterError
 from ..fileio import hash_files
 
@@ -161,10 +162,9 @@ class BirdNetModel:
     segment_samples = BIRDNET_SEGMENT_SAMPLES
 
     def __init__(self, *, threads: int | None = None, max_batch: int = 1):
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        if threads is not None and (not is_int(threads) or threads < 1):
             raise ParameterError(f"threads must be a positive integer or None, got {threads!r}")
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            raise ParameterError(f"max_batch must be a positive integer, got {max_batch!r}")
+        check_int("max_batch", max_batch, min=1)
         interpreter = _interpreter_class()
         self.model_path, self.labels_path = birdnet_files()
         self.labels = read_labels(self.labels_path)

@@ -74,7 +74,7 @@ def score(
 
     Rows are matched by row_id and columns by species name; extra submission columns are ignored.
     """
-    from ..metrics import score_files
+    from ..eval.submission import score_files
 
     with user_errors():
         result = score_files(solution, submission, padding_factor=padding_factor)

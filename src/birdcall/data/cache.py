@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import check_int, is_int
 from ..audio import DEFAULT_SAMPLE_RATE, load
 from ..errors import AudioLoadError, ParameterError
 from ..progress import track
@@ -78,8 +79,7 @@ class AudioCache:
     def __init__(self, cache_dir: Pathlike, *, sample_rate: int = DEFAULT_SAMPLE_RATE, dtype: str = "float16"):
         if dtype not in CACHE_DTYPES:
             raise ParameterError(f"AudioCache: dtype must be one of {CACHE_DTYPES}, got {dtype!r}")
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-            raise ParameterError(f"AudioCache: sample_rate must be a positive integer, got {sample_rate!r}")
+        check_int("sample_rate", sample_rate, min=1, owner="AudioCache")
         self.cache_dir = Path(cache_dir)
         self.sample_rate = int(sample_rate)
         self.dtype = dtype
@@ -225,7 +225,7 @@ class AudioCache:
                 others), unless ``skip_bad``.
             ParameterError: ``workers`` < 1.
         """
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        if not is_int(workers) or workers < 1:
             raise ParameterError(f"workers must be an integer >= 1, got {workers!r}")
         paths = list(paths)
 

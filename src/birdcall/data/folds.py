@@ -31,11 +31,10 @@ folds) is also train-only. Caps use a species' total number of clips, train-only
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 import pandas as pd
 
+from .._validate import check_int, is_int
 from ..errors import ParameterError
 from .dataset import ClipTable
 
@@ -59,9 +58,7 @@ def _check_targets(y) -> np.ndarray:
 
 
 def _check_n_splits(n_splits) -> int:
-    if isinstance(n_splits, bool) or not isinstance(n_splits, Integral) or n_splits < 2:
-        raise ParameterError(f"n_splits must be an integer >= 2, got {n_splits!r}")
-    return int(n_splits)
+    return check_int("n_splits", n_splits, min=2)
 
 
 def _species_caps(support: np.ndarray, n_splits: int) -> np.ndarray:
@@ -157,7 +154,7 @@ def fold_split(folds: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:
     """
     folds = np.asarray(folds)
     n_splits = int(folds.max()) + 1 if folds.size else 0
-    if isinstance(fold, bool) or not isinstance(fold, Integral) or not 0 <= fold < n_splits:
+    if not is_int(fold) or not 0 <= fold < n_splits:
         raise ParameterError(f"fold must be an integer in [0, {n_splits}), got {fold!r}")
     val = folds == fold
     return np.flatnonzero(~val), np.flatnonzero(val)

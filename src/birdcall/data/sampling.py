@@ -14,10 +14,10 @@ Sample weights are scaled to mean 1.
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
 
 import numpy as np
 
+from .._validate import is_int, is_number
 from ..errors import ParameterError
 
 __all__ = ["balanced_sampler", "class_balanced_weights"]
@@ -49,7 +49,7 @@ def class_balanced_weights(y: np.ndarray, *, power: float = 0.5, reduce: str = "
         raise ParameterError(f"expected a non-empty (n_samples, n_classes) label matrix, got shape {y.shape}")
     if y.dtype != bool and (y.dtype.kind not in "iuf" or not np.isfinite(y).all() or (y < 0).any()):
         raise ParameterError("label matrix must be boolean or hold finite values >= 0")
-    if isinstance(power, bool) or not isinstance(power, Real) or not math.isfinite(power) or power < 0:
+    if not is_number(power) or not math.isfinite(power) or power < 0:
         raise ParameterError(f"power must be a finite number >= 0, got {power!r}")
     if reduce not in _REDUCTIONS:
         raise ParameterError(f"reduce must be one of {_REDUCTIONS}, got {reduce!r}")
@@ -97,7 +97,7 @@ def balanced_sampler(
     weights = class_balanced_weights(y, power=power, reduce=reduce)
     if num_samples is None:
         num_samples = len(weights)
-    if isinstance(num_samples, bool) or not isinstance(num_samples, Integral) or num_samples < 1:
+    if not is_int(num_samples) or num_samples < 1:
         raise ParameterError(f"num_samples must be an integer >= 1, got {num_samples!r}")
     return WeightedRandomSampler(
         torch.as_tensor(weights, dtype=torch.double), int(num_samples), replacement=True, generator=generator

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._validate import is_int, is_number
 from ..audio import load, write_audio
 from ..config import check_fields, check_number
 from ..errors import DataError, ParameterError
@@ -62,7 +63,7 @@ SOUNDSCAPES, SOLUTION, EVENTS, PLACEMENTS = "soundscapes", "solution.csv", "even
 
 
 def _finite(value: float) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class SoundscapeConfig:
             if len(low_high) != 2 or not all(_finite(v) for v in low_high) or low_high[0] > low_high[1]:
                 raise ParameterError(f"{name}.{key}: expected (low, high) with low <= high, got {getattr(self, key)!r}")
             object.__setattr__(self, key, low_high)
-        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or self.sample_rate < 8000:
+        if not is_int(self.sample_rate) or self.sample_rate < 8000:
             raise ParameterError(f"{name}.sample_rate: expected an integer >= 8000, got {self.sample_rate!r}")
 
 

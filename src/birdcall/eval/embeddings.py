@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import is_int
 from ..errors import ParameterError
 
 __all__ = ["embed_windows", "subsample", "tsne_2d"]
@@ -38,7 +39,7 @@ def embed_windows(model, windows: Any, *, batch_size: int = 32) -> tuple[np.ndar
     windows = np.asarray(windows, dtype=np.float32)
     if windows.ndim != 2:
         raise ParameterError(f"embed_windows: windows must be (n, num_samples), got shape {windows.shape}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ParameterError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     model.eval()
     embeddings, probabilities = [], []

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AudioLoadError, BirdcallError, ParameterError
+from .._validate import check_int
+from ..errors import AudioLoadError, BirdcallError
 from ..features import FeatureConfig
 from ..metrics import check_arrays
 from .inputs import EvalInputs, WindowRef, read_window
@@ -53,8 +54,7 @@ def select_errors(y_true: Any, y_score: Any, *, count: int) -> tuple[list[tuple[
     Raises:
         ParameterError: invalid arrays or a negative ``count``.
     """
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ParameterError(f"count must be an integer >= 0, got {count!r}")
+    check_int("count", count, min=0)
     truth, score = check_arrays(y_true, y_score)
     flat_truth, flat_score = truth.ravel(), score.ravel()
     negatives = np.flatnonzero(flat_truth == 0)

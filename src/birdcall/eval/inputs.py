@@ -26,8 +26,8 @@ import pandas as pd
 from ..data.labels import LabelSet
 from ..errors import CheckpointError, DataError, ParameterError
 from ..features import FeatureConfig
-from ..metrics import ROW_ID, read_solution, read_submission, score_submission
 from ..types import Pathlike
+from .submission import ROW_ID, read_solution, read_submission, score_submission
 
 __all__ = ["EvalInputs", "WindowRef", "from_model", "from_run", "from_submission", "read_window"]
 

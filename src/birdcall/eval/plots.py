@@ -20,8 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from ..errors import ParameterError
-from ..metrics import check_arrays
-from .metrics import row_normalise
+from ..metrics import check_arrays, row_normalise
 
 __all__ = [
     "ap_bar_figure",
@@ -241,7 +240,7 @@ def training_curves_figure(history: pd.DataFrame) -> Figure:
 def ap_bar_figure(species: pd.DataFrame) -> Figure:
     """Per-species AP as horizontal bars, weakest at the top, with the support written beside each bar.
 
-    ``species`` is a :func:`~birdcall.eval.metrics.species_table`; species without positives (AP NaN) are left out.
+    ``species`` is a :func:`~birdcall.metrics.species_table`; species without positives (AP NaN) are left out.
     """
     if not isinstance(species, pd.DataFrame) or not {"species", "ap", "support"} <= set(species.columns):
         raise ParameterError("ap_bar_figure: needs a species table with species, ap and support columns")

@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._validate import check_int
 from ..errors import BirdcallError, ParameterError
 from ..fileio import atomic_path, atomic_to_csv, atomic_write_text
+from ..metrics import EvalMetrics, evaluate_arrays
 from ..types import Pathlike
 from .gallery import GalleryItem, build_gallery
 from .inputs import EvalInputs
-from .metrics import EvalMetrics, evaluate_arrays
 
 __all__ = ["ReportFigure", "ReportResult", "write_report"]
 
@@ -393,8 +394,7 @@ def write_report(
     if not isinstance(inputs, EvalInputs):
         raise ParameterError(f"write_report takes EvalInputs, got {type(inputs).__name__}")
     for name, value in (("gallery_size", gallery_size), ("worst", worst)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ParameterError(f"{name} must be an integer >= 0, got {value!r}")
+        check_int(name, value, min=0)
     out_dir = Path(out_dir)
     title = title or _default_title(inputs)
     metrics = evaluate_arrays(inputs.y_true, inputs.y_score, codes=inputs.labels.codes, primary=inputs.primary,

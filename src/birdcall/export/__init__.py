@@ -8,8 +8,8 @@ an ``.xml``.
 """
 
 from .._lazy import install
+from .info import read_export_info as read_export_info
 from .metadata import FORMAT as FORMAT
-from .metadata import read_export_info as read_export_info
 
 _LAZY = {
     "STFT_METHODS": "onnx",

@@ -1,20 +1,21 @@
-"""What an exported birdcall model carries and how it is read back, without torch.
+"""What an exported birdcall model carries, without torch: the leaf of `birdcall.export` (it imports no sibling).
 
 Exported files (ONNX, OpenVINO IR) describe themselves: ``birdcall.format`` (`FORMAT`) and the ``labels``,
-``features`` and ``model`` descriptions as JSON. Reading them, and the seeded windows the exporters check parity
-on, need only numpy and onnx, so the ONNX Runtime and OpenVINO scorers run without importing torch (a deployment
-saves its ~1 s import and ~300 MB; `birdcall.export.onnx` writes the files and needs torch).
+``features`` and ``model`` descriptions as JSON. Parsing that map, and the seeded windows the exporters check parity
+on, need only numpy, so the ONNX Runtime and OpenVINO scorers run without importing torch (a deployment saves its
+~1 s import and ~300 MB). `birdcall.export.info` reads the map from a file; `birdcall.export.onnx` writes files and
+needs torch.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._validate import is_int
 from ..config import from_dict
 from ..data.labels import LabelSet
 from ..errors import CheckpointError
@@ -22,15 +23,15 @@ from ..features.config import FeatureConfig
 from ..types import Pathlike
 
 __all__ = [
-    "FORMAT", "HOST_STFT_KEY", "INPUT_NAME", "OUTPUT_NAME", "POWER_TENSOR", "TOLERANCE", "check_num_outputs", "check_windows",
-    "onnx_num_outputs", "openvino_num_outputs", "parity_windows", "parse_metadata", "read_export_info",
+    "FORMAT", "FORMAT_KEY", "HOST_STFT_KEY", "INPUT_NAME", "OUTPUT_NAME", "POWER_TENSOR", "TOLERANCE", "check_num_outputs",
+    "check_windows", "max_difference", "onnx_num_outputs", "openvino_num_outputs", "parity_windows", "parse_metadata",
 ]  # fmt: skip
 
 FORMAT = "birdcall.onnx/1"  # version of the exported-graph contract: input, outputs and metadata keys
 INPUT_NAME = "waveform"
 OUTPUT_NAME = "clipwise"  # (batch, num_species) probabilities; its last dimension is static in birdcall exports
 TOLERANCE = 1e-4  # max absolute difference of probabilities accepted between torch and the exported graph
-_FORMAT_KEY = "birdcall.format"
+FORMAT_KEY = "birdcall.format"
 _JSON_KEYS = ("labels", "features", "model")
 # Optional (newer exports carry it): the graph's power spectrogram, a tensor that birdcall's own inference
 # feeds from a host FFT instead of the waveform (`birdcall.export.host`). Its value is JSON
@@ -51,7 +52,7 @@ def parse_metadata(props: Mapping[str, str], *, path: Pathlike) -> tuple[LabelSe
     Raises:
         CheckpointError: no birdcall metadata, another format version, or malformed values.
     """
-    fmt = props.get(_FORMAT_KEY)
+    fmt = props.get(FORMAT_KEY)
     if fmt is None:
         raise CheckpointError(path, "exported model without birdcall metadata (write it with `birdcall export`)")
     if fmt != FORMAT:
@@ -79,7 +80,7 @@ def check_num_outputs(labels: LabelSet, num_outputs: Any, *, path: Pathlike) -> 
     Raises:
         CheckpointError: the counts differ (found when the model is opened, before anything is scored).
     """
-    if isinstance(num_outputs, (int, np.integer)) and not isinstance(num_outputs, bool) and num_outputs > 0 and num_outputs != len(labels):
+    if is_int(num_outputs) and num_outputs > 0 and num_outputs != len(labels):
         raise CheckpointError(path, f"{len(labels)} labels in its metadata for a graph with {int(num_outputs)} outputs ({OUTPUT_NAME!r})")
 
 
@@ -115,44 +116,9 @@ def _parse_host_stft(value: Any, features: FeatureConfig) -> dict[str, Any]:
     if not isinstance(value, dict) or set(value) != {"tensor", "bins"} or not isinstance(value["tensor"], str):
         raise ValueError(f"{HOST_STFT_KEY} must be {{'tensor': name, 'bins': [lo, hi]}}, got {value!r}")
     bins = value["bins"]
-    if not (isinstance(bins, list) and len(bins) == 2 and all(isinstance(b, int) for b in bins) and 0 <= bins[0] < bins[1] <= features.n_fft // 2 + 1):
+    if not (isinstance(bins, list) and len(bins) == 2 and all(is_int(b) for b in bins) and 0 <= bins[0] < bins[1] <= features.n_fft // 2 + 1):
         raise ValueError(f"{HOST_STFT_KEY}: bins must be [lo, hi] with 0 <= lo < hi <= n_fft // 2 + 1, got {bins!r}")
     return {"tensor": value["tensor"], "bins": list(bins)}
-
-
-def read_export_info(path: Pathlike) -> tuple[LabelSet, FeatureConfig, dict[str, Any]]:
-    """Labels, front end and description of an exported model, without running it.
-
-    Args:
-        path: a ``.onnx`` file or an OpenVINO IR ``.xml`` (its ``.bin`` beside it) written by birdcall.
-
-    Returns:
-        ``(labels, features, info)``; see `parse_metadata`.
-
-    Raises:
-        CheckpointError: missing or unreadable file, another suffix, a model without birdcall metadata, or a
-            graph whose static number of outputs differs from its number of labels.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(p, "file not found")
-    if p.suffix == ".onnx":
-        import onnx
-
-        try:
-            proto = onnx.load(str(p), load_external_data=False)
-        except Exception as err:  # noqa: BLE001 - protobuf's DecodeError and onnx's errors share no useful base
-            raise CheckpointError(p, f"not an ONNX model ({type(err).__name__}: {str(err)[:300]})") from None
-        labels, features, info = parse_metadata({prop.key: prop.value for prop in proto.metadata_props}, path=p)
-        check_num_outputs(labels, onnx_num_outputs(proto.graph, path=p), path=p)
-        return labels, features, info
-    if p.suffix == ".xml":
-        from .openvino import read_ir
-
-        model, labels, features, info = read_ir(p)
-        check_num_outputs(labels, openvino_num_outputs(model, path=p), path=p)
-        return labels, features, info
-    raise CheckpointError(p, "not an exported birdcall model (expected .onnx or an OpenVINO .xml)")
 
 
 def check_windows(features: FeatureConfig, batch_size: int = 4) -> np.ndarray:
@@ -180,7 +146,7 @@ def parity_windows(features: FeatureConfig, arch: str | None) -> np.ndarray:
     return windows[1:] if arch == "birdnet_finetune" else windows
 
 
-def _max_difference(expected: list[np.ndarray], actual: list[np.ndarray], names: list[str]) -> tuple[float, str]:
+def max_difference(expected: list[np.ndarray], actual: list[np.ndarray], names: list[str]) -> tuple[float, str]:
     """Largest absolute difference over paired outputs (NaN anywhere counts as infinite) and its output name."""
     worst, where = 0.0, names[0]
     for name, a, b in zip(names, expected, actual):

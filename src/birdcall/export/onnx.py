@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .._validate import check_int
 from ..config import to_dict
 from ..data.labels import LabelSet
 from ..errors import ExportError, ParameterError
@@ -68,17 +69,16 @@ from ..features.normalize import Normalize
 from ..fileio import atomic_path
 from ..types import Pathlike
 from .metadata import (
-    _FORMAT_KEY,
     FORMAT,
+    FORMAT_KEY,
     HOST_STFT_KEY,
     INPUT_NAME,
     POWER_TENSOR,
     TOLERANCE,
-    _max_difference,
     check_windows,
+    max_difference,
     parity_windows,
     parse_metadata,
-    read_export_info,
 )
 
 __all__ = [
@@ -92,7 +92,6 @@ __all__ = [
     "export_metadata",
     "export_onnx",
     "parse_metadata",
-    "read_export_info",
 ]
 
 MIN_OPSET = 13
@@ -344,7 +343,7 @@ def export_metadata(model, labels: LabelSet) -> dict[str, str]:
     if len(labels) != model.num_classes:
         raise ParameterError(f"{len(labels)} labels for a model with {model.num_classes} outputs")
     return {
-        _FORMAT_KEY: FORMAT,
+        FORMAT_KEY: FORMAT,
         "labels": json.dumps(labels.to_dict()),
         "features": json.dumps(to_dict(model.feature_config)),
         "model": json.dumps(to_dict(model.config)),
@@ -405,10 +404,8 @@ def export_onnx(
     if dest.suffix != ".onnx":
         raise ParameterError(f"{dest}: an ONNX export must be written to a .onnx file")
     max_opset = _max_opset()
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= max_opset:
-        raise ParameterError(f"opset must be an integer in {MIN_OPSET}..{max_opset}, got {opset!r}")
-    if isinstance(batch_size_hint, bool) or not isinstance(batch_size_hint, int) or batch_size_hint < 1:
-        raise ParameterError(f"batch_size_hint must be a positive integer, got {batch_size_hint!r}")
+    opset = check_int("opset", opset, min=MIN_OPSET, max=max_opset)
+    batch_size_hint = check_int("batch_size_hint", batch_size_hint, min=1)
     features: FeatureConfig = model.feature_config
     host = not hasattr(model, "exportable")  # birdnet_finetune: BirdNET's own spectrogram, no host STFT
     if host:
@@ -491,7 +488,7 @@ def _compare_with_torch(model, proto, data: bytes, names: list[str], dest: Path)
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
     actual = session.run(names, {INPUT_NAME: windows})
-    diff, where = _max_difference(expected, actual, names)
+    diff, where = max_difference(expected, actual, names)
     if not diff <= TOLERANCE:
         raise ExportError(f"{dest}: ONNX Runtime and torch differ by {diff:.2e} on {where} (tolerance {TOLERANCE:g})")
     _, features, info = parse_metadata({prop.key: prop.value for prop in proto.metadata_props}, path=dest)
@@ -499,6 +496,6 @@ def _compare_with_torch(model, proto, data: bytes, names: list[str], dest: Path)
         return
     body = ort.InferenceSession(onnx_body(proto, names).SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
     actual = body.run(names, {POWER_TENSOR: host_power_spectrum(features, info)(windows)})
-    diff, where = _max_difference(expected, actual, names)
+    diff, where = max_difference(expected, actual, names)
     if not diff <= TOLERANCE:
         raise ExportError(f"{dest}: the graph fed by the host STFT and torch differ by {diff:.2e} on {where} (tolerance {TOLERANCE:g})")

@@ -23,69 +23,14 @@ from typing import Any
 import numpy as np
 
 from ..data.labels import LabelSet
-from ..errors import CheckpointError, ExportError, ParameterError
+from ..errors import ExportError, ParameterError
 from ..features.config import FeatureConfig
 from ..types import Pathlike
 from .host import has_power_tensor
-from .metadata import (
-    _FORMAT_KEY,
-    HOST_STFT_KEY,
-    INPUT_NAME,
-    POWER_TENSOR,
-    TOLERANCE,
-    _max_difference,
-    parity_windows,
-    read_export_info,
-)
+from .info import RT_KEYS, RT_SECTION, import_openvino, read_export_info
+from .metadata import INPUT_NAME, POWER_TENSOR, TOLERANCE, max_difference, parity_windows
 
-__all__ = ["export_openvino", "import_openvino", "read_ir"]
-
-_RT_SECTION = "birdcall"
-# rt_info key -> ONNX metadata key; "host_stft" is optional (older exports lack it), the others are required
-_RT_KEYS = {"format": _FORMAT_KEY, "labels": "labels", "features": "features", "model": "model", "host_stft": HOST_STFT_KEY}
-
-
-def import_openvino():
-    """The ``openvino`` module, or a `ParameterError` saying how to install it."""
-    try:
-        import openvino
-    except ImportError:
-        raise ParameterError("OpenVINO is not installed: pip install 'birdcall[openvino]'") from None
-    return openvino
-
-
-def _metadata_of(model, path: Pathlike) -> tuple[LabelSet, FeatureConfig, dict[str, Any]]:
-    from .metadata import parse_metadata
-
-    props = {}
-    for rt_key, onnx_key in _RT_KEYS.items():
-        if model.has_rt_info([_RT_SECTION, rt_key]):
-            props[onnx_key] = model.get_rt_info([_RT_SECTION, rt_key]).astype(str)
-    return parse_metadata(props, path=path)
-
-
-def read_ir(path: Pathlike, core=None):
-    """Read an OpenVINO IR written by `export_openvino` (not compiled).
-
-    Args:
-        path: the ``.xml`` file; its ``.bin`` must be beside it.
-        core: an ``openvino.Core`` to read with (a new one by default).
-
-    Returns:
-        ``(ov_model, labels, features, info)``.
-
-    Raises:
-        CheckpointError: missing or unreadable IR, or an IR without birdcall metadata.
-    """
-    ov = import_openvino()
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(p, "file not found")
-    try:
-        model = (core or ov.Core()).read_model(str(p))
-    except RuntimeError as err:
-        raise CheckpointError(p, f"not a readable OpenVINO IR ({' '.join(str(err).split())[:300]})") from None
-    return (model, *_metadata_of(model, p))
+__all__ = ["export_openvino"]
 
 
 def export_openvino(
@@ -148,10 +93,10 @@ def _convert(ov, onnx_path: Path, dest: Path, check: bool) -> Path:
         # OpenVINO's conversion merged the tensor into another node: this IR runs its whole graph (still correct)
         warnings.warn(f"{dest}: OpenVINO's conversion lost the {POWER_TENSOR!r} tensor; the IR will compute its STFT in the graph (slower)", stacklevel=3)
         info = {k: v for k, v in info.items() if k != "host_stft"}
-    for rt_key in _RT_KEYS:
+    for rt_key in RT_KEYS:
         if rt_key in info:
             value = info["format"] if rt_key == "format" else json.dumps(info[rt_key])
-            model.set_rt_info(value, [_RT_SECTION, rt_key])
+            model.set_rt_info(value, [RT_SECTION, rt_key])
     if check:
         _compare_with_onnxruntime(ov, model, onnx_path, dest, features, info)
     _save_atomically(ov, model, dest)
@@ -174,7 +119,7 @@ def _compare_with_onnxruntime(ov, model, onnx_path: Path, dest: Path, features: 
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
     result = compiled.create_infer_request().infer({0: windows})
     actual = [np.array(result[compiled.output(name)]) for name in names]
-    diff, where = _max_difference(expected, actual, names)
+    diff, where = max_difference(expected, actual, names)
     if not diff <= TOLERANCE:
         raise ExportError(f"{dest}: OpenVINO (f32) and ONNX Runtime differ by {diff:.2e} on {where} (tolerance {TOLERANCE:g})")
     if "host_stft" not in info:
@@ -182,7 +127,7 @@ def _compare_with_onnxruntime(ov, model, onnx_path: Path, dest: Path, features: 
     body = ov.Core().compile_model(openvino_body(ov, model.clone()), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
     result = body.create_infer_request().infer({0: host_power_spectrum(features, info)(windows)})
     actual = [np.array(result[body.output(name)]) for name in names]
-    diff, where = _max_difference(expected, actual, names)
+    diff, where = max_difference(expected, actual, names)
     if not diff <= TOLERANCE:
         raise ExportError(f"{dest}: OpenVINO (f32) fed by the host STFT and ONNX Runtime differ by {diff:.2e} on {where} (tolerance {TOLERANCE:g})")
 

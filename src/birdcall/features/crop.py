@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import check_int
 from ..errors import ParameterError
 
 __all__ = ["CROP_MODES", "PAD_MODES", "crop_or_pad"]
@@ -60,8 +61,7 @@ def crop_or_pad(
         >>> crop_or_pad(np.array([1.0, 2.0]), num_samples=5, pad="wrap").tolist()
         [1.0, 2.0, 1.0, 2.0, 1.0]
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-        raise ParameterError(f"crop_or_pad: num_samples must be a positive integer, got {num_samples!r}")
+    check_int("num_samples", num_samples, min=1, owner="crop_or_pad")
     if mode not in CROP_MODES:
         raise ParameterError(f"crop_or_pad: mode must be one of {CROP_MODES}, got {mode!r}")
     if pad not in PAD_MODES:

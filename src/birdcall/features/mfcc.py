@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validate import is_int
 from ..errors import ParameterError
 
 __all__ = ["dct_matrix", "mfcc", "delta_coefficients", "delta", "MFCC", "Delta"]
@@ -56,9 +57,9 @@ def mfcc(*, S: np.ndarray, n_mfcc: int = 20) -> np.ndarray:
 
 
 def _check_delta(width: int, order: int) -> None:
-    if not isinstance(width, (int, np.integer)) or width < 3 or width % 2 == 0:
+    if not is_int(width) or width < 3 or width % 2 == 0:
         raise ParameterError(f"delta: width must be an odd integer >= 3, got {width}")
-    if not isinstance(order, (int, np.integer)) or order not in (1, 2):
+    if not is_int(order) or order not in (1, 2):
         raise ParameterError(f"delta: order must be 1 or 2, got {order}")
 
 

@@ -240,8 +240,8 @@ class OpenVinoScorer(_ExportedScorer):
     def __init__(
         self, path: Pathlike, *, threads: int | None = None, precision: str = "f32", streams: int | None = None, frontend: str = "auto"
     ):
+        from ..export.info import import_openvino, read_ir
         from ..export.metadata import check_num_outputs, openvino_num_outputs
-        from ..export.openvino import import_openvino, read_ir
 
         ov = import_openvino()
         _check_threads(threads)

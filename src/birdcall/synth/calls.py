@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as _signal
 
+from .._validate import check_int, is_int
 from ..errors import ParameterError
 
 __all__ = ["CALL_FAMILIES", "SpeciesSpec", "species_bank", "render_call"]
@@ -259,9 +260,7 @@ def species_bank(
         >>> len(bank), len(bank[0].code)
         (12, 6)
     """
-    is_int = isinstance(num_species, (int, np.integer)) and not isinstance(num_species, bool)
-    if not is_int or not 1 <= num_species <= MAX_SPECIES:
-        raise ParameterError(f"num_species must be an integer in 1..{MAX_SPECIES}, got {num_species!r}")
+    check_int("num_species", num_species, min=1, max=MAX_SPECIES)
     families = tuple(families)
     unknown = [f for f in families if f not in CALL_FAMILIES]
     if not families or unknown:
@@ -272,7 +271,7 @@ def species_bank(
 def _generator(seed: int | np.random.SeedSequence, name: str) -> np.random.Generator:
     if isinstance(seed, np.random.SeedSequence):
         return np.random.default_rng(seed)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ParameterError(f"{name} must be a non-negative integer, got {seed!r}")
     return np.random.default_rng(int(seed))
 
@@ -361,8 +360,7 @@ def render_call(
     """
     if not isinstance(spec, SpeciesSpec):
         raise ParameterError(f"render_call: spec must be a SpeciesSpec, got {type(spec).__name__}")
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise ParameterError(f"render_call: sample_rate must be a positive integer, got {sample_rate!r}")
+    check_int("sample_rate", sample_rate, min=1, owner="render_call")
     if not variation >= 0:
         raise ParameterError(f"render_call: variation must be >= 0, got {variation}")
     if pitch_scale is None:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import signal as _signal
 
+from .._validate import check_int
 from ..errors import ParameterError
 from .calls import SpeciesSpec, render_call
 
@@ -42,15 +43,11 @@ _BROWN_CORNER_HZ = 20.0
 
 
 def _check_num_samples(num_samples: int) -> int:
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
-        raise ParameterError(f"num_samples must be a positive integer, got {num_samples!r}")
-    return int(num_samples)
+    return check_int("num_samples", num_samples, min=1)
 
 
 def _check_rate(sample_rate: int) -> int:
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate < 8000:
-        raise ParameterError(f"sample_rate must be an integer >= 8000, got {sample_rate!r}")
-    return int(sample_rate)
+    return check_int("sample_rate", sample_rate, min=8000)
 
 
 @functools.lru_cache(maxsize=None)

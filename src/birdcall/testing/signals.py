@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from .._validate import check_int
 from ..errors import ParameterError
 from ..synth.calls import CALL_FAMILIES, SpeciesSpec, render_call
 from ..synth.noise import pink_noise as _pink_noise
@@ -25,8 +26,7 @@ __all__ = ["tone", "chirp", "white_noise", "pink_noise", "synthetic_call", "call
 
 
 def _num_samples(duration: float, sample_rate: int) -> int:
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise ParameterError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    check_int("sample_rate", sample_rate, min=1)
     if not duration > 0:
         raise ParameterError(f"duration must be > 0, got {duration}")
     return max(1, int(round(duration * sample_rate)))

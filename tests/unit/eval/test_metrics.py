@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from birdcall.errors import ParameterError
-from birdcall.eval.metrics import (
+from birdcall.metrics import (
     best_f1,
     cluster_order,
     evaluate_arrays,
@@ -17,10 +17,10 @@ from birdcall.eval.metrics import (
     micro_roc_auc,
     primary_confusion,
     reliability_curve,
+    score_arrays,
     species_table,
     top1_accuracy,
 )
-from birdcall.metrics import score_arrays
 
 
 def test_micro_auc_matches_sklearn(scores):

@@ -9,7 +9,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from birdcall.errors import ParameterError
 from birdcall.eval import plots
-from birdcall.eval.metrics import (
+from birdcall.metrics import (
     cluster_order,
     primary_confusion,
     reliability_curve,

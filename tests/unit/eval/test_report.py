@@ -18,7 +18,7 @@ import soundfile as sf
 from birdcall.data.labels import LabelSet
 from birdcall.errors import ParameterError
 from birdcall.eval import evaluate_arrays, write_report
-from birdcall.eval.metrics import primary_confusion
+from birdcall.metrics import primary_confusion
 
 from .conftest import make_full_inputs
 

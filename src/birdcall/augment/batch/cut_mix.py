@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..._validate import is_number
 from ...errors import ParameterError
 from ..base import BatchTransform, check_choice, draw_beta, draw_partners, register_transform
 from .mixup import LABEL_MODES, mix_labels
@@ -34,7 +35,7 @@ class CutMix(BatchTransform):
 
     def __init__(self, alpha: float = 1.0, label_mode: str = "weighted", cut_frequency: bool = True, p: float = 0.5):
         super().__init__(p)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        if not is_number(alpha) or not alpha > 0:
             raise ParameterError(f"CutMix: alpha must be > 0, got {alpha!r}")
         self.alpha = float(alpha)
         self.label_mode = check_choice("CutMix", "label_mode", label_mode, LABEL_MODES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..._validate import is_number
 from ...errors import ParameterError
 from ..base import BatchTransform, check_choice, draw_beta, draw_partners, register_transform
 
@@ -36,7 +37,7 @@ class Mixup(BatchTransform):
 
     def __init__(self, alpha: float = 0.4, label_mode: str = "weighted", p: float = 0.5):
         super().__init__(p)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        if not is_number(alpha) or not alpha > 0:
             raise ParameterError(f"Mixup: alpha must be > 0, got {alpha!r}")
         self.alpha = float(alpha)
         self.label_mode = check_choice("Mixup", "label_mode", label_mode, LABEL_MODES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..._validate import is_number
 from ...errors import ParameterError
 from ..base import BatchTransform, check_count
 
@@ -24,7 +25,7 @@ class AxisMask(BatchTransform):
         if self.min_width > self.max_width:
             raise ParameterError(f"{name}: min_width ({min_width}) > max_width ({max_width})")
         self.num_masks = check_count(name, "num_masks", num_masks)
-        if fill != "mean" and (isinstance(fill, bool) or not isinstance(fill, (int, float))):
+        if fill != "mean" and not is_number(fill):
             raise ParameterError(f"{name}: fill must be a number or 'mean', got {fill!r}")
         self.fill = fill if fill == "mean" else float(fill)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..._validate import is_number
 from ...errors import ParameterError
 from ...features import crop_or_pad
 from ..base import WaveformTransform, check_choice, register_transform, seed_from
@@ -24,7 +25,7 @@ class RandomCrop(WaveformTransform):
 
     def __init__(self, duration: float, mode: str = "random", p: float = 1.0):
         super().__init__(p)
-        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration > 0:
+        if not is_number(duration) or not duration > 0:
             raise ParameterError(f"RandomCrop: duration must be > 0 seconds, got {duration!r}")
         self.duration = float(duration)
         self.mode = check_choice("RandomCrop", "mode", mode, ("random", "energy"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..._validate import is_number
 from ...errors import ParameterError
 from ..base import WaveformTransform, call_audiomentations, check_choice, check_range, register_transform
 
@@ -43,8 +44,7 @@ class TimeShift(WaveformTransform):
         )
         self.rollover = check_choice("TimeShift", "rollover", rollover, (True, False))
         if (
-            isinstance(fade_duration, bool)
-            or not isinstance(fade_duration, (int, float))
+            not is_number(fade_duration)
             or not (fade_duration == 0 or _MIN_FADE <= fade_duration < 1.0)
         ):
             raise ParameterError(

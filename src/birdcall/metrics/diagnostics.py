@@ -1,6 +1,6 @@
-"""Extended evaluation metrics, on top of :mod:`birdcall.metrics` (padded cmAP, cmAP, macro ROC-AUC, per-species AP).
+"""Diagnostic metrics on arrays, beyond the headline ones of :mod:`birdcall.metrics.scores`.
 
-Arrays follow :mod:`birdcall.metrics`: ``y_true`` is ``(n_samples, n_classes)`` of 0/1 and ``y_score`` is
+Arrays follow :mod:`birdcall.metrics.scores`: ``y_true`` is ``(n_samples, n_classes)`` of 0/1 and ``y_score`` is
 ``(n_samples, n_classes)`` of scores (probabilities for the calibration metrics). Clip data also has a
 primary label per sample: ``primary`` is ``(n_samples,)`` of class indices, -1 where a sample has none.
 
@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 
+from .._validate import is_int
 from ..errors import ParameterError
-from ..metrics import check_arrays, per_species_ap, score_arrays
+from .scores import check_arrays, per_species_ap, score_arrays
 
 __all__ = [
     "EvalMetrics",
@@ -179,7 +180,7 @@ def top1_accuracy(y_score: Any, primary: Any) -> float:
 
 
 def _check_num_bins(num_bins: Any) -> int:
-    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
+    if not is_int(num_bins) or num_bins < 1:
         raise ParameterError(f"num_bins must be an integer >= 1, got {num_bins!r}")
     return int(num_bins)
 
