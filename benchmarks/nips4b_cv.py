@@ -1,7 +1,7 @@
 """K-fold cross-validation of a training recipe on NIPS4B, with baselines and a throughput check.
 
 Usage:
-    .venv/bin/python benchmarks/nips4b_cv.py [--config configs/cpu_default.yaml] [--data DIR] [--out runs/nips4b_cv]
+    .venv/bin/python benchmarks/nips4b_cv.py [--config src/birdcall/recipes/cpu_default.yaml] [--data DIR] [--out runs/nips4b_cv]
         [--folds K] [--resume | --overwrite] [--skip-model] [--skip-throughput] [--throughput-batches 10] [key=value ...]
 
 Smoke run (a few minutes):
@@ -301,7 +301,7 @@ def throughput(table, config: TrainConfig, folds: pd.Series, *, batches: int, wa
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", help="recipe overrides key=value (e.g. epochs=2 features.n_mels=64)")
-    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "cpu_default.yaml")
+    p.add_argument("--config", type=Path, default=REPO_ROOT / "src" / "birdcall" / "recipes" / "cpu_default.yaml")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "nips4b_cv")
     p.add_argument("--folds", type=int, default=None, help="number of folds (default: the recipe's, else 5)")

@@ -1,6 +1,6 @@
 """`TrainConfig`: everything that defines a training run, saved as ``config.yaml`` in the run folder.
 
-Recipes are YAML files of this config (``configs/*.yaml``); ``birdcall config write-default train`` writes
+Recipes are YAML files of this config (shipped ones: ``birdcall/recipes/*.yaml``, :mod:`birdcall.train.recipes`); ``birdcall config write-default train`` writes
 the defaults, and ``key=value`` overrides (dotted for nested: ``features.n_mels=64``) apply on top.
 """
 
