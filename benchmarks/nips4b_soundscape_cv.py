@@ -363,7 +363,7 @@ def main(argv=None) -> int:
         print(f"{name} fold {k}: cmAP {row['cmap']:.4f}, birds {row['birds_cmap']:.4f}, train {train_s:.0f} s, RTF {audio_seconds[k] / max(infer_s, 1e-9):.0f}")
 
     def negatives(k: int) -> list[Path]:
-        return [p for j, g in enumerate(groups) if j != k for p in g] if config.background_negatives else []
+        return [p for j, g in enumerate(groups) if j != k for p in g] if config.data.background_negatives else []
 
     def logistic_rows(name: str, clip_x: np.ndarray, neg_x: dict[Path, np.ndarray], window_x: dict, feature_s: float, infer_s: dict) -> None:
         for k in fold_list:

@@ -21,6 +21,8 @@ from .metrics import read_solution, read_submission, score_submission
 from .models import load_model
 from .synth import make_dataset
 from .train import TrainConfig, fit
+from .train.config import DataConfig
+from .train.optim import OptimConfig
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 
@@ -33,7 +35,9 @@ class DemoConfig:
     num_background: int = 20
     num_soundscapes: int = 3
     soundscape_duration: float = 180.0
-    train: TrainConfig = TrainConfig(model="cnn_mobilenetv3_large", epochs=30, batch_size=32, lr=3e-3, val_fraction=0.15)
+    train: TrainConfig = TrainConfig(
+        model="cnn_mobilenetv3_large", epochs=30, batch_size=32, optim=OptimConfig(lr=3e-3), data=DataConfig(val_fraction=0.15)
+    )
 
 
 @dataclass(frozen=True)

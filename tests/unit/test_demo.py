@@ -22,7 +22,7 @@ def demo_run(tmp_path_factory):
         num_background=4,
         num_soundscapes=1,
         soundscape_duration=60.0,
-        train=TrainConfig(model="cnn_mobilenetv3_small", epochs=12, batch_size=8, lr=3e-3, val_fraction=0.2, threads=2),
+        train=TrainConfig(model="cnn_mobilenetv3_small", epochs=12, batch_size=8, optim={"lr": 3e-3}, data={"val_fraction": 0.2}, threads=2),
     )
     return run_demo(out, config, show_progress=False, log=lambda m: None)
 

@@ -48,7 +48,7 @@ def train(
             raise ParameterError("--resume continues the run in --out and --overwrite replaces it: choose one")
         # every clip is decoded once here (recorded, so the next run skips it): a corrupt file stops or is
         # skipped now, not halfway through an epoch
-        table = read_clip_table(data_dir, skip_bad=skip_bad, check_audio=True, audio_check_dir=config.cache_dir, show_progress=not quiet)
+        table = read_clip_table(data_dir, skip_bad=skip_bad, check_audio=True, audio_check_dir=config.data.cache_dir, show_progress=not quiet)
         for where, cause in table.problems:
             console.print(f"[yellow]skipped[/] {where}: {cause}", highlight=False)
         if config.folds >= 2:

@@ -11,7 +11,13 @@ from birdcall.cli import app
 from birdcall.config import from_yaml
 from birdcall.errors import ParameterError
 from birdcall.train import TrainConfig
-from birdcall.train.recipes import DEFAULT_RECIPE, list_recipes, load_recipe, recipe_path, resolve_config
+from birdcall.train.recipes import (
+    DEFAULT_RECIPE,
+    list_recipes,
+    load_recipe,
+    recipe_path,
+    resolve_config,
+)
 
 FOLDER = Path(birdcall.__file__).parent / "recipes"
 CONFIGS = sorted(FOLDER.glob("*.yaml"))
@@ -67,7 +73,7 @@ def test_train_cli_recipe_errors(tmp_path):
 
 def test_train_cli_uses_the_default_recipe(tmp_path, monkeypatch):
     """Without --recipe/--config the run gets cpu_default (overrides on top); --recipe X equals --config X.yaml."""
-    import birdcall.train as train
+    from birdcall import train
 
     seen = []
 
@@ -81,7 +87,7 @@ def test_train_cli_uses_the_default_recipe(tmp_path, monkeypatch):
         result = runner.invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "run"), "--quiet", *extra, "epochs=2"])
         assert result.exit_code == 0, result.output
     expected = from_yaml(TrainConfig, FOLDER / "cpu_default.yaml")
-    assert len(seen) == 3 and all(c.epochs == 2 and c.model == expected.model and c.lr == expected.lr for c in seen)
+    assert len(seen) == 3 and all(c.epochs == 2 and c.model == expected.model and c.optim.lr == expected.optim.lr for c in seen)
     assert seen[0] == seen[1] == seen[2]
 
 
