@@ -62,18 +62,18 @@ bench-nips4b: birdnet
 # The rows of all invocations end up in one table (runs/nips4b_soundscape/benchmark.json).
 SOUNDSCAPE = $(PY) benchmarks/nips4b_soundscape_cv.py --out runs/nips4b_soundscape --quiet
 bench-soundscape: birdnet
-	$(SOUNDSCAPE) --systems mfcc,birdnet,cnn --config configs/birdnet_probe.yaml --tag 2heads
-	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_probe.yaml --tag clips probe.views=0 probe.heads=1
-	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_probe.yaml --tag clips+views probe.heads=1
-	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_mlp.yaml --tag clips+views probe.heads=1
-	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_mlp.yaml --tag 2heads
-	$(SOUNDSCAPE) --systems cnn --config configs/birdnet_finetune.yaml --tag ft-lr1
+	$(SOUNDSCAPE) --systems mfcc,birdnet,cnn --config src/birdcall/recipes/birdnet_probe.yaml --tag 2heads
+	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_probe.yaml --tag clips probe.views=0 probe.heads=1
+	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_probe.yaml --tag clips+views probe.heads=1
+	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_mlp.yaml --tag clips+views probe.heads=1
+	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_mlp.yaml --tag 2heads
+	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_finetune.yaml --tag ft-lr1
 	$(PY) benchmarks/soundscape_ensemble.py --run runs/nips4b_soundscape "birdcall birdnet_mlp (birdnet_mlp 2heads)" "birdcall birdnet_finetune (birdnet_finetune ft-lr1)"
 	$(PY) benchmarks/soundscape_ensemble.py --run runs/nips4b_soundscape "birdcall birdnet_probe (birdnet_probe 2heads)" "birdcall birdnet_mlp (birdnet_mlp 2heads)" "birdcall birdnet_finetune (birdnet_finetune ft-lr1)"
 
 # Issue 17's self-training loop on the soundscape benchmark (after bench-soundscape, whose birdnet_finetune and
 # birdnet_mlp runs are the teachers): per fold, pseudo-label the unlabelled NIPS4B recordings with the fold's own
-# teachers (~8 min per fold), train the CNN student (configs/cnn_distill.yaml, ~51 min per fold on 2 cores), then
+# teachers (~8 min per fold), train the CNN student (src/birdcall/recipes/cnn_distill.yaml, ~51 min per fold on 2 cores), then
 # round 2: pseudo-label with teachers + student and fine-tune the student (20 epochs, ~18 min per fold). Fold 0: 78 min.
 bench-distill: birdnet
 	$(PY) benchmarks/self_training.py --teacher runs/nips4b_soundscape/birdnet_finetune-ft-lr1 --teacher runs/nips4b_soundscape/birdnet_mlp-2heads \

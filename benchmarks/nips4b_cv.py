@@ -1,7 +1,7 @@
 """K-fold cross-validation of a training recipe on NIPS4B, with baselines and a throughput check.
 
 Usage:
-    .venv/bin/python benchmarks/nips4b_cv.py [--config configs/cpu_default.yaml] [--data DIR] [--out runs/nips4b_cv]
+    .venv/bin/python benchmarks/nips4b_cv.py [--config src/birdcall/recipes/cpu_default.yaml] [--data DIR] [--out runs/nips4b_cv]
         [--folds K] [--resume | --overwrite] [--skip-model] [--skip-throughput] [--throughput-batches 10] [key=value ...]
 
 Smoke run (a few minutes):
@@ -229,7 +229,7 @@ def throughput(table, config: TrainConfig, folds: pd.Series, *, batches: int, wa
         torch.set_num_threads(config.threads)
     fold_ids = folds.reindex(table.frame["filename"]).to_numpy()
     train_idx, val_idx = np.flatnonzero(fold_ids != 0), np.flatnonzero(fold_ids == 0)
-    train_ds, _ = _datasets(table, config, encode_targets(table, config.secondary_weight), train_idx, val_idx)
+    train_ds, _ = _datasets(table, config, encode_targets(table, config.data.secondary_weight), train_idx, val_idx)
     started = time.perf_counter()
     if not hasattr(train_ds, "_audio"):  # soundscape-style windows (mix.p > 0): the reader keeps every decoded file
         for path in [*train_ds.paths, *train_ds.backgrounds]:
@@ -247,10 +247,10 @@ def throughput(table, config: TrainConfig, folds: pd.Series, *, batches: int, wa
     device = torch.device("cpu")
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=len(table.labels), features=config.features, **model_overrides(config))
-    criterion = build_loss(config.loss, label_smoothing=config.label_smoothing, gamma=config.focal_gamma, alpha=config.focal_alpha,
-                           bce_weight=config.bce_weight, focal_weight=config.focal_weight)  # fmt: skip
-    optimizer = build_optimizer(model, name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum,
-                                no_decay_bias_norm=config.no_decay_bias_norm)  # fmt: skip
+    criterion = build_loss(config.loss.loss, label_smoothing=config.loss.label_smoothing, gamma=config.loss.focal_gamma, alpha=config.loss.focal_alpha,
+                           bce_weight=config.loss.bce_weight, focal_weight=config.loss.focal_weight)  # fmt: skip
+    optimizer = build_optimizer(model, name=config.optim.optimizer, lr=config.optim.lr, weight_decay=config.optim.weight_decay, momentum=config.optim.momentum,
+                                no_decay_bias_norm=config.optim.no_decay_bias_norm)  # fmt: skip
     scheduler = build_scheduler(optimizer, warmup_steps=0, total_steps=10 * (batches + warmup) + 10, min_lr_ratio=1.0)
     mix_generator = torch.Generator().manual_seed(config.seed + 1)
     n = min(batches, len(loader) - warmup)
@@ -301,7 +301,7 @@ def throughput(table, config: TrainConfig, folds: pd.Series, *, batches: int, wa
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", help="recipe overrides key=value (e.g. epochs=2 features.n_mels=64)")
-    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "cpu_default.yaml")
+    p.add_argument("--config", type=Path, default=REPO_ROOT / "src" / "birdcall" / "recipes" / "cpu_default.yaml")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "nips4b_cv")
     p.add_argument("--folds", type=int, default=None, help="number of folds (default: the recipe's, else 5)")
@@ -377,7 +377,7 @@ def main(argv=None) -> int:
     baselines: dict = {}
     t = time.perf_counter()
     x = np.stack([mfcc_stats(p, config.features) for p in table.frame["path"]])
-    background = table.background_files if config.background_negatives else []
+    background = table.background_files if config.data.background_negatives else []
     x_neg = np.stack([mfcc_stats(p, config.features) for p in background]) if background else None
     feature_seconds = time.perf_counter() - t
     baselines["mfcc_logreg"] = run_baseline("mfcc_logreg", table, x, x_neg, folds, codes, config.seed, run_dir)

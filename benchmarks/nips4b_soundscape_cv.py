@@ -2,7 +2,7 @@
 
 Usage:
     .venv/bin/python benchmarks/nips4b_soundscape_cv.py [--data DIR] [--out runs/nips4b_soundscape]
-        [--folds 5] [--systems mfcc,birdnet,cnn] [--config configs/cpu_default.yaml | --cnn-run RUN]
+        [--folds 5] [--systems mfcc,birdnet,cnn] [--config src/birdcall/recipes/cpu_default.yaml | --cnn-run RUN]
         [--only-fold K] [--duration 60] [--seed 0] [key=value ...]
 
 Clip-level CV overstates every system (the hidden long-recording hold-out scored the CPU recipe 0.285 where its
@@ -288,7 +288,7 @@ def parse_args(argv=None):
     p.add_argument("overrides", nargs="*", help="CNN recipe overrides key=value")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "nips4b_soundscape")
-    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "cpu_default.yaml")
+    p.add_argument("--config", type=Path, default=REPO_ROOT / "src" / "birdcall" / "recipes" / "cpu_default.yaml")
     p.add_argument("--cnn-run", type=Path, default=None, help="score this nips4b_cv.py run's fold models instead of training")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--only-fold", type=int, default=None, help="score one fold only (a screen; pooled = that fold)")
@@ -363,7 +363,7 @@ def main(argv=None) -> int:
         print(f"{name} fold {k}: cmAP {row['cmap']:.4f}, birds {row['birds_cmap']:.4f}, train {train_s:.0f} s, RTF {audio_seconds[k] / max(infer_s, 1e-9):.0f}")
 
     def negatives(k: int) -> list[Path]:
-        return [p for j, g in enumerate(groups) if j != k for p in g] if config.background_negatives else []
+        return [p for j, g in enumerate(groups) if j != k for p in g] if config.data.background_negatives else []
 
     def logistic_rows(name: str, clip_x: np.ndarray, neg_x: dict[Path, np.ndarray], window_x: dict, feature_s: float, infer_s: dict) -> None:
         for k in fold_list:

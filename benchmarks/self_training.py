@@ -2,7 +2,7 @@
 
 Usage:
     .venv/bin/python benchmarks/self_training.py --teacher RUN [--teacher RUN ...] [--rounds 2] [--only-fold K]
-        [--config configs/cnn_distill.yaml] [--next ensemble|student] [--out runs/nips4b_soundscape]
+        [--config src/birdcall/recipes/cnn_distill.yaml] [--next ensemble|student] [--out runs/nips4b_soundscape]
         [--unlabeled ../shared/data/nips4b/unlabeled] [--tag st] [key=value ...]
 
 Each round ``r`` (1, 2, ...), for every fold ``k``:
@@ -68,7 +68,7 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--first-round", type=int, default=1, help="skip the rounds before this one (their students must exist)")
     p.add_argument("--next", choices=("ensemble", "student"), default="ensemble", help="teachers of the next round: first teachers + student, or the student")
-    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "cnn_distill.yaml")
+    p.add_argument("--config", type=Path, default=REPO_ROOT / "src" / "birdcall" / "recipes" / "cnn_distill.yaml")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--unlabeled", type=Path, default=None, help="unlabelled recordings (default: DATA/unlabeled)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "nips4b_soundscape")

@@ -63,6 +63,9 @@ def from_dict(cls: type[T], data: dict[str, Any], *, _where: str | None = None) 
     where = _where or cls.__name__
     if not isinstance(data, Mapping):
         raise ParameterError(f"{where}: expected a mapping, got {_show(data)}")
+    migrate = getattr(cls, "migrate_dict", None)
+    if callable(migrate):  # an older layout of the config (e.g. TrainConfig's flat keys) moved to the current one
+        data = migrate(data)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(str(k) for k in set(data) - set(fields))
     if unknown:
@@ -301,10 +304,18 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def apply_overrides(config: T, overrides: list[str] | dict[str, Any]) -> T:
-    """Return a copy of ``config`` with overrides applied; dotted keys reach nested configs (``features.n_mels=64``)."""
+    """Return a copy of ``config`` with overrides applied; dotted keys reach nested configs (``features.n_mels=64``).
+
+    A config class with ``LEGACY_KEYS`` (old name -> dotted path, or (path, index) for one end of a pair) also
+    takes the old names (``lr=0.002`` for ``optim.lr=0.002``).
+    """
     items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
     data = to_dict(config)
+    legacy = getattr(type(config), "LEGACY_KEYS", {})
     for key, value in items:
+        index = None
+        if key in legacy and not (isinstance(data.get(key), dict) and isinstance(value, Mapping)):
+            key, index = (legacy[key], None) if isinstance(legacy[key], str) else legacy[key]
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
@@ -313,5 +324,8 @@ def apply_overrides(config: T, overrides: list[str] | dict[str, Any]) -> T:
             node = node[part]
         if parts[-1] not in node:
             raise ParameterError(f"override {key!r}: unknown key; known: {', '.join(node)}")
-        node[parts[-1]] = value
+        if index is None:
+            node[parts[-1]] = value
+        else:
+            node[parts[-1]] = [value if i == index else v for i, v in enumerate(node[parts[-1]])]
     return from_dict(type(config), data)

@@ -19,21 +19,22 @@ from .eval.submission import read_solution, read_submission, score_submission
 from .fileio import atomic_write_text
 from .infer import TorchScorer, WindowSpec, predict_files, write_submission
 from .models import load_model
-from .synth import make_dataset
+from .synth import SynthConfig, make_dataset
 from .train import TrainConfig, fit
+from .train.config import DataConfig
+from .train.optim import OptimConfig
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    num_species: int = 12
-    seed: int = 0
-    clips_per_species: int = 24
-    num_background: int = 20
-    num_soundscapes: int = 3
-    soundscape_duration: float = 180.0
-    train: TrainConfig = TrainConfig(model="cnn_mobilenetv3_large", epochs=30, batch_size=32, lr=3e-3, val_fraction=0.15)
+    """The demo's data set (its ``seed`` also seeds training) and training run."""
+
+    synth: SynthConfig = SynthConfig(num_species=12, seed=0, clips_per_species=24, num_background=20, num_soundscapes=3, soundscape_duration=180.0)
+    train: TrainConfig = TrainConfig(
+        model="cnn_mobilenetv3_large", epochs=30, batch_size=32, optim=OptimConfig(lr=3e-3), data=DataConfig(val_fraction=0.15)
+    )
 
 
 @dataclass(frozen=True)
@@ -52,24 +53,14 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DemoConfig(), *, show_pro
 
     started = time.perf_counter()
     data_dir = out_dir / "data"
-    log(f"[1/4] synthesising {config.num_species} species into {data_dir}")
-    make_dataset(
-        data_dir,
-        num_species=config.num_species,
-        seed=config.seed,
-        clips_per_species=config.clips_per_species,
-        num_background=config.num_background,
-        num_soundscapes=config.num_soundscapes,
-        soundscape_duration=config.soundscape_duration,
-        overwrite=True,
-        show_progress=show_progress,
-    )
+    log(f"[1/4] synthesising {config.synth.num_species} species into {data_dir}")
+    make_dataset(data_dir, config.synth, overwrite=True, show_progress=show_progress)
     timings["synthesise"] = time.perf_counter() - started
 
     started = time.perf_counter()
     table = read_clip_table(data_dir)
     log(f"[2/4] training {config.train.model} on {len(table.frame)} clips, {len(table.labels)} species")
-    train_config = replace(config.train, seed=config.seed)
+    train_config = replace(config.train, seed=config.synth.seed)
     # the demo owns out_dir/train: a re-run (`make demo` twice) replaces the run it left there
     result = fit(table, train_config, out_dir / "train", overwrite=True, show_progress=show_progress)
     timings["train"] = time.perf_counter() - started

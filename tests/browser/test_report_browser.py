@@ -183,7 +183,8 @@ def report(tmp_path_factory) -> Path:
     data, run, out = root / "data", root / "run", root / "report"
     make_dataset(data, num_species=4, seed=3, clips_per_species=4, num_background=1, num_soundscapes=0, audio_format="wav")
     features = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=5.0)
-    config = TrainConfig(model="test_cnn", features=features, epochs=1, folds=2, batch_size=4, threads=1, noise_p=0.0, mix_p=0.0)
+    config = TrainConfig(model="test_cnn", features=features, epochs=1, folds=2, batch_size=4, threads=1,
+                         augment={"background_noise_p": 0.0}, data={"mix_p": 0.0})
     fit_folds(read_clip_table(data), config, run, show_progress=False)
     result = CliRunner().invoke(app, ["evaluate", "--run", str(run), "--data", str(data), "--out", str(out), "--gallery-size", "3"])
     assert result.exit_code == 0, result.output

@@ -9,6 +9,7 @@ import pytest
 
 from birdcall.demo import DemoConfig, run_demo
 from birdcall.eval.submission import read_solution, score_submission
+from birdcall.synth import SynthConfig
 from birdcall.train import TrainConfig
 
 
@@ -16,13 +17,8 @@ from birdcall.train import TrainConfig
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     config = DemoConfig(
-        num_species=4,
-        seed=1,
-        clips_per_species=16,
-        num_background=4,
-        num_soundscapes=1,
-        soundscape_duration=60.0,
-        train=TrainConfig(model="cnn_mobilenetv3_small", epochs=12, batch_size=8, lr=3e-3, val_fraction=0.2, threads=2),
+        synth=SynthConfig(num_species=4, seed=1, clips_per_species=16, num_background=4, num_soundscapes=1, soundscape_duration=60.0),
+        train=TrainConfig(model="cnn_mobilenetv3_small", epochs=12, batch_size=8, optim={"lr": 3e-3}, data={"val_fraction": 0.2}, threads=2),
     )
     return run_demo(out, config, show_progress=False, log=lambda m: None)
 
@@ -61,9 +57,16 @@ def test_the_demo_runs_again_into_the_same_folder(tmp_path):
     from birdcall.features import FeatureConfig
 
     small = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0)
-    config = DemoConfig(num_species=2, seed=2, clips_per_species=4, num_background=2, num_soundscapes=1, soundscape_duration=10.0,
+    config = DemoConfig(synth=SynthConfig(num_species=2, seed=2, clips_per_species=4, num_background=2, num_soundscapes=1, soundscape_duration=10.0),
                         train=TrainConfig(model="test_cnn", features=small, epochs=1, batch_size=4, threads=1))  # fmt: skip
     first = run_demo(tmp_path, config, show_progress=False, log=lambda m: None)
     second = run_demo(tmp_path, replace(config, train=replace(config.train, epochs=2)), show_progress=False, log=lambda m: None)
     assert first.run_dir == second.run_dir
     assert pd.read_csv(tmp_path / "train" / "metrics.csv")["epoch"].tolist() == [1, 2]
+
+
+def test_demo_data_is_synth_of_its_config_and_the_defaults_are_kept(tmp_path):
+    """The demo's data set is ``make_dataset`` of ``DemoConfig.synth``, whose defaults are those the demo always had."""
+    default = DemoConfig().synth
+    assert (default.num_species, default.seed, default.clips_per_species, default.num_background, default.num_soundscapes) == (12, 0, 24, 20, 3)
+    assert default.soundscape_duration == 180.0 and default == replace(SynthConfig(), clips_per_species=24)

@@ -9,8 +9,10 @@ Stages, in the order a training step meets them:
 3. :func:`build_spectrogram_augment`: per batch of features ``(B, C, F, T)``, torch ``generator`` (mixup and/or
    cutmix with ``*_domain="spectrogram"``, then frequency and time masks).
 
-Everything is off by default (every ``*_p`` is 0), so an empty config changes nothing; each stage is then an
-empty :class:`~birdcall.augment.Compose`, which returns its input. Fields are primitives and tuples, so the config
+Everything is off by default (every ``*_p`` is 0) but background noise, which without ``background_noise_paths``
+mixes in the data set's background/ clips (a training run's; :func:`build_waveform_augment` alone then adds
+nothing), so an empty config changes nothing here; each stage is then an empty :class:`~birdcall.augment.Compose`,
+which returns its input. Fields are primitives and tuples, so the config
 round-trips through YAML with :mod:`birdcall.config`.
 """
 
@@ -48,8 +50,10 @@ class AugmentConfig:
     time_shift_rollover: bool = True  # False fills with zeros
     pitch_shift_p: float = 0.0
     pitch_shift_semitones: tuple[float, float] = (-2.0, 2.0)
-    background_noise_p: float = 0.0
-    background_noise_paths: tuple[str, ...] = ()  # files or folders of no-call recordings
+    background_noise_p: float = 0.5
+    # files or folders of no-call recordings; empty: the data set's background/ clips (training mixes them in
+    # before the other waveform stages; without a data set, no background noise)
+    background_noise_paths: tuple[str, ...] = ()
     background_noise_snr_db: tuple[float, float] = (3.0, 30.0)
     background_noise_cache: bool = False  # keep decoded noise files in memory
     pink_noise_p: float = 0.0
@@ -87,8 +91,6 @@ class AugmentConfig:
                 check_number(self, field.name, ge=0, le=1)
         for name in ("mixup_domain", "cutmix_domain"):
             check_choice(self, name, DOMAINS)
-        if self.background_noise_p > 0 and not self.background_noise_paths:
-            raise ParameterError("AugmentConfig.background_noise_paths: background_noise_p > 0 needs background_noise_paths")
         # Build every enabled stage that does not touch the file system, and check the arguments of the
         # disabled ones, so that a bad value fails now, naming its field, not when the stage is switched on.
         _waveform_transforms(self, with_files=False)
@@ -151,7 +153,7 @@ def _waveform_transforms(config: AugmentConfig, *, with_files: bool = True) -> l
         low, high = _pair(c, "pitch_shift_semitones")
         with _naming("pitch_shift_semitones"):
             out.append(PitchShift(min_semitones=low, max_semitones=high, p=c.pitch_shift_p))
-    if c.background_noise_p > 0 and with_files:
+    if c.background_noise_p > 0 and with_files and c.background_noise_paths:  # no paths: the trainer adds the data set's
         low, high = _pair(c, "background_noise_snr_db")
         noise = AddBackgroundNoise(
             c.background_noise_paths,

@@ -16,6 +16,7 @@ from . import evaluate as _evaluate
 from . import export as _export
 from . import predict as _predict
 from . import pseudo_label as _pseudo_label
+from . import recipes as _recipes
 from . import score as _score
 from . import synth as _synth
 from . import train as _train
@@ -48,6 +49,7 @@ _synth.register(app)
 _score.register(app)
 _evaluate.register(app)
 _train.register(app)
+_recipes.register(app)
 _predict.register(app)
 _export.register(app)
 _analyze.register(app)

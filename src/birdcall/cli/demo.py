@@ -32,14 +32,14 @@ def demo(
     from ..demo import DemoConfig, run_demo
 
     with user_errors():
-        config = DemoConfig(num_species=species, seed=seed)
+        config = DemoConfig()
         train = config.train
         if epochs is not None:
             train = replace(train, epochs=epochs)
         if model is not None:
             train = replace(train, model=model)
         changes = {k: v for k, v in {"clips_per_species": clips_per_species, "num_soundscapes": soundscapes, "soundscape_duration": soundscape_duration}.items() if v is not None}
-        config = replace(config, train=train, **changes)
+        config = replace(config, synth=replace(config.synth, num_species=species, seed=seed, **changes), train=train)
         started = time.perf_counter()
         result = run_demo(out_dir, config, show_progress=not quiet, log=lambda m: console.print(m, highlight=False))
         elapsed = time.perf_counter() - started

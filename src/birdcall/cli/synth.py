@@ -37,12 +37,11 @@ def synth(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Generate a synthetic BirdCLEF-layout data set: train_audio/, background/, soundscapes/ and the CSVs."""
-    from ..synth import make_dataset  # scipy and friends: imported only when the command runs
+    from ..synth import SynthConfig, make_dataset  # scipy and friends: imported only when the command runs
 
     started = time.perf_counter()
     with user_errors():
-        dataset = make_dataset(
-            out_dir,
+        config = SynthConfig(
             num_species=species,
             seed=seed,
             clips_per_species=clips_per_species,
@@ -53,9 +52,8 @@ def synth(
             variation=variation,
             sample_rate=sample_rate,
             audio_format=AudioFormat(audio_format).value,
-            overwrite=overwrite,
-            show_progress=not quiet,
         )
+        dataset = make_dataset(out_dir, config, overwrite=overwrite, show_progress=not quiet)
     _print_summary(dataset, time.perf_counter() - started)
 
 

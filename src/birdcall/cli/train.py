@@ -18,23 +18,28 @@ def register(app: typer.Typer) -> None:
 def train(
     data_dir: Path = typer.Argument(..., help="BirdCLEF-layout folder (train_metadata.csv, train_audio/)."),
     out_dir: Path = typer.Option(..., "--out", help="Run folder (created)."),
-    config_file: Path = typer.Option(None, "--config", help="YAML TrainConfig; CLI overrides win."),
+    recipe: str = typer.Option(None, "--recipe", help="A shipped recipe (`birdcall recipes` lists them); default: cpu_default unless --config is given."),
+    config_file: Path = typer.Option(None, "--config", help="YAML TrainConfig file instead of a recipe; CLI overrides win."),
     folds: int = typer.Option(None, "--folds", help="K-fold cross-validation with K folds (overrides the config's folds)."),
     fold: int = typer.Option(None, "--fold", help="Train only this fold (0-based) of the K folds."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in RUN (same config and data)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in RUN (only its run files are deleted)."),
     skip_bad: bool = typer.Option(False, help="Drop bad metadata rows and clips that do not decode (listed) instead of stopping."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
-    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. epochs=5 features.n_mels=64"),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides, dotted for nested configs, e.g. epochs=5 optim.lr=1e-3 features.n_mels=64"),
 ) -> None:
-    """Train and keep the best epoch (by validation padded cmAP) as RUN/best.safetensors (RUN/fold<i>/ with --folds)."""
-    from ..config import apply_overrides, from_yaml
+    """Train a model (recipe cpu_default unless --recipe or --config says otherwise) into RUN (RUN/fold<i>/ with folds).
+
+    The kept model (RUN/best.safetensors, oof.csv) is the epoch the config's `select` names: "last" (the final epoch, as in cpu_default) or "best" (by validation padded cmAP).
+    """
+    from ..config import apply_overrides
     from ..data import read_clip_table
     from ..errors import ParameterError
-    from ..train import TrainConfig, fit, fit_folds
+    from ..train import fit, fit_folds
+    from ..train.recipes import resolve_config
 
     with user_errors():
-        config = from_yaml(TrainConfig, config_file) if config_file else TrainConfig()
+        config = resolve_config(recipe=recipe, config_file=config_file)
         config = apply_overrides(config, list(overrides or []) + ([f"folds={folds}"] if folds is not None else []))
         if fold is not None and config.folds < 2:
             raise ParameterError("--fold needs --folds K (K >= 2)")
@@ -42,7 +47,7 @@ def train(
             raise ParameterError("--resume continues the run in --out and --overwrite replaces it: choose one")
         # every clip is decoded once here (recorded, so the next run skips it): a corrupt file stops or is
         # skipped now, not halfway through an epoch
-        table = read_clip_table(data_dir, skip_bad=skip_bad, check_audio=True, audio_check_dir=config.cache_dir, show_progress=not quiet)
+        table = read_clip_table(data_dir, skip_bad=skip_bad, check_audio=True, audio_check_dir=config.data.cache_dir, show_progress=not quiet)
         for where, cause in table.problems:
             console.print(f"[yellow]skipped[/] {where}: {cause}", highlight=False)
         if config.folds >= 2:
@@ -55,7 +60,8 @@ def train(
         out.print(f"{len(table.problems)} bad row(s)/clip(s) skipped: " + "; ".join(w for w, _ in table.problems[:10])
                   + (f"; and {len(table.problems) - 10} more" if len(table.problems) > 10 else ""))
     for result in results:
-        out.print(f"{result.run_dir}: best epoch {result.best_epoch}: "
+        kept = "last epoch" if config.select == "last" else "best epoch"
+        out.print(f"{result.run_dir}: {kept} {result.best_epoch}: "
                   + ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items() if isinstance(v, float) and k != "lr"))
     if config.folds >= 2 and (out_dir / "summary.csv").is_file():
         out.print(f"summary: {out_dir / 'summary.csv'}")

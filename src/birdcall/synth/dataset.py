@@ -38,11 +38,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import numbers
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import yaml
@@ -92,6 +93,12 @@ def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+_FLOAT_FIELDS = (
+    "soundscape_duration", "clip_duration", "min_clip_duration", "short_clip_prob", "secondary_prob", "variation", "bouts_per_minute",
+    "empty_window_fraction",
+)
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """Every knob of the synthetic data set (see :func:`make_dataset` for their meaning)."""
@@ -116,6 +123,10 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "snr_db", tuple(float(x) for x in self.snr_db))
+        for name in _FLOAT_FIELDS:  # 180 and 180.0 are one data set (and one synth_config.yaml)
+            value = getattr(self, name)
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
         counts = {
             "num_species": (self.num_species, 1, MAX_SPECIES),
             "clips_per_species": (self.clips_per_species, 1, 10_000),
@@ -491,31 +502,18 @@ def _prepare_dir(root: Path, overwrite: bool) -> None:
 
 def make_dataset(
     out_dir: Pathlike,
+    config: SynthConfig | None = None,
     *,
-    num_species: int = 12,
-    seed: int = 0,
-    clips_per_species: int = 20,
-    num_background: int = 20,
-    num_soundscapes: int = 3,
-    soundscape_duration: float = 180.0,
-    clip_duration: float = 5.0,
-    min_clip_duration: float = 2.0,
-    short_clip_prob: float = 0.2,
-    secondary_prob: float = 0.3,
-    snr_db: tuple[float, float] = (-3.0, 20.0),
-    variation: float = 1.0,
-    num_nontarget: int = 6,
-    bouts_per_minute: float = 1.0,
-    empty_window_fraction: float = 0.15,
-    sample_rate: int = 32_000,
-    audio_format: str = "ogg",
     overwrite: bool = False,
     show_progress: bool = False,
+    **fields: Any,
 ) -> SynthDataset:
     """Generate and write the synthetic chorus data set (layout and label rule in the module docstring).
 
     Args:
         out_dir: destination folder (created if needed).
+        config: every knob of the data set (:class:`SynthConfig`); None: its defaults.
+        **fields: :class:`SynthConfig` fields replacing those of ``config`` (``num_species=4``), described here:
         num_species: target species (those in ``taxonomy.csv``), drawn by ``species_bank(num_species, seed=seed)``.
         seed: the whole data set is a function of the arguments; the seed picks one of them.
         clips_per_species: training clips per species (the species is the clip's primary label).
@@ -553,14 +551,7 @@ def make_dataset(
         >>> ds.solution_path.name  # doctest: +SKIP
         'solution.csv'
     """
-    cfg = SynthConfig(
-        num_species=num_species, seed=seed, clips_per_species=clips_per_species, num_background=num_background,
-        num_soundscapes=num_soundscapes, soundscape_duration=float(soundscape_duration),
-        clip_duration=float(clip_duration), min_clip_duration=float(min_clip_duration),
-        short_clip_prob=float(short_clip_prob), secondary_prob=float(secondary_prob), snr_db=tuple(snr_db),
-        variation=float(variation), num_nontarget=num_nontarget, bouts_per_minute=float(bouts_per_minute),
-        empty_window_fraction=float(empty_window_fraction), sample_rate=sample_rate, audio_format=audio_format,
-    )  # fmt: skip
+    cfg = replace(config if config is not None else SynthConfig(), **fields)
     root = Path(out_dir)
     _prepare_dir(root, overwrite)
     _write_marker(root, cfg)

@@ -1,25 +1,40 @@
 """`TrainConfig`: everything that defines a training run, saved as ``config.yaml`` in the run folder.
 
-Recipes are YAML files of this config (``configs/*.yaml``); ``birdcall config write-default train`` writes
-the defaults, and ``key=value`` overrides (dotted for nested: ``features.n_mels=64``) apply on top.
+Each component reads its own nested config (``net``, ``features``, ``optim``, ``loss``, ``data``, ``augment``,
+``mix``, ``probe``, ``pseudo``, ``distill``); run-level keys stay at the top. Recipes are YAML files of this config
+(shipped ones: ``birdcall/recipes/*.yaml``, :mod:`birdcall.train.recipes`); ``birdcall config write-default train``
+writes the defaults, and ``key=value`` overrides (dotted for nested: ``optim.lr=1e-3``) apply on top. The flat
+layout of older versions (``lr: 1e-3``) still loads: :func:`migrate_flat`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from ..augment import AugmentConfig
 from ..config import check_choice, check_fields, check_number
-from ..errors import ParameterError
 from ..data.soundscape import WindowMixConfig
+from ..errors import ParameterError
 from ..features import FeatureConfig
+from .losses import LossConfig
+from .optim import OptimConfig
 
-__all__ = ["DISTILL_LOSSES", "DistillConfig", "ProbeConfig", "PseudoLabelConfig", "TrainConfig"]
+__all__ = [
+    "DISTILL_LOSSES",
+    "LEGACY_KEYS",
+    "DataConfig",
+    "DistillConfig",
+    "NetConfig",
+    "ProbeConfig",
+    "PseudoLabelConfig",
+    "TrainConfig",
+    "migrate_flat",
+]  # fmt: skip
 
-LOSSES = ("bce", "focal", "bce+focal")
 DISTILL_LOSSES = ("bce", "kl")
-OPTIMIZERS = ("adamw", "adam", "sgd")
 _DEVICE = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 
 
@@ -28,8 +43,8 @@ class ProbeConfig:
     """How a head on frozen BirdNET features (``model: birdnet_probe`` or ``birdnet_mlp``) is trained.
 
     BirdNET runs once per training window and its features are cached (:mod:`birdcall.train.probe`); the head
-    then trains for ``TrainConfig.epochs`` on the cached features (``lr``, ``weight_decay``, ``batch_size``,
-    ``loss``, ``class_weight_power``, ``drop_rate`` apply as for any model). Ignored by the other families.
+    then trains for ``TrainConfig.epochs`` on the cached features (``optim``, ``batch_size``, ``loss`` and
+    ``net.drop_rate`` apply as for any model). Ignored by the other families.
 
     Attributes:
         clips: train on each clip's own features (the whole clip, as ``birdcall embed`` sees it).
@@ -165,52 +180,168 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    # model
-    model: str = "cnn_efficientnet_b0"  # a preset of birdcall.models.list_models()
+class NetConfig:
+    """Network settings a training run gives the model preset (``TrainConfig.model``) on top of its own.
+
+    Attributes:
+        drop_rate: dropout before the classifier, in [0, 1).
+        pool: CNN pooling, ``"avg"`` or ``"avgmax"`` (mean + max over time); None keeps the preset's.
+        drop_path_rate: stochastic depth of the backbone, in [0, 1); None keeps timm's default.
+    """
+
     drop_rate: float = 0.2
-    pool: str | None = None  # CNN pooling, "avg" or "avgmax" (mean + max over time); None keeps the preset's
-    drop_path_rate: float | None = None  # stochastic depth of the backbone; None keeps timm's default
+    pool: str | None = None
+    drop_path_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        check_number(self, "drop_rate", ge=0, lt=1)
+        check_number(self, "drop_path_rate", ge=0, lt=1, none_ok=True)
+        check_choice(self, "pool", (None, "avg", "avgmax"))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which clips a run trains on and how they are read, cropped and mixed.
+
+    Attributes:
+        val_fraction: hold-out split when ``TrainConfig.folds`` < 2.
+        secondary_weight: target value for secondary labels, in (0, 1].
+        balanced_sampling: sample clips with class-balanced weights instead of uniformly.
+        cache_dir: decoded-audio cache (memory-mapped); None keeps decoded clips in RAM.
+        background_negatives: add the data set's background/ clips as all-negative training clips.
+        crop: training crop, ``"random"`` or ``"energy"``.
+        mix_p: probability of sum-mixing two training items of a batch (labels: their union).
+        mix_min_gain_db: lowest gain of the mixed-in item.
+        mix_max_gain_db: highest gain of the mixed-in item.
+    """
+
+    val_fraction: float = 0.2
+    secondary_weight: float = 1.0
+    balanced_sampling: bool = False
+    cache_dir: str | None = None
+    background_negatives: bool = True
+    crop: str = "random"
+    mix_p: float = 0.5
+    mix_min_gain_db: float = -6.0
+    mix_max_gain_db: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        check_number(self, "val_fraction", ge=0, lt=1)
+        check_number(self, "mix_p", ge=0, le=1)
+        check_number(self, "secondary_weight", gt=0, le=1)
+        check_choice(self, "crop", ("random", "energy"))
+        if self.cache_dir is not None and not self.cache_dir.strip():
+            raise ParameterError("DataConfig.cache_dir must be a folder or null, got ''")
+        if self.mix_min_gain_db > self.mix_max_gain_db:
+            raise ParameterError(f"DataConfig.mix_min_gain_db must be <= mix_max_gain_db, got {self.mix_min_gain_db} > {self.mix_max_gain_db}")
+
+
+DATA_KEYS = ("val_fraction", "secondary_weight", "balanced_sampling", "cache_dir", "background_negatives", "crop", "mix_p", "mix_min_gain_db", "mix_max_gain_db")
+
+# Where each key of the flat TrainConfig (birdcall before issue 18; the config.yaml of older runs) lives now.
+# A value is a dotted path, or (path, index) for one end of a (min, max) pair.
+LEGACY_KEYS: dict[str, str | tuple[str, int]] = {
+    **{key: f"net.{key}" for key in ("drop_rate", "pool", "drop_path_rate")},
+    **{key: f"optim.{key}" for key in ("optimizer", "lr", "weight_decay", "momentum", "warmup_epochs", "min_lr_ratio", "no_decay_bias_norm")},
+    **{key: f"loss.{key}" for key in ("loss", "label_smoothing", "focal_gamma", "focal_alpha", "bce_weight", "focal_weight", "class_weight_power")},
+    **{key: f"data.{key}" for key in DATA_KEYS},
+    "noise_p": "augment.background_noise_p",
+    "noise_min_snr_db": ("augment.background_noise_snr_db", 0),
+    "noise_max_snr_db": ("augment.background_noise_snr_db", 1),
+}
+_NOISE_DEFAULTS = {"noise_p": 0.5, "noise_min_snr_db": 3.0, "noise_max_snr_db": 30.0}  # the flat TrainConfig's
+
+
+def _is_legacy(data: Mapping, key: str) -> bool:
+    """``key`` of ``data`` is a flat key: a key the nested form lacks, or ``loss`` given as a name."""
+    return key in LEGACY_KEYS and not isinstance(data[key], Mapping)
+
+
+def _on(probability: Any) -> bool:
+    """A probability read from YAML (maybe as text) is above 0; a bad value counts as on (validation reports it)."""
+    try:
+        return float(probability) > 0
+    except (TypeError, ValueError):
+        return True
+
+
+def migrate_flat(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A TrainConfig mapping in the nested form; a flat one (older runs' ``config.yaml``) is moved key by key.
+
+    Every flat key goes to its nested place (:data:`LEGACY_KEYS`). The data set's background noise
+    (``noise_p``, ``noise_min_snr_db``, ``noise_max_snr_db``; their old defaults when absent) becomes
+    ``augment.background_noise_*`` with no ``background_noise_paths`` (that is: the data set's background/
+    clips), unless the old ``augment.background_noise_p`` was on, which mixed files of its own: then
+    ``noise_p`` must have been 0 (both at once cannot be expressed any more). A mapping in the nested form
+    is returned as it is.
+
+    Raises:
+        ParameterError: a flat key also given in the nested form, or both kinds of background noise on.
+    """
+    data = dict(data)
+    flat = [key for key in data if _is_legacy(data, key)]
+    if not flat:
+        return data
+    old_layout = bool(set(flat) - {"loss"})  # only ``loss: bce`` may be a slip in a nested file: its noise stays as given
+    noise = {key: data.pop(key, default) for key, default in _NOISE_DEFAULTS.items()} if old_layout else {}
+    for key in [k for k in flat if k not in _NOISE_DEFAULTS]:
+        group, name = str(LEGACY_KEYS[key]).split(".")
+        node = data.get(group)
+        node = dict(node) if isinstance(node, Mapping) else {}
+        if name in node:
+            raise ParameterError(f"TrainConfig: {key} is given twice, flat and as {group}.{name}")
+        node[name] = data.pop(key)
+        data[group] = node
+    if not old_layout:
+        return data
+    augment = dict(data.get("augment") or {})
+    if _on(augment.get("background_noise_p", 0)) and _on(noise["noise_p"]):
+        raise ParameterError(
+            "TrainConfig: noise_p and augment.background_noise_p are both on: background noise now comes from one place "
+            "(augment.background_noise_*; no paths: the data set's background/ clips); set one of them to 0"
+        )
+    if not _on(augment.get("background_noise_p", 0)):
+        augment.update(background_noise_p=noise["noise_p"], background_noise_snr_db=[noise["noise_min_snr_db"], noise["noise_max_snr_db"]],
+                       background_noise_paths=[])  # fmt: skip
+    data["augment"] = augment
+    return data
+
+
+def _default_augment() -> AugmentConfig:
+    return AugmentConfig()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; each component reads its own part.
+
+    Older runs' flat ``config.yaml`` files still load: :func:`migrate_flat` moves their keys (and ``key=value``
+    overrides with the old flat names still work, :func:`birdcall.config.apply_overrides`).
+    """
+
+    LEGACY_KEYS: ClassVar[dict] = LEGACY_KEYS
+
+    model: str = "cnn_efficientnet_b0"  # a preset of birdcall.models.list_models()
+    net: NetConfig = field(default_factory=NetConfig)  # dropout, pooling, stochastic depth on top of the preset
     features: FeatureConfig = field(default_factory=FeatureConfig)
     # schedule
     epochs: int = 10
     batch_size: int = 32
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    momentum: float = 0.9  # SGD only
-    warmup_epochs: float = 1.0
-    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
+    optim: OptimConfig = field(default_factory=OptimConfig)  # optimiser, learning rate and its warm-up + cosine schedule
     grad_clip: float = 5.0  # max global grad norm, >= 0; 0 disables
     ema_decay: float = 0.0  # EMA of weights for evaluation and the saved model; 0 disables
     ema_warmup: bool = True  # decay ramps up as min(ema_decay, (1 + k) / (10 + k)) over the first updates
-    no_decay_bias_norm: bool = True  # no weight decay on biases and normalisation parameters
     amp: bool = False  # mixed precision: float16 + grad scaling on CUDA, bfloat16 autocast on CPU
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:1"...
-    # loss
-    loss: str = "bce"  # "bce", "focal" or "bce+focal"
-    label_smoothing: float = 0.0
-    focal_gamma: float = 2.0
-    focal_alpha: float | None = None
-    bce_weight: float = 1.0
-    focal_weight: float = 1.0
-    class_weight_power: float = 0.0  # per-class loss weights ~ 1/frequency**power (0.5: inverse sqrt); 0 disables
+    loss: LossConfig = field(default_factory=LossConfig)  # "bce", "focal" or "bce+focal", smoothing, class weights
     # data
     folds: int = 0  # K-fold CV when >= 2 (iterative multi-label stratification); else one hold-out split
     seeds: int = 1  # K-fold only: models per fold, seeds seed + 1000 j (a seed ensemble; see birdcall.train.cv)
-    val_fraction: float = 0.2  # hold-out split when folds < 2
-    secondary_weight: float = 1.0  # target value for secondary labels
-    balanced_sampling: bool = False  # sample clips with class-balanced weights instead of uniformly
-    cache_dir: str | None = None  # decoded-audio cache (memory-mapped); None keeps decoded clips in RAM
-    background_negatives: bool = True  # add the data set's background/ clips as all-negative training clips
-    noise_p: float = 0.5  # mix a background/ clip into a training clip with this probability
-    noise_min_snr_db: float = 3.0
-    noise_max_snr_db: float = 30.0
-    crop: str = "random"  # training crop: "random" or "energy"
-    mix_p: float = 0.5  # sum-mix probability (union labels)
-    mix_min_gain_db: float = -6.0
-    mix_max_gain_db: float = 0.0
-    augment: AugmentConfig = field(default_factory=AugmentConfig)  # waveform, batch and spectrogram stages
+    data: DataConfig = field(default_factory=DataConfig)  # split, secondary labels, sampling, cache, crops, batch sum-mix
+    # waveform, batch and spectrogram stages; background noise without paths mixes in the data set's background/ clips
+    augment: AugmentConfig = field(default_factory=_default_augment)
     # soundscape-style training windows (data.mixed_windows): with probability mix.p an item is its clip at a random
     # offset (cut at the window edges) plus up to mix.extra_clips others over background recordings, labelled from
     # events.csv call times; mix.p = 0 trains on plain crops
@@ -230,27 +361,21 @@ class TrainConfig:
     num_workers: int = 0
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
 
+    @classmethod
+    def migrate_dict(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Hook of :func:`birdcall.config.from_dict`: :func:`migrate_flat`."""
+        return migrate_flat(data)
+
     def __post_init__(self) -> None:
         check_fields(self)  # types: nested configs, scalars, finite numbers
         for key in ("epochs", "batch_size"):
             check_number(self, key, ge=1)
-        for key in ("weight_decay", "warmup_epochs", "focal_gamma", "bce_weight", "focal_weight", "class_weight_power", "seed", "num_workers"):
+        for key in ("seed", "num_workers"):
             check_number(self, key, ge=0)
-        check_number(self, "lr", gt=0)
         check_number(self, "grad_clip", ge=0, note=" (0 disables clipping)")
         check_number(self, "threads", ge=1, none_ok=True)
-        for key in ("drop_rate", "momentum", "val_fraction", "ema_decay", "label_smoothing"):
-            check_number(self, key, ge=0, lt=1)
-        check_number(self, "drop_path_rate", ge=0, lt=1, none_ok=True)
-        for key in ("min_lr_ratio", "noise_p", "mix_p"):
-            check_number(self, key, ge=0, le=1)
-        check_number(self, "focal_alpha", ge=0, le=1, none_ok=True)
-        check_number(self, "secondary_weight", gt=0, le=1)
-        check_choice(self, "pool", (None, "avg", "avgmax"))
+        check_number(self, "ema_decay", ge=0, lt=1)
         check_choice(self, "select", ("best", "last"))
-        check_choice(self, "crop", ("random", "energy"))
-        check_choice(self, "loss", LOSSES)
-        check_choice(self, "optimizer", OPTIMIZERS)
         if not self.model:
             raise ParameterError("TrainConfig.model must name a model preset (see `birdcall models`), got ''")
         if not _DEVICE.fullmatch(self.device):
@@ -260,15 +385,9 @@ class TrainConfig:
         for key, value in (("pseudo.labels", self.pseudo.labels), ("distill.teacher", self.distill.teacher), ("init_from", self.init_from)):
             if value is not None and "{fold}" in value and self.folds < 2:
                 raise ParameterError(f"TrainConfig.{key} has '{{fold}}' but folds={self.folds}: only K-fold runs have a fold number")
-        if self.cache_dir is not None and not self.cache_dir.strip():
-            raise ParameterError("TrainConfig.cache_dir must be a folder or null, got ''")
-        if self.loss == "bce+focal" and self.bce_weight == 0 and self.focal_weight == 0:
-            raise ParameterError("TrainConfig.bce_weight and focal_weight are both 0: the loss would be 0")
+        if self.loss.loss == "bce+focal" and self.loss.bce_weight == 0 and self.loss.focal_weight == 0:
+            raise ParameterError("TrainConfig.loss.bce_weight and focal_weight are both 0: the loss would be 0")
         if self.folds < 0 or self.folds == 1:
             raise ParameterError(f"TrainConfig.folds must be 0 (hold-out) or >= 2, got {self.folds}")
         if self.seeds < 1 or (self.seeds > 1 and self.folds < 2):
             raise ParameterError(f"TrainConfig.seeds must be >= 1, and 1 without folds (K-fold only), got seeds={self.seeds}, folds={self.folds}")
-        if self.noise_min_snr_db > self.noise_max_snr_db:
-            raise ParameterError(f"TrainConfig.noise_min_snr_db must be <= noise_max_snr_db, got {self.noise_min_snr_db} > {self.noise_max_snr_db}")
-        if self.mix_min_gain_db > self.mix_max_gain_db:
-            raise ParameterError(f"TrainConfig.mix_min_gain_db must be <= mix_max_gain_db, got {self.mix_min_gain_db} > {self.mix_max_gain_db}")

@@ -79,7 +79,7 @@ def fit_folds(
     rank, world = _distributed()
     is_main = rank == 0  # under torchrun only rank 0 writes
     if not table.audio_checked:  # before the folds: they are made from the clips that will be trained
-        table = check_clip_audio(table, record_dir=config.cache_dir)
+        table = check_clip_audio(table, record_dir=config.data.cache_dir)
     fold_table = make_folds(table, n_splits=config.folds, seed=config.seed)  # deterministic: the same on every rank
     folds = fold_table["fold"].to_numpy()
     fold_ids = list(range(config.folds)) if only_fold is None else [only_fold]

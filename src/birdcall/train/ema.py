@@ -28,7 +28,7 @@ __all__ = ["EmaConfig", "ModelEma", "ema_from_config"]
 
 @dataclass(frozen=True)
 class EmaConfig:
-    """EMA of weights. Field names are those of the flat ``TrainConfig`` keys.
+    """EMA of weights. Field names are those of ``TrainConfig``'s ``ema_decay`` and ``ema_warmup``.
 
     Attributes:
         ema_decay: Decay in ``[0, 1)``; 0 disables the EMA (:func:`ema_from_config` returns None).

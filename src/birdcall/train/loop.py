@@ -86,14 +86,14 @@ def resolve_device(name: str) -> torch.device:
 def model_overrides(config: TrainConfig) -> dict:
     """ModelConfig fields the training config sets: ``drop_rate`` always, ``pool`` and ``drop_path_rate`` when given,
     and for the ``birdnet_probe`` family the BirdNET feature settings of ``config.probe`` (and its ``hidden`` and ``heads`` when given)."""
-    extra = {k: getattr(config, k) for k in ("pool", "drop_path_rate") if getattr(config, k) is not None}
+    extra = {k: getattr(config.net, k) for k in ("pool", "drop_path_rate") if getattr(config.net, k) is not None}
     arch = model_config(config.model, num_classes=1).arch
     if arch in BIRDNET_FAMILIES:
         extra.update(birdnet_step=config.probe.step, birdnet_pool=config.probe.pool, birdnet_logits=config.probe.logits)
         extra.update({key: getattr(config.probe, key) for key in ("hidden", "heads") if getattr(config.probe, key) is not None})
         if arch == "birdnet_finetune":
             extra.update(birdnet_tail=config.probe.tail)
-    return {"drop_rate": config.drop_rate, **extra}
+    return {"drop_rate": config.net.drop_rate, **extra}
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
@@ -135,7 +135,7 @@ def train_one_epoch(
         mixed = []
         for part_waveforms, part_targets in parts:
             part_waveforms, part_targets = sum_mix(
-                part_waveforms, part_targets, generator=generator, p=config.mix_p, min_gain_db=config.mix_min_gain_db, max_gain_db=config.mix_max_gain_db
+                part_waveforms, part_targets, generator=generator, p=config.data.mix_p, min_gain_db=config.data.mix_min_gain_db, max_gain_db=config.data.mix_max_gain_db
             )
             mixed.append(batch_augment(part_waveforms, part_targets, generator=generator))
         waveforms, targets = (torch.cat([m[0] for m in mixed]), torch.cat([m[1] for m in mixed])) if n_pseudo else mixed[0]
@@ -254,20 +254,23 @@ def _barrier(world: int) -> None:
 
 
 def waveform_augment(config: TrainConfig, background: list[Path]):
-    """Per-clip training transforms: the data set's background/ clips mixed in (``noise_p``), then ``config.augment``."""
+    """Per-clip training transforms: ``config.augment``, whose background noise without ``background_noise_paths``
+    mixes in the data set's ``background`` clips, first."""
     stages = []
-    if background and config.noise_p > 0:
-        stages.append(AddBackgroundNoise(background, min_snr_db=config.noise_min_snr_db, max_snr_db=config.noise_max_snr_db, cache=True, p=config.noise_p))
+    noise = config.augment
+    if background and noise.background_noise_p > 0 and not noise.background_noise_paths:
+        low, high = noise.background_noise_snr_db
+        stages.append(AddBackgroundNoise(background, min_snr_db=low, max_snr_db=high, cache=True, p=noise.background_noise_p))
     stages.append(build_waveform_augment(config.augment))
     return Compose(stages)
 
 
 def _datasets(table: ClipTable, config: TrainConfig, targets: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray):
     paths = list(table.frame["path"])
-    cache = AudioCache(config.cache_dir, sample_rate=config.features.sample_rate) if config.cache_dir else None
+    cache = AudioCache(config.data.cache_dir, sample_rate=config.features.sample_rate) if config.data.cache_dir else None
     train_paths, train_targets = [paths[i] for i in train_idx], targets[train_idx]
     background = table.background_files
-    if config.background_negatives and background:  # teach the model that "no species" is an answer
+    if config.data.background_negatives and background:  # teach the model that "no species" is an answer
         train_paths += background
         train_targets = np.concatenate([train_targets, np.zeros((len(background), targets.shape[1]), np.float32)])
     if config.mix.p > 0:  # soundscape-style windows; background negatives have no calls and stay plain crops
@@ -276,11 +279,11 @@ def _datasets(table: ClipTable, config: TrainConfig, targets: np.ndarray, train_
         train_ds = MixedWindowDataset(
             train_paths, train_targets, train_calls, species_codes=table.labels.codes, backgrounds=background,
             features=config.features, config=config.mix, read=cache.get if cache else MemoryReader(config.features.sample_rate),
-            crop=config.crop, seed=config.seed, augment=waveform_augment(config, background),
+            crop=config.data.crop, seed=config.seed, augment=waveform_augment(config, background),
         )  # fmt: skip
     else:
         train_ds = ClipDataset(
-            train_paths, train_targets, config.features, train=True, crop=config.crop, seed=config.seed,
+            train_paths, train_targets, config.features, train=True, crop=config.data.crop, seed=config.seed,
             augment=waveform_augment(config, background), audio_cache=cache,
         )  # fmt: skip
     val_ds = None
@@ -295,7 +298,7 @@ def _pseudo_dataset(table: ClipTable, config: TrainConfig):
         return None, None
     from .soft_labels import load_pseudo_windows
 
-    cache = AudioCache(config.cache_dir, sample_rate=config.features.sample_rate) if config.cache_dir else None
+    cache = AudioCache(config.data.cache_dir, sample_rate=config.features.sample_rate) if config.data.cache_dir else None
     return load_pseudo_windows(config.pseudo, table.labels, config.features, read=cache.get if cache else MemoryReader(config.features.sample_rate),
                                augment=waveform_augment(config, table.background_files), seed=config.seed)  # fmt: skip
 
@@ -325,7 +328,7 @@ def _train_loader(train_ds: ClipDataset, config: TrainConfig, generator: torch.G
         from .soft_labels import PseudoBatchSampler, pseudo_per_batch
 
         weights = None
-        if config.balanced_sampling:
+        if config.data.balanced_sampling:
             from ..data.sampling import class_balanced_weights
 
             weights = class_balanced_weights(train_ds.targets)
@@ -336,7 +339,7 @@ def _train_loader(train_ds: ClipDataset, config: TrainConfig, generator: torch.G
     sampler = None
     if world > 1:
         sampler = torch.utils.data.distributed.DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True)
-    elif config.balanced_sampling:
+    elif config.data.balanced_sampling:
         from ..data.sampling import balanced_sampler
 
         sampler = balanced_sampler(train_ds.targets, generator=generator)
@@ -365,7 +368,7 @@ def fit(
             the run before the first epoch.
         config: the recipe.
         run_dir: output folder (see module docstring).
-        train_idx, val_idx: row indices of ``table.frame``; default: a stratified hold-out of ``val_fraction``.
+        train_idx, val_idx: row indices of ``table.frame``; default: a stratified hold-out of ``data.val_fraction``.
         resume: continue from ``run_dir/train_state.pt``; the config and the clip table (files, labels, split)
             must be the interrupted run's. The result equals an uninterrupted run.
         overwrite: a new run into a folder that holds a run (finished or not) replaces that run's files
@@ -392,9 +395,9 @@ def fit(
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
     if not table.audio_checked:  # find a corrupt clip now, not halfway through an epoch
-        table = check_clip_audio(table, record_dir=config.cache_dir)
+        table = check_clip_audio(table, record_dir=config.data.cache_dir)
     if train_idx is None or val_idx is None:
-        train_idx, val_idx = split_holdout(list(table.frame["primary_label"]), fraction=config.val_fraction, seed=config.seed)
+        train_idx, val_idx = split_holdout(list(table.frame["primary_label"]), fraction=config.data.val_fraction, seed=config.seed)
     fingerprint = run_fingerprint(config, table, train_idx, val_idx)
     if config.pseudo.labels is not None:  # a resume must train on the same pseudo-labels
         if not Path(config.pseudo.labels).is_file():
@@ -420,7 +423,7 @@ def fit(
 
         return fit_probe(table, config, run_dir, train_idx=np.asarray(train_idx), val_idx=np.asarray(val_idx), state=state, fingerprint=fingerprint,
                          show_progress=show_progress)  # fmt: skip
-    targets = encode_targets(table, config.secondary_weight)
+    targets = encode_targets(table, config.data.secondary_weight)
     train_ds, val_ds = _datasets(table, config, targets, np.asarray(train_idx), np.asarray(val_idx))
     pseudo_ds, pseudo_source = _pseudo_dataset(table, config)
     loader_generator = torch.Generator()
@@ -442,16 +445,16 @@ def fit(
         if is_main and show_progress:
             print(init_report.line())
     model = model.to(device)
-    weights = class_weights(train_ds.targets, power=config.class_weight_power) if config.class_weight_power else None
+    weights = class_weights(train_ds.targets, power=config.loss.class_weight_power) if config.loss.class_weight_power else None
     criterion = build_loss(
-        config.loss, label_smoothing=config.label_smoothing, class_weights=weights, gamma=config.focal_gamma, alpha=config.focal_alpha,
-        bce_weight=config.bce_weight, focal_weight=config.focal_weight,
+        config.loss.loss, label_smoothing=config.loss.label_smoothing, class_weights=weights, gamma=config.loss.focal_gamma, alpha=config.loss.focal_alpha,
+        bce_weight=config.loss.bce_weight, focal_weight=config.loss.focal_weight,
     ).to(device)  # fmt: skip
     optimizer = build_optimizer(
-        model, name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum, no_decay_bias_norm=config.no_decay_bias_norm
+        model, name=config.optim.optimizer, lr=config.optim.lr, weight_decay=config.optim.weight_decay, momentum=config.optim.momentum, no_decay_bias_norm=config.optim.no_decay_bias_norm
     )
     steps = len(train_loader)
-    scheduler = build_scheduler(optimizer, warmup_steps=int(config.warmup_epochs * steps), total_steps=config.epochs * steps, min_lr_ratio=config.min_lr_ratio)
+    scheduler = build_scheduler(optimizer, warmup_steps=int(config.optim.warmup_epochs * steps), total_steps=config.epochs * steps, min_lr_ratio=config.optim.min_lr_ratio)
     ema = ModelEma(model, decay=config.ema_decay, warmup=config.ema_warmup) if config.ema_decay else None
     scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
     if world > 1:

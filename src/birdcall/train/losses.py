@@ -49,7 +49,7 @@ LOSSES = ("bce", "focal", "bce+focal")
 
 @dataclass(frozen=True)
 class LossConfig:
-    """The training loss. Field names are those of the flat ``TrainConfig`` keys, so one YAML key means one thing.
+    """The training loss: ``TrainConfig.loss`` (``loss.loss=focal`` on the command line).
 
     Attributes:
         loss: ``"bce"``, ``"focal"`` or ``"bce+focal"``.

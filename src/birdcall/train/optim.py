@@ -47,7 +47,7 @@ _NORM_TYPES: tuple[type[nn.Module], ...] = (
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimiser and schedule. Field names are those of the flat ``TrainConfig`` keys.
+    """Optimiser and schedule: ``TrainConfig.optim`` (``optim.lr=...`` on the command line).
 
     Attributes:
         optimizer: ``"adamw"``, ``"adam"`` or ``"sgd"``.

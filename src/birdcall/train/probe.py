@@ -9,7 +9,7 @@ Training windows, each turned into BirdNET features once (:class:`birdcall.birdn
 
 - ``probe.clips``: every training clip as a whole (:func:`birdcall.birdnet.clip_features`, the path
   ``birdcall embed`` takes), with its clip labels;
-- the data set's ``background/`` clips as all-negative windows (``background_negatives``);
+- the data set's ``background/`` clips as all-negative windows (``data.background_negatives``);
 - ``probe.views`` soundscape-style windows per training clip (:class:`birdcall.data.mixed_windows.MixedWindowDataset`
   with ``TrainConfig.mix`` settings, always mixed: the clip at a random offset with other training clips over
   background beds, labels from ``events.csv`` call times), view ``v`` drawn as epoch ``v + 1`` of that dataset, so
@@ -121,7 +121,7 @@ def probe_training_features(
         xs.append(_clip_matrix(train_paths, store=store, birdnet=birdnet, config=birdnet_config, sample_rate=rate, progress=progress, label="training clips"))
         ys.append(targets[train_idx])
         views.append(False)
-    if config.background_negatives and background:
+    if config.data.background_negatives and background:
         xs.append(_clip_matrix(background, store=store, birdnet=birdnet, config=birdnet_config, sample_rate=rate, progress=progress, label="background clips"))
         ys.append(np.zeros((len(background), targets.shape[1]), np.float32))
         views.append(False)
@@ -131,13 +131,13 @@ def probe_training_features(
         mix = dataclasses.replace(config.mix, p=1.0)
         dataset = MixedWindowDataset(
             train_paths, targets[train_idx], train_calls, species_codes=table.labels.codes, backgrounds=background, features=config.features,
-            config=mix, read=MemoryReader(rate), crop=config.crop, seed=config.seed, augment=waveform_augment(config, background),
+            config=mix, read=MemoryReader(rate), crop=config.data.crop, seed=config.seed, augment=waveform_augment(config, background),
         )  # fmt: skip
         key = {
             "kind": "views", **_birdnet_key(birdnet, birdnet_config, rate), "clips": [file_key(p) for p in train_paths],
             "targets": _digest(targets[train_idx]), "calls": [[list(c) for c in cs] for cs in train_calls],
-            "backgrounds": [file_key(p) for p in background], "mix": dataclasses.asdict(mix), "crop": config.crop, "seed": config.seed,
-            "window": config.features.clip_duration, "augment": repr((config.noise_p, config.noise_min_snr_db, config.noise_max_snr_db, config.augment)),
+            "backgrounds": [file_key(p) for p in background], "mix": dataclasses.asdict(mix), "crop": config.data.crop, "seed": config.seed,
+            "window": config.features.clip_duration, "augment": _augment_key(config.augment),
         }  # fmt: skip
         for view in range(config.probe.views):
             x, y = _view_matrix(dataset, view, store=store, key=key, birdnet=birdnet, config=birdnet_config, sample_rate=rate, progress=progress)
@@ -163,14 +163,14 @@ def _embedded(model, cut: torch.Tensor, batch: int = 256) -> torch.Tensor:
 def _param_groups(model, config: TrainConfig) -> list[dict]:
     """Parameter groups: weight decay off for biases (``no_decay_bias_norm``), and a ``birdnet_finetune`` tail at
     ``probe.tail_lr * lr`` (the scheduler scales every group's own rate)."""
-    groups = model_param_groups(model, config.weight_decay, no_decay_bias_norm=config.no_decay_bias_norm)
+    groups = model_param_groups(model, config.optim.weight_decay, no_decay_bias_norm=config.optim.no_decay_bias_norm)
     tail = {id(p) for p in getattr(model, "tail", nn.Module()).parameters()}
     out = []
     for group in groups:
         for in_tail in (False, True):
             params = [p for p in group["params"] if (id(p) in tail) == in_tail]
             if params:
-                out.append({**group, "params": params, **({"lr": config.lr * config.probe.tail_lr} if in_tail else {})})
+                out.append({**group, "params": params, **({"lr": config.optim.lr * config.probe.tail_lr} if in_tail else {})})
     return out
 
 
@@ -203,7 +203,7 @@ def fit_probe(
     model = create_model(config.model, num_classes=len(table.labels), features=config.features, **model_overrides(config))
     tail = getattr(model, "tail", None)  # birdnet_finetune: features are the frozen part's output, the tail trains
     birdnet = shared_cut(model.config.birdnet_tail) if tail is not None else shared_model()
-    targets = encode_targets(table, config.secondary_weight)
+    targets = encode_targets(table, config.data.secondary_weight)
     paths = list(table.frame["path"])
     rate = config.features.sample_rate
     store = store or FeatureStore()
@@ -220,19 +220,19 @@ def fit_probe(
     if tail is not None:  # the pooled embeddings of the untouched tail: standardisation, and the head-only epochs
         head_xt, head_val = _embedded(model, xt), _embedded(model, torch.from_numpy(x_val)).numpy()
     feature_seconds = time.perf_counter() - started
-    weights = class_weights(y_train, power=config.class_weight_power) if config.class_weight_power else None
+    weights = class_weights(y_train, power=config.loss.class_weight_power) if config.loss.class_weight_power else None
     criterion = build_loss(
-        config.loss, label_smoothing=config.label_smoothing, class_weights=weights, gamma=config.focal_gamma, alpha=config.focal_alpha,
-        bce_weight=config.bce_weight, focal_weight=config.focal_weight,
+        config.loss.loss, label_smoothing=config.loss.label_smoothing, class_weights=weights, gamma=config.loss.focal_gamma, alpha=config.loss.focal_alpha,
+        bce_weight=config.loss.bce_weight, focal_weight=config.loss.focal_weight,
     )  # fmt: skip
-    optimizer = build_optimizer(_param_groups(model, config), name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
-                                momentum=config.momentum)  # fmt: skip
+    optimizer = build_optimizer(_param_groups(model, config), name=config.optim.optimizer, lr=config.optim.lr, weight_decay=config.optim.weight_decay,
+                                momentum=config.optim.momentum)  # fmt: skip
     groups = _row_groups(is_view, 1 + len(model.extra_heads))
     for head, rows in enumerate(groups):  # each head is standardised on, and starts from the class frequencies of, its own rows
         model.set_standardization(head_xt[rows].numpy(), head=head)
         model.set_prior(y_train[rows], head=head)
     steps = sum(math.ceil(len(rows) / config.batch_size) for rows in groups)
-    scheduler = build_scheduler(optimizer, warmup_steps=int(config.warmup_epochs * steps), total_steps=config.epochs * steps, min_lr_ratio=config.min_lr_ratio)
+    scheduler = build_scheduler(optimizer, warmup_steps=int(config.optim.warmup_epochs * steps), total_steps=config.epochs * steps, min_lr_ratio=config.optim.min_lr_ratio)
     extra = {
         "num_train_clips": int(len(train_idx)), "num_train_windows": int(len(xt)), "num_val_clips": int(len(val_idx)),
         "backbone": {"name": getattr(birdnet, "name", "BirdNET"), "version": getattr(birdnet, "version", BIRDNET_VERSION),
@@ -294,3 +294,13 @@ def fit_probe(
                     f"epoch {epoch}/{config.epochs}  loss {row['train_loss']:.4f}" + "".join(f"  {k} {v:.4f}" for k, v in metrics.items()), highlight=False
                 )
     return FitResult(run_dir, run_dir / "best.safetensors", int(best["epoch"]), best["metrics"], pd.DataFrame(history), model)
+
+
+def _augment_key(augment) -> str:
+    """The cache key part of the training augmentation, written as the flat TrainConfig wrote it (``noise_p``,
+    its SNR range, then the rest), so the views cached before the configs were nested are found again."""
+    if augment.background_noise_paths:  # files of its own: the data set's background noise was off
+        return repr((0.0, 3.0, 30.0, augment))
+    low, high = augment.background_noise_snr_db
+    rest = dataclasses.replace(augment, background_noise_p=0.0, background_noise_snr_db=(3.0, 30.0))
+    return repr((augment.background_noise_p, low, high, rest))

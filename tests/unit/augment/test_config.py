@@ -95,7 +95,7 @@ def test_overrides_and_a_single_path_string(noise_dir):
         {"mixup_domain": "logits"},
         {"gain_p": 0.5, "gain_db": (6.0, -6.0)},
         {"gain_p": -0.5},
-        {"background_noise_p": 0.5},
+        {"background_noise_p": 0.5, "background_noise_snr_db": (30.0, 3.0)},  # without paths: the data set's background/ clips
         {"mixup_p": 0.5, "mixup_labels": "sum"},
         {"time_mask_p": 0.5, "time_mask_max_width": -1},
         {"pitch_shift_p": 0.5, "pitch_shift_semitones": (1.0,)},

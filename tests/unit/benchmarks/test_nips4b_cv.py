@@ -57,7 +57,7 @@ def test_resume_keeps_a_fold_trained_before_and_counts_its_epoch_time(bench, sma
     out = tmp_path / "run"
     overrides = ["model=test_cnn", "epochs=1", "batch_size=4", "threads=1", "features.n_mels=32", "features.n_fft=512",
                  "features.hop_length=256", "features.clip_duration=2.0", "select=last", "folds=3"]  # fmt: skip
-    config = apply_overrides(from_yaml(TrainConfig, bench.REPO_ROOT / "configs" / "cpu_default.yaml"), overrides)
+    config = apply_overrides(from_yaml(TrainConfig, bench.REPO_ROOT / "src" / "birdcall" / "recipes" / "cpu_default.yaml"), overrides)
     fit_folds(read_clip_table(small_data), config, out, only_fold=0, show_progress=False)  # as `birdcall train --fold 0` would
     before = (out / "fold0" / "best.safetensors").stat().st_mtime_ns
     epoch_seconds = float(pd.read_csv(out / "fold0" / "metrics.csv")["seconds"].sum())

@@ -11,6 +11,17 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
+def bare(tmp_path_factory):
+    """``--config`` of TrainConfig's own defaults (without one, ``train`` trains the cpu_default recipe: 5 folds)."""
+    from birdcall.config import to_yaml
+    from birdcall.train import TrainConfig
+
+    path = tmp_path_factory.mktemp("config") / "bare.yaml"
+    to_yaml(TrainConfig(), path)
+    return ["--config", str(path)]
+
+
+@pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     make_dataset(root, num_species=3, seed=2, clips_per_species=4, num_background=2, num_soundscapes=1, soundscape_duration=20.0, audio_format="flac")
@@ -18,9 +29,9 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(data_dir, tmp_path_factory):
+def trained(data_dir, bare, tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    result = runner.invoke(app, ["train", str(data_dir), "--out", str(run), "--quiet", "model=test_cnn", "epochs=2", "batch_size=4",
+    result = runner.invoke(app, ["train", str(data_dir), "--out", str(run), "--quiet", *bare, "model=test_cnn", "epochs=2", "batch_size=4",
                                  "features.n_mels=32", "features.clip_duration=2.0", "threads=1"])
     assert result.exit_code == 0, result.output
     return run
@@ -61,9 +72,9 @@ def test_bad_override_is_one_line_error(data_dir, tmp_path):
 TINY = ["model=test_cnn", "epochs=1", "batch_size=4", "features.n_mels=32", "features.clip_duration=2.0", "threads=1"]
 
 
-def test_train_refuses_a_folder_holding_a_run_and_bad_values(trained, data_dir):
+def test_train_refuses_a_folder_holding_a_run_and_bad_values(trained, data_dir, bare):
     before = (trained / "train_state.pt").stat().st_mtime_ns
-    result = runner.invoke(app, ["train", str(data_dir), "--out", str(trained), "--quiet", *TINY])
+    result = runner.invoke(app, ["train", str(data_dir), "--out", str(trained), "--quiet", *bare, *TINY])
     assert result.exit_code == 2 and "already holds a training run" in result.output and "--overwrite" in result.output
     assert (trained / "train_state.pt").stat().st_mtime_ns == before
     result = runner.invoke(app, ["train", str(data_dir), "--out", str(trained), "--quiet", "--resume", "--overwrite"])
@@ -72,7 +83,7 @@ def test_train_refuses_a_folder_holding_a_run_and_bad_values(trained, data_dir):
     assert result.exit_code == 2 and "TrainConfig.grad_clip must be >= 0" in result.output
 
 
-def test_train_reports_a_corrupt_clip_or_skips_it_and_overwrite_replaces_a_run(data_dir, tmp_path):
+def test_train_reports_a_corrupt_clip_or_skips_it_and_overwrite_replaces_a_run(data_dir, bare, tmp_path):
     import shutil
 
     data = tmp_path / "data"
@@ -81,13 +92,13 @@ def test_train_reports_a_corrupt_clip_or_skips_it_and_overwrite_replaces_a_run(d
     clip.write_bytes(clip.read_bytes()[:300])
     name = clip.relative_to(data / "train_audio").as_posix()
     run = tmp_path / "run"
-    result = runner.invoke(app, ["train", str(data), "--out", str(run), "--quiet", *TINY])
+    result = runner.invoke(app, ["train", str(data), "--out", str(run), "--quiet", *bare, *TINY])
     assert result.exit_code == 2 and f"({name}): cannot decode audio" in result.output and "use skip_bad" in result.output
     assert not run.exists()
-    result = runner.invoke(app, ["train", str(data), "--out", str(run), "--quiet", "--skip-bad", *TINY])
+    result = runner.invoke(app, ["train", str(data), "--out", str(run), "--quiet", "--skip-bad", *bare, *TINY])
     assert result.exit_code == 0, result.output
     assert "skipped train_metadata.csv row" in result.output and "1 bad row(s)/clip(s) skipped" in result.output
     (run / "notes.txt").write_text("kept")
-    result = runner.invoke(app, ["train", str(data), "--out", str(run), "--quiet", "--skip-bad", "--overwrite", *TINY, "lr=0.002"])
+    result = runner.invoke(app, ["train", str(data), "--out", str(run), "--quiet", "--skip-bad", "--overwrite", *bare, *TINY, "lr=0.002"])
     assert result.exit_code == 0, result.output
     assert "lr: 0.002" in (run / "config.yaml").read_text() and (run / "notes.txt").read_text() == "kept"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import pandas as pd
@@ -9,7 +10,7 @@ from typer.testing import CliRunner
 
 from birdcall.cli import app
 from birdcall.cli import synth as cli_synth
-from birdcall.synth import make_dataset
+from birdcall.synth import SynthConfig, make_dataset
 
 runner = CliRunner()
 
@@ -66,7 +67,8 @@ def test_synth_command_reports_bad_parameters(tmp_path):
 
 def test_cli_defaults_match_make_dataset():
     cli = {name: p.default.default for name, p in inspect.signature(cli_synth.synth).parameters.items()}
-    api = {name: p.default for name, p in inspect.signature(make_dataset).parameters.items()}
+    api = {f.name: f.default for f in dataclasses.fields(SynthConfig)}
+    api["overwrite"] = inspect.signature(make_dataset).parameters["overwrite"].default
     pairs = {"species": "num_species", "seed": "seed", "clips_per_species": "clips_per_species",
              "background": "num_background", "soundscapes": "num_soundscapes",
              "soundscape_duration": "soundscape_duration", "snr_db": "snr_db", "variation": "variation",

@@ -323,7 +323,19 @@ def test_out_dir_that_is_a_file_raises(tmp_path):
         make_dataset(tmp_path / "file", num_species=1, clips_per_species=1)
 
 
-def test_make_dataset_defaults_match_config():
-    defaults = {name: p.default for name, p in inspect.signature(make_dataset).parameters.items()}
-    for f in dataclasses.fields(SynthConfig):
-        assert defaults[f.name] == f.default, f.name
+def test_make_dataset_takes_the_config_and_repeats_none_of_its_fields():
+    parameters = inspect.signature(make_dataset).parameters
+    assert parameters["config"].default is None  # None: SynthConfig()'s defaults, the only place they are written
+    assert not {f.name for f in dataclasses.fields(SynthConfig)} & set(parameters)
+
+
+def test_a_config_passed_whole_gives_the_data_set_of_its_fields(tmp_path):
+    """``make_dataset(out, SynthConfig(...))`` (the CLI and the demo) writes what the same fields as keywords write."""
+    fields = {"num_species": 2, "seed": 3, "clips_per_species": 2, "num_background": 1, "num_soundscapes": 1, "soundscape_duration": 10, "audio_format": "wav"}
+    by_config = make_dataset(tmp_path / "a", SynthConfig(**fields))
+    by_fields = make_dataset(tmp_path / "b", **fields)
+    assert by_config.config == by_fields.config and by_config.config.soundscape_duration == 10.0
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files and all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    overridden = make_dataset(tmp_path / "c", SynthConfig(**fields), num_background=0)
+    assert overridden.config.num_background == 0 and overridden.config.num_species == 2

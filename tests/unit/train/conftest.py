@@ -24,7 +24,8 @@ def tiny_table(tiny_data):
 
 @pytest.fixture
 def tiny_config():
-    return TrainConfig(model="test_cnn", features=TINY_FEATURES, epochs=3, batch_size=4, lr=3e-3, threads=1, val_fraction=0.3, noise_p=0.5, mix_p=0.5)
+    return TrainConfig(model="test_cnn", features=TINY_FEATURES, epochs=3, batch_size=4, optim={"lr": 3e-3}, threads=1,
+                       data={"val_fraction": 0.3, "mix_p": 0.5}, augment={"background_noise_p": 0.5})
 
 
 @pytest.fixture

@@ -21,11 +21,12 @@ from birdcall.errors import ParameterError
 from birdcall.features import FeatureConfig
 from birdcall.models.cnn import ModelConfig
 from birdcall.train import TrainConfig
+from birdcall.train.config import DataConfig, NetConfig
 from birdcall.train.ema import EmaConfig
 from birdcall.train.losses import LossConfig
 from birdcall.train.optim import OptimConfig
 
-NESTED = {"features": FeatureConfig, "augment": AugmentConfig, "mix": WindowMixConfig}
+NESTED = {"features": FeatureConfig, "augment": AugmentConfig, "mix": WindowMixConfig, "net": NetConfig, "data": DataConfig}
 # numeric fields where a negative value is legitimate (gains, SNRs and shifts in dB/seconds, a mask fill value)
 NEGATIVE_OK = {
     "noise_min_snr_db", "noise_max_snr_db", "mix_min_gain_db", "mix_max_gain_db", "time_shift", "pitch_shift_semitones",
@@ -142,11 +143,12 @@ def test_the_other_training_configs_refuse_bad_values_naming_the_key(cls, key, h
     ("overrides", "expected"),
     [
         (["grad_clip=-1"], r"TrainConfig\.grad_clip must be >= 0 \(0 disables clipping\), got -1\.0"),
-        (["lr=.nan"], r"TrainConfig\.lr: must be a finite number, got nan"),
-        (["lr=.inf"], r"TrainConfig\.lr: must be a finite number, got inf"),
-        (["noise_p=1.5"], r"TrainConfig\.noise_p must be in \[0, 1\], got 1\.5"),
+        (["lr=.nan"], r"TrainConfig\.optim\.lr: must be a finite number, got nan"),  # old flat names still work
+        (["optim.lr=.inf"], r"TrainConfig\.optim\.lr: must be a finite number, got inf"),
+        (["noise_p=1.5"], r"TrainConfig\.augment: AugmentConfig\.background_noise_p must be in \[0, 1\], got 1\.5"),
         (["augment.gain_p=2"], r"TrainConfig\.augment: AugmentConfig\.gain_p must be in \[0, 1\], got 2\.0"),
-        (["warmup_epochs=-1"], r"TrainConfig\.warmup_epochs must be >= 0"),
+        (["optim.warmup_epochs=-1"], r"TrainConfig\.optim: OptimConfig: warmup_epochs must be >= 0"),
+        (["data.mix_p=2"], r"TrainConfig\.data: DataConfig\.mix_p must be in \[0, 1\], got 2\.0"),
         (["num_workers=-2"], r"TrainConfig\.num_workers must be >= 0, got -2"),
         (["features=5"], r"TrainConfig\.features: expected FeatureConfig \(a mapping\), got 5"),
         (["epochs=[1, 2]"], r"TrainConfig\.epochs: expected an integer, got \[1, 2\]"),
@@ -167,10 +169,10 @@ def test_grad_clip_zero_still_means_off_and_direct_construction_is_checked():
     with pytest.raises(ParameterError, match="features"):
         TrainConfig(features=5)
     assert TrainConfig(features={"n_mels": 64}).features == FeatureConfig(n_mels=64)  # a mapping is read as the config
-    assert isinstance(TrainConfig(lr=1).lr, float) and TrainConfig(epochs=2.0).epochs == 2
+    assert isinstance(TrainConfig(optim={"lr": 1}).optim.lr, float) and TrainConfig(epochs=2.0).epochs == 2
 
 
-DEFAULTS = [TrainConfig(), FeatureConfig(), AugmentConfig(), ModelConfig(num_classes=3), OptimConfig(), LossConfig(), EmaConfig()]
+DEFAULTS = [TrainConfig(), NetConfig(), DataConfig(), FeatureConfig(), AugmentConfig(), ModelConfig(num_classes=3), OptimConfig(), LossConfig(), EmaConfig()]
 
 
 @pytest.mark.parametrize("config", DEFAULTS, ids=lambda c: type(c).__name__)
@@ -194,5 +196,5 @@ def test_valid_values_load_and_round_trip(lr, epochs, grad_clip, noise_p, mix_p,
     if yaml_strings:  # YAML 1.1 reads 2e-3 as a string: numbers may arrive as text
         data = {k: (repr(v) if isinstance(v, float) else v) for k, v in data.items()}
     config = from_dict(TrainConfig, data)
-    assert config.lr == pytest.approx(lr) and config.epochs == epochs and config.augment.gain_p == gain_p
+    assert config.optim.lr == pytest.approx(lr) and config.epochs == epochs and config.augment.gain_p == gain_p
     assert from_dict(TrainConfig, yaml.safe_load(yaml.safe_dump(to_dict(config)))) == config

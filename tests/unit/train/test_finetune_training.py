@@ -17,7 +17,7 @@ def test_a_finetune_run_trains_its_tail_saves_and_scores_files_as_validated(tiny
     from birdcall.train.config import ProbeConfig
 
     features = FeatureConfig(sample_rate=48_000, pad="wrap")
-    config = TrainConfig(model="birdnet_finetune", features=features, epochs=3, batch_size=8, threads=2, val_fraction=0.3, lr=3e-3, select="last",
+    config = TrainConfig(model="birdnet_finetune", features=features, epochs=3, batch_size=8, threads=2, data={"val_fraction": 0.3}, optim={"lr": 3e-3}, select="last",
                          probe=ProbeConfig(views=1, tail_epochs=2, tail_lr=0.3))  # fmt: skip
     result = fit(tiny_table, config, tmp_path / "run", show_progress=False)
     model, labels, info = load_model(result.best_path)

@@ -71,7 +71,7 @@ def test_resume_refuses_a_different_config(tiny_table, tiny_config, tmp_path):
 
 
 def test_non_finite_loss_stops_naming_epoch_and_step(tiny_table, tiny_config, tmp_path):
-    bad = tiny_config.__class__(**{**tiny_config.__dict__, "lr": 1e12, "grad_clip": 0.0, "epochs": 2})
+    bad = tiny_config.__class__(**{**tiny_config.__dict__, "optim": {"lr": 1e12}, "grad_clip": 0.0, "epochs": 2})
     with pytest.raises(BirdcallError, match=r"loss is (nan|inf) at epoch \d+, step \d+"):
         fit(tiny_table, bad, tmp_path, show_progress=False)
 
@@ -127,13 +127,16 @@ def test_seed_ensemble_layout_oof_mean_and_inference_models(tiny_table, tiny_con
 
 
 def test_every_augmentation_stage_and_the_full_loss_optimiser_set_train(tiny_table, tiny_config, tmp_path, monkeypatch):
+    from dataclasses import replace
+
     from birdcall.augment import AugmentConfig
 
     augment = AugmentConfig(gain_p=0.5, time_shift_p=0.5, pink_noise_p=0.5, mixup_p=0.5, cutmix_p=0.5, freq_mask_p=1.0, time_mask_p=1.0,
                             freq_mask_max_width=4, time_mask_max_width=4)
-    config = tiny_config.__class__(**{**tiny_config.__dict__, "epochs": 2, "augment": augment, "loss": "bce+focal", "label_smoothing": 0.05,
-                                      "class_weight_power": 0.5, "optimizer": "sgd", "lr": 0.05, "ema_decay": 0.9, "amp": True,
-                                      "balanced_sampling": True, "cache_dir": str(tmp_path / "cache")})
+    config = tiny_config.__class__(**{**tiny_config.__dict__, "epochs": 2, "augment": augment,
+                                      "loss": {"loss": "bce+focal", "label_smoothing": 0.05, "class_weight_power": 0.5},
+                                      "optim": {"optimizer": "sgd", "lr": 0.05}, "ema_decay": 0.9, "amp": True,
+                                      "data": replace(tiny_config.data, balanced_sampling=True, cache_dir=str(tmp_path / "cache"))})
     seen = []
     from birdcall.models.cnn import WaveformModel
 
@@ -155,11 +158,11 @@ def test_pool_and_drop_path_reach_the_saved_model(tiny_table, tiny_config, tmp_p
 
     from birdcall.train.loop import model_overrides
 
-    assert model_overrides(tiny_config) == {"drop_rate": tiny_config.drop_rate}  # None keeps the preset's values
-    config = replace(tiny_config, epochs=1, pool="avgmax", drop_path_rate=0.1)
-    assert model_overrides(config) == {"drop_rate": tiny_config.drop_rate, "pool": "avgmax", "drop_path_rate": 0.1}
+    assert model_overrides(tiny_config) == {"drop_rate": tiny_config.net.drop_rate}  # None keeps the preset's values
+    config = replace(tiny_config, epochs=1, net=replace(tiny_config.net, pool="avgmax", drop_path_rate=0.1))
+    assert model_overrides(config) == {"drop_rate": tiny_config.net.drop_rate, "pool": "avgmax", "drop_path_rate": 0.1}
     result = fit(tiny_table, config, tmp_path, show_progress=False)
     model, _, _ = load_model(result.best_path)
     assert model.config.pool == "avgmax" and model.config.drop_path_rate == 0.1
     with pytest.raises(ParameterError, match="pool"):
-        fit(tiny_table, replace(config, pool="median"), tmp_path / "bad", show_progress=False)
+        fit(tiny_table, replace(config, net={"pool": "median"}), tmp_path / "bad", show_progress=False)

@@ -24,7 +24,7 @@ def test_clip_calls_take_events_and_span_the_clip_for_unannotated_labels(tiny_ta
 
 
 def test_mix_p_switches_the_training_set_to_mixed_windows(tiny_table, tiny_config):
-    targets = encode_targets(tiny_table, tiny_config.secondary_weight)
+    targets = encode_targets(tiny_table, tiny_config.data.secondary_weight)
     idx = np.arange(len(tiny_table.frame))
     plain, _ = _datasets(tiny_table, tiny_config, targets, idx, idx[:0])
     assert not isinstance(plain, MixedWindowDataset)
@@ -48,7 +48,7 @@ def test_a_run_with_mixed_windows_trains_and_saves_a_model(tiny_table, tiny_conf
 
 
 def test_without_background_recordings_mixed_windows_lie_over_silence(tiny_table, tiny_config):
-    targets = encode_targets(tiny_table, tiny_config.secondary_weight)
+    targets = encode_targets(tiny_table, tiny_config.data.secondary_weight)
     calls = clip_calls(tiny_table)
     features = tiny_config.features
     from birdcall.data.mixed_windows import MemoryReader

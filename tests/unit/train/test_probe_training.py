@@ -25,7 +25,7 @@ FEATURES = FeatureConfig(sample_rate=RATE, clip_duration=5.0, fmax=4000.0, n_fft
 
 @pytest.fixture
 def probe_config():
-    return TrainConfig(model="birdnet_mlp", features=FEATURES, epochs=4, batch_size=8, lr=3e-3, threads=1, val_fraction=0.3, drop_rate=0.0,
+    return TrainConfig(model="birdnet_mlp", features=FEATURES, epochs=4, batch_size=8, optim={"lr": 3e-3}, threads=1, data={"val_fraction": 0.3}, net={"drop_rate": 0.0},
                        probe=ProbeConfig(views=2))  # fmt: skip
 
 
@@ -145,7 +145,7 @@ def test_a_probe_on_the_real_birdnet_trains_scores_and_names_its_licence(tiny_ta
     from birdcall.birdnet import BIRDNET_LICENSE
 
     probe_module._LAST.clear()
-    config = TrainConfig(model="birdnet_probe", features=FeatureConfig(pad="wrap"), epochs=3, batch_size=16, threads=2, val_fraction=0.3,
+    config = TrainConfig(model="birdnet_probe", features=FeatureConfig(pad="wrap"), epochs=3, batch_size=16, threads=2, data={"val_fraction": 0.3},
                          probe=ProbeConfig(views=1, heads=2))  # fmt: skip
     result = fit(tiny_table, config, tmp_path / "run", show_progress=False)
     model, labels, info = load_model(result.best_path)

@@ -34,10 +34,10 @@ def test_resume_refuses_the_state_of_another_run_even_when_config_yaml_was_rewri
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_table, old, tmp_path, show_progress=False)
     monkeypatch.setattr(loop_module, "train_one_epoch", original)
-    new = replace(old, lr=6e-3)
+    new = replace(old, optim=replace(old.optim, lr=6e-3))
     to_yaml(new, tmp_path / "config.yaml")  # what the new run had written before it was killed
     state_before = (tmp_path / "train_state.pt").read_bytes()
-    with pytest.raises(ParameterError, match=r"train_state\.pt: resume refused: config differs in lr \(0\.003 -> 0\.006\)$") as info:
+    with pytest.raises(ParameterError, match=r"train_state\.pt: resume refused: config differs in optim\.lr \(0\.003 -> 0\.006\)$") as info:
         fit(tiny_table, new, tmp_path, resume=True, show_progress=False)
     assert "\n" not in str(info.value)
     assert (tmp_path / "train_state.pt").read_bytes() == state_before  # refused before anything was written
@@ -74,10 +74,10 @@ def test_a_new_run_refuses_a_folder_holding_a_run_unless_overwrite(tiny_table, t
     (tmp_path / "report" / "metrics.csv").write_text("not a run file: one level down")
     before = (tmp_path / "train_state.pt").stat().st_mtime_ns
     with pytest.raises(ParameterError, match=r"already holds a training run \(.*best\.safetensors.*\).*overwrite") as info:
-        fit(tiny_table, replace(config, lr=1e-3), tmp_path, show_progress=False)
+        fit(tiny_table, replace(config, optim=replace(config.optim, lr=1e-3)), tmp_path, show_progress=False)
     assert "\n" not in str(info.value)
     assert (tmp_path / "train_state.pt").stat().st_mtime_ns == before  # nothing touched
-    result = fit(tiny_table, replace(config, lr=1e-3), tmp_path, overwrite=True, show_progress=False)
+    result = fit(tiny_table, replace(config, optim=replace(config.optim, lr=1e-3)), tmp_path, overwrite=True, show_progress=False)
     assert result.history["epoch"].tolist() == [1]
     assert "lr: 0.001" in (tmp_path / "config.yaml").read_text()
     assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "report" / "metrics.csv").is_file()
@@ -114,16 +114,16 @@ def test_folds_one_at_a_time_into_one_run_and_their_guards(tiny_table, tiny_conf
     with pytest.raises(ParameterError, match=r"already holds a training run"):
         fit_folds(tiny_table, config, tmp_path, show_progress=False)  # all folds again
     with pytest.raises(ParameterError, match=r"already holds a training run"):
-        fit_folds(tiny_table, replace(config, lr=1e-3), tmp_path, only_fold=1, show_progress=False)  # another recipe
-    with pytest.raises(ParameterError, match=r"config\.yaml: resume refused: config differs in lr \(0\.003 -> 0\.001\)"):
-        fit_folds(tiny_table, replace(config, lr=1e-3), tmp_path, resume=True, show_progress=False)
+        fit_folds(tiny_table, replace(config, optim=replace(config.optim, lr=1e-3)), tmp_path, only_fold=1, show_progress=False)  # another recipe
+    with pytest.raises(ParameterError, match=r"config\.yaml: resume refused: config differs in optim\.lr \(0\.003 -> 0\.001\)"):
+        fit_folds(tiny_table, replace(config, optim=replace(config.optim, lr=1e-3)), tmp_path, resume=True, show_progress=False)
     (tmp_path / "benchmark.json").write_text("{}")
-    fit_folds(tiny_table, replace(config, lr=1e-3), tmp_path, only_fold=1, overwrite=True, show_progress=False)
+    fit_folds(tiny_table, replace(config, optim=replace(config.optim, lr=1e-3)), tmp_path, only_fold=1, overwrite=True, show_progress=False)
     assert not (tmp_path / "fold0").exists()  # another recipe: the whole old run went, not only fold 1
     assert (tmp_path / "benchmark.json").is_file() and "lr: 0.001" in (tmp_path / "config.yaml").read_text()
-    fit_folds(tiny_table, replace(config, lr=1e-3), tmp_path, only_fold=0, show_progress=False)
+    fit_folds(tiny_table, replace(config, optim=replace(config.optim, lr=1e-3)), tmp_path, only_fold=0, show_progress=False)
     fold1_before = (tmp_path / "fold1" / "best.safetensors").stat().st_mtime_ns
-    fit_folds(tiny_table, replace(config, lr=1e-3), tmp_path, only_fold=0, overwrite=True, show_progress=False)  # this fold only
+    fit_folds(tiny_table, replace(config, optim=replace(config.optim, lr=1e-3)), tmp_path, only_fold=0, overwrite=True, show_progress=False)  # this fold only
     assert (tmp_path / "fold1" / "best.safetensors").stat().st_mtime_ns == fold1_before
     assert sorted(pd.read_csv(tmp_path / "summary.csv")["fold"].astype(str)) == ["0", "1", "oof"]
 
@@ -151,8 +151,9 @@ def test_resume_accepts_a_state_saved_before_new_config_keys_existed(tmp_path):
     from birdcall.train import TrainConfig as _TrainConfig
     from birdcall.train.rundir import check_resume
 
-    current = {"config": _to_dict(_TrainConfig(lr=2e-3)), "data": {"files": "a", "labels": "b", "split": "c"}}
+    current = {"config": _to_dict(_TrainConfig(optim={"lr": 2e-3})), "data": {"files": "a", "labels": "b", "split": "c"}}
     old = {k: v for k, v in current["config"].items() if k not in ("pseudo", "distill", "init_from")}
     check_resume(tmp_path / "train_state.pt", {"fingerprint": {"config": old, "data": dict(current["data"])}}, current)
-    with _pytest.raises(_ParameterError, match=r"config differs in lr"):
-        check_resume(tmp_path / "train_state.pt", {"fingerprint": {"config": {**old, "lr": 1e-3}, "data": dict(current["data"])}}, current)
+    with _pytest.raises(_ParameterError, match=r"config differs in optim\.lr"):
+        changed = {**old, "optim": {**old["optim"], "lr": 1e-3}}
+        check_resume(tmp_path / "train_state.pt", {"fingerprint": {"config": changed, "data": dict(current["data"])}}, current)

@@ -35,7 +35,7 @@ def teacher(tiny_data, tmp_path_factory):
 
     run = tmp_path_factory.mktemp("teacher")
     features = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0)  # conftest's TINY_FEATURES
-    config = TrainConfig(model="test_cnn", features=features, epochs=2, batch_size=4, lr=3e-3, threads=1, val_fraction=0.3)
+    config = TrainConfig(model="test_cnn", features=features, epochs=2, batch_size=4, optim={"lr": 3e-3}, threads=1, data={"val_fraction": 0.3})
     fit(read_clip_table(tiny_data), config, run, show_progress=False)
     return run / "best.safetensors"
 
@@ -53,8 +53,8 @@ def _student_config(tiny_config, labels_file, unlabeled, **pseudo):
 
 def test_loader_batches_hold_labelled_items_then_soft_labelled_windows(tiny_table, tiny_config, labels_file, unlabeled):
     config = _student_config(tiny_config, labels_file, unlabeled, ratio=0.5, power=2.0)
-    config = replace(config, noise_p=0.0)
-    targets = encode_targets(tiny_table, config.secondary_weight)
+    config = replace(config, augment=replace(config.augment, background_noise_p=0.0))
+    targets = encode_targets(tiny_table, config.data.secondary_weight)
     idx = np.arange(len(tiny_table.frame))
     train_ds, _ = _datasets(tiny_table, config, targets, idx, idx[:0])
     pseudo_ds, source = _pseudo_dataset(tiny_table, config)
@@ -115,7 +115,8 @@ def test_min_confidence_drops_windows_and_a_changed_labels_file_refuses_resume(t
 
 
 def test_init_from_starts_the_run_from_the_checkpoint(tiny_table, tiny_config, teacher, tmp_path):
-    config = replace(tiny_config, epochs=1, lr=1e-9, warmup_epochs=0.0, init_from=str(teacher), mix_p=0.0, noise_p=0.0)
+    config = replace(tiny_config, epochs=1, optim=replace(tiny_config.optim, lr=1e-9, warmup_epochs=0.0), init_from=str(teacher),
+                     data=replace(tiny_config.data, mix_p=0.0), augment=replace(tiny_config.augment, background_noise_p=0.0))
     result = fit(tiny_table, config, tmp_path / "init", show_progress=False)
     start, _, _ = load_model(teacher)
     trained, _, _ = load_model(result.best_path)
