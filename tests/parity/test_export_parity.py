@@ -109,6 +109,7 @@ def _synthetic_windows() -> np.ndarray:
 
 
 @pytest.mark.parametrize(("name", "opset", "stft"), CASES, ids=[f"{n}-opset{o}-{s}" for n, o, s in CASES])
+@pytest.mark.integration
 def test_synthetic_windows_agree_across_backends(backends, name, opset, stft):
     windows = _synthetic_windows()
     results = backends[name, opset, stft].run(windows)
@@ -118,6 +119,7 @@ def test_synthetic_windows_agree_across_backends(backends, name, opset, stft):
 
 
 @pytest.mark.parametrize(("name", "opset", "stft"), CASES, ids=[f"{n}-opset{o}-{s}" for n, o, s in CASES])
+@pytest.mark.integration
 def test_real_nips4b_windows_agree_across_backends(backends, name, opset, stft, nips4b_clip):
     windows = np.zeros((len(NIPS4B_CLIPS), FEATURES.clip_samples), np.float32)
     for row, clip in zip(windows, NIPS4B_CLIPS):

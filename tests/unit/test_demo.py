@@ -23,6 +23,7 @@ def demo_run(tmp_path_factory):
     return run_demo(out, config, show_progress=False, log=lambda m: None)
 
 
+@pytest.mark.integration
 def test_run_folder_holds_every_artifact(demo_run):
     root = demo_run.run_dir
     for rel in ("data/train_metadata.csv", "data/solution.csv", "train/config.yaml", "train/metrics.csv",
@@ -36,6 +37,7 @@ def test_run_folder_holds_every_artifact(demo_run):
     assert saved["scores"]["padded_cmap"] == pytest.approx(demo_run.scores["padded_cmap"])
 
 
+@pytest.mark.integration
 def test_submission_covers_every_window_and_beats_chance(demo_run):
     root = demo_run.run_dir
     solution = read_solution(root / "data" / "solution.csv")
@@ -52,6 +54,7 @@ def test_submission_covers_every_window_and_beats_chance(demo_run):
     assert demo_run.scores["cmap"] > chance + 0.25, (demo_run.scores, chance)
 
 
+@pytest.mark.integration
 def test_the_demo_runs_again_into_the_same_folder(tmp_path):
     # `make demo` twice: the second run replaces the first one's training run instead of refusing the folder
     from birdcall.features import FeatureConfig

@@ -16,6 +16,7 @@ SMALL = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_du
 
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
+@pytest.mark.integration
 def test_exported_model_inference_never_imports_torch(backend, tmp_path):
     if backend == "openvino":
         pytest.importorskip("openvino")

@@ -254,6 +254,7 @@ def test_cmap_nan_without_any_positive():
 
 @settings(max_examples=40, deadline=None)
 @given(truth_and_scores(), st.data())
+@pytest.mark.integration
 def test_score_submission_row_and_column_order_invariant(data, draw):
     y_true, y_score = data
     solution, submission = frames(y_true, y_score)

@@ -283,6 +283,7 @@ def test_stream_chunk_invariants(twenty_second_wav, chunk_duration, sample_rate)
     assert abs(sum(lengths) - 20 * rate) <= 2  # round(n * target / source) within a sample or two
 
 
+@pytest.mark.integration
 def test_stream_memory_does_not_grow_with_file_length(tmp_path):
     """One hour of 16 kHz FLAC streamed (and resampled) to 32 kHz in 60 s chunks, in a fresh interpreter.
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 
 def _table(path, systems, folds=5):
     data = {"folds": folds, "systems": {name: {"folds": {str(k): {"cmap": c} for k, c in per_fold.items()}, "pooled": {"cmap": pooled, "rtf": rtf}}
@@ -10,6 +12,7 @@ def _table(path, systems, folds=5):
     return path
 
 
+@pytest.mark.integration
 def test_points_frontier_and_plot(load_benchmark, tmp_path):
     frontier = load_benchmark("frontier")
     full = _table(tmp_path / "benchmark.json", {

@@ -11,6 +11,7 @@ def bench(load_benchmark):
     return load_benchmark("inference_speed")
 
 
+@pytest.mark.integration
 def test_configurations_cover_streams_frontends_and_stft_forms(bench):
     rows = bench.configurations(["m"], ["torch", "onnx", "openvino"], ["fft", "dft"], [1, 2], ["host", "graph"])
     assert rows == [("m", "torch", None, None, None), ("m", "onnx", "fft", None, "host"), ("m", "onnx", "fft", None, "graph"),
@@ -18,6 +19,7 @@ def test_configurations_cover_streams_frontends_and_stft_forms(bench):
                     ("m", "openvino", "dft", 1, "graph")]  # fmt: skip
 
 
+@pytest.mark.integration
 def test_benchmark_runs_each_configuration_and_counts_detections(bench, tmp_path, capsys):
     pytest.importorskip("openvino")
     out = tmp_path / "speed"
@@ -37,6 +39,7 @@ def test_benchmark_runs_each_configuration_and_counts_detections(bench, tmp_path
     assert "| birdcall test_cnn | openvino, stft dft, 1 stream |" in printed
 
 
+@pytest.mark.integration
 def test_memory_check_reports_median_peaks_of_each_file_over_rounds(bench, tmp_path, capsys):
     out = tmp_path / "speed"
     code = bench.main(["--out", str(out), "--minutes", "0.25", "--long-minutes", "0.5", "--models", "test_cnn", "--backends", "onnx",

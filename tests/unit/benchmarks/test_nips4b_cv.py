@@ -23,6 +23,7 @@ def small_data(tmp_path_factory):
     return root
 
 
+@pytest.mark.integration
 def test_benchmark_runs_model_baseline_and_throughput_on_the_same_folds(bench, small_data, tmp_path, capsys):
     out = tmp_path / "run"
     overrides = ["model=test_cnn", "epochs=2", "batch_size=4", "threads=1", "features.n_mels=32", "features.n_fft=512",
@@ -49,6 +50,7 @@ def test_benchmark_runs_model_baseline_and_throughput_on_the_same_folds(bench, s
     assert "## Overall (pooled out-of-fold scores)" in printed and "| mfcc_logreg |" in printed and "ratio full / model-only" in printed
 
 
+@pytest.mark.integration
 def test_resume_keeps_a_fold_trained_before_and_counts_its_epoch_time(bench, small_data, tmp_path):
     from birdcall.config import apply_overrides, from_yaml
     from birdcall.data import read_clip_table
@@ -70,6 +72,7 @@ def test_resume_keeps_a_fold_trained_before_and_counts_its_epoch_time(bench, sma
     assert sorted(pd.read_csv(out / "oof.csv")["filename"]) == sorted(pd.read_csv(out / "folds.csv")["filename"])
 
 
+@pytest.mark.integration
 def test_birdnet_segments_keep_short_clips_and_drop_short_tails(bench):
     sr = 1000
     one = bench.birdnet_segments(np.ones(800, np.float32), sr=sr)  # 0.8 s: one zero-padded 3-s segment

@@ -23,6 +23,7 @@ def small_data(tmp_path_factory):
     return root
 
 
+@pytest.mark.integration
 def test_background_groups_are_disjoint_seeded_and_cover_every_clip(bench, tmp_path):
     paths = [tmp_path / f"bg{i}.ogg" for i in range(11)]
     groups = bench.background_groups(paths, 5, seed=0)
@@ -31,6 +32,7 @@ def test_background_groups_are_disjoint_seeded_and_cover_every_clip(bench, tmp_p
     assert groups == bench.background_groups(paths, 5, seed=0) != bench.background_groups(paths, 5, seed=1)
 
 
+@pytest.mark.integration
 def test_fold_view_holds_only_the_allowed_backgrounds(bench, small_data, tmp_path):
     from birdcall.data import read_clip_table
 
@@ -44,6 +46,7 @@ def test_fold_view_holds_only_the_allowed_backgrounds(bench, small_data, tmp_pat
     assert [p.name for p in read_clip_table(root).background_files] == [allowed[0].name]
 
 
+@pytest.mark.integration
 def test_benchmark_scores_mfcc_and_cnn_on_the_same_recordings(bench, small_data, tmp_path, capsys):
     out = tmp_path / "run"
     overrides = ["model=test_cnn", "epochs=1", "batch_size=4", "threads=1", "features.n_mels=32", "features.n_fft=512",
@@ -82,6 +85,7 @@ def test_benchmark_scores_mfcc_and_cnn_on_the_same_recordings(bench, small_data,
     assert np.isfinite(result["systems"]["MFCC + LR"]["pooled"]["birds_cmap"])
 
 
+@pytest.mark.integration
 def test_smooth_scores_averages_neighbouring_windows_of_the_same_recording(bench):
     scores = pd.DataFrame({"row_id": ["a_5", "a_10", "a_15", "b_5"], "x": [0.0, 1.0, 0.0, 1.0], "y": [1.0, 0.0, 0.0, 0.5]})
     out = bench.smooth_scores(scores, (0.25, 0.5, 0.25))

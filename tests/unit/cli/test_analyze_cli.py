@@ -140,6 +140,7 @@ runpy.run_module("birdcall.cli", run_name="__main__", alter_sys=True)
 """
 
 
+@pytest.mark.integration
 def test_killed_run_resumes_to_the_uninterrupted_result(model_path, tmp_path):
     audio = tmp_path / "audio"
     paths = make_audio(audio, 8, seconds=3.0)

@@ -275,6 +275,7 @@ def test_a_run_folder_of_several_models_and_exported_models_are_refused(tmp_path
 
 
 @pytest.mark.birdnet
+@pytest.mark.integration
 def test_embed_with_the_real_birdnet(tmp_path):
     audio = write_audio(tmp_path / "calls.wav", (0.3 * chirp(start_hz=2000.0, end_hz=5000.0, duration=7.0, sample_rate=RATE)).astype(np.float32), RATE)
     out = tmp_path / "emb.parquet"

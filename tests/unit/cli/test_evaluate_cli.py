@@ -35,6 +35,7 @@ def test_evaluate_is_a_registered_command():
     assert result.exit_code == 0 and "evaluate" in result.output
 
 
+@pytest.mark.integration
 def test_evaluate_submission(eval_dataset, tmp_path):
     solution = pd.read_csv(eval_dataset.solution_path)
     submission = solution.copy()
@@ -50,6 +51,7 @@ def test_evaluate_submission(eval_dataset, tmp_path):
     assert (tmp_path / "report" / "report.html").read_text().count("<audio ") == 2
 
 
+@pytest.mark.integration
 def test_evaluate_model_on_clips(eval_dataset, run, tmp_path):
     result = _invoke("--model", run / "fold0" / "best.safetensors", "--data", eval_dataset.root, "--out", tmp_path / "report", "--gallery-size", "1", "--quiet")
     assert result.exit_code == 0, result.output

@@ -75,6 +75,7 @@ def test_opset_and_stft_options_reach_the_exporter(app, checkpoint, tmp_path):
     assert bad.exit_code != 0 and "opset >= 17" in bad.output
 
 
+@pytest.mark.integration
 def test_openvino_export_writes_xml_and_bin(app, checkpoint, tmp_path):
     pytest.importorskip("openvino")
     out = tmp_path / "sed.xml"

@@ -67,6 +67,7 @@ def test_predict_and_analyze_take_the_run_folder(trained, data_dir, standin, tmp
     assert any(out.rglob("*.csv"))
 
 
+@pytest.mark.integration
 def test_evaluate_reports_on_the_run(trained, data_dir, standin, tmp_path):
     result = runner.invoke(app, ["evaluate", "--run", str(trained), "--data", str(data_dir), "--out", str(tmp_path / "report"), "--quiet"])
     assert result.exit_code == 0, result.output

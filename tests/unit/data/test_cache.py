@@ -34,6 +34,7 @@ def calls(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype, atol", [("float16", 2.0**-12), ("int16", 0.5 / 32767 + 1e-7), ("float32", 0.0)])
+@pytest.mark.integration
 def test_round_trip_within_dtype_tolerance(tmp_path, dtype, atol):
     path = _wav(tmp_path / "a.wav")
     cache = AudioCache(tmp_path / "cache", sample_rate=SAMPLE_RATE, dtype=dtype)
@@ -119,6 +120,7 @@ def test_concurrent_writers_threads(tmp_path, monkeypatch):
     assert np.array_equal(cache.get(path), results[0])
 
 
+@pytest.mark.integration
 def test_concurrent_writers_processes(tmp_path):
     path = _wav(tmp_path / "a.wav", seconds=4.0)
     cache = AudioCache(tmp_path / "cache", sample_rate=SAMPLE_RATE)

@@ -36,6 +36,7 @@ def full_report(module_inputs, tmp_path_factory):
     return write_report(module_inputs, tmp_path_factory.mktemp("report") / "report", gallery_size=2, worst=2)
 
 
+@pytest.mark.integration
 def test_report_files_and_metrics_json(full_report, module_inputs):
     out = full_report.out_dir
     assert sorted(p.name for p in out.iterdir()) == ["figures", "metrics.json", "per_species.csv", "report.html"]
@@ -141,6 +142,7 @@ def hostile_report(module_inputs, tmp_path_factory):
     return write_report(inputs, tmp_path_factory.mktemp("hostile") / "report", title=f"Report {SCRIPT}{ATTRIBUTE}", gallery_size=2, worst=3)
 
 
+@pytest.mark.integration
 def test_user_text_is_escaped_in_the_html(hostile_report):
     text = hostile_report.html.read_text()
     assert "<script" not in text.lower()  # the report has no script of its own: any would come from user text

@@ -40,6 +40,7 @@ def _windows():
                      1e-3 * rng.standard_normal(t.size)]).astype(np.float32)  # fmt: skip
 
 
+@pytest.mark.integration
 def test_onnx_and_openvino_exports_score_like_the_torch_model(model_and_labels, tmp_path):
     import onnxruntime as ort
     import openvino as ov

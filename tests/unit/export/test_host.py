@@ -62,6 +62,7 @@ def _session(proto) -> ort.InferenceSession:
 
 
 @pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.integration
 def test_cut_graphs_fed_by_the_host_stft_give_torch_probabilities(exported, case):
     model, onnx_path, xml_path = exported[case]
     _, features, info = read_export_info(onnx_path)
@@ -203,6 +204,7 @@ def test_the_power_tensor_must_be_read_by_the_graph():
         onnx_body(helper.make_model(helper.make_graph(nodes[:1], "g", [x], [y])), ["clipwise"])
 
 
+@pytest.mark.integration
 def test_an_ir_whose_conversion_lost_the_tensor_warns_and_runs_its_whole_graph(exported, tmp_path, monkeypatch):
     from birdcall.export import openvino as openvino_export
 

@@ -159,6 +159,7 @@ def test_two_stage_dft_equals_torch_stft_power(features, rng):
     torch.testing.assert_close(actual / scale, expected / scale, rtol=0, atol=2e-6)
 
 
+@pytest.mark.integration
 def test_multichannel_pcen_front_end_with_preemphasis_exports(tmp_path):
     features = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0, scale="pcen",
                              preemphasis=0.97, top_db=80.0, channels=("logmel", "logmel_delta2", "mfcc", "freqpos"))  # fmt: skip

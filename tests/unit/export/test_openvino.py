@@ -42,6 +42,7 @@ def irs(tmp_path_factory):
     return out
 
 
+@pytest.mark.integration
 def test_ir_files_are_written_float32_without_leftovers(irs):
     _, xml = irs["test_cnn"]
     folder = xml.parent
@@ -184,6 +185,7 @@ def test_bad_arguments_raise_parameter_error(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
 
+@pytest.mark.integration
 def test_an_ir_that_differs_from_onnx_runtime_is_refused_and_not_written(tmp_path, monkeypatch):
     model, other = _model("test_cnn", seed=0), _model("test_cnn", seed=1)
     good = export_onnx(model, tmp_path / "good.onnx", labels=LABELS)

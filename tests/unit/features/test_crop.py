@@ -70,6 +70,7 @@ def test_start_mode_needs_no_rng():
     assert crop_or_pad(np.arange(10.0), num_samples=4, mode="start", rng=None).tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
+@pytest.mark.integration
 def test_energy_mode_picks_the_loud_part(rng):
     sample_rate = 32000
     y = 0.01 * rng.standard_normal(20 * sample_rate)

@@ -109,6 +109,7 @@ def test_frame_count(num_samples):
     assert torch.isfinite(out).all()  # silence: constant maps normalise to zeros, not NaN
 
 
+@pytest.mark.integration
 def test_exports_with_a_dynamic_batch(waveforms):
     """torch.export is the front end of torch.onnx.export in torch 2.x: no data-dependent control flow."""
     module = FeatureExtractor(FeatureConfig(scale="pcen", channels=("logmel", "logmel_delta", "mfcc"))).eval()

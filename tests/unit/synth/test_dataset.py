@@ -144,6 +144,7 @@ def test_soundscapes_have_empty_and_busy_windows(tmp_path):
     assert np.median(band_power[per_window > 0]) > 2 * np.median(band_power[per_window == 0])
 
 
+@pytest.mark.integration
 def test_deterministic_for_a_seed_and_different_across_seeds(tmp_path, small):
     again = make_dataset(tmp_path / "again", seed=5, **SMALL)
     for name in CSV_FILES:

