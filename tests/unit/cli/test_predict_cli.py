@@ -97,13 +97,13 @@ def test_postprocess_flags_change_the_scores(model_path, audio, tmp_path):
 def test_openvino_streams_give_the_torch_scores(model_path, audio, tmp_path):
     pytest.importorskip("openvino")
     torch_csv, ov_csv = tmp_path / "torch.csv", tmp_path / "ov.csv"
-    assert predict("--model", model_path, "--out", torch_csv, "--batch-size", "4", audio).exit_code == 0
+    assert predict("--model", model_path, "--out", torch_csv, "--backend", "torch", "--batch-size", "4", audio).exit_code == 0
     result = predict("--model", model_path, "--out", ov_csv, "--backend", "openvino", "--streams", "2", "--batch-size", "4", audio)
     assert result.exit_code == 0, result.output
     expected, actual = pd.read_csv(torch_csv), pd.read_csv(ov_csv)
     assert actual["row_id"].tolist() == expected["row_id"].tolist()
     np.testing.assert_allclose(actual[list(LABELS.codes)], expected[list(LABELS.codes)], rtol=0, atol=1e-4)
-    bad = predict("--model", model_path, "--out", tmp_path / "bad.csv", "--streams", "2", audio)
+    bad = predict("--model", model_path, "--out", tmp_path / "bad.csv", "--backend", "torch", "--streams", "2", audio)
     assert bad.exit_code != 0 and "streams applies to the openvino backend only" in bad.output
 
 
