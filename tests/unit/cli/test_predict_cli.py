@@ -176,3 +176,36 @@ def test_repeated_model_options_average_the_models(model_path, audio, tmp_path):
     assert again.exit_code == 0 and "3 files" in again.output  # the same ensemble resumes its finished run
     swapped = predict("--model", other_path, "--model", model_path, "--out", outs["ab"], "--batch-size", "4", audio)
     assert swapped.exit_code != 0 and "model" in swapped.output.lower()  # another ensemble is another run
+
+
+def test_the_default_backend_is_named_and_torch_or_an_unwritable_cache_runs_torch(model_path, audio, tmp_path, monkeypatch):
+    """No --backend: the checkpoint runs on its cached OpenVINO export (when OpenVINO is installed) and the summary says
+    so; --backend torch writes no cache; a cache that cannot be written is one warning line, and torch's scores."""
+    import shutil
+
+    from birdcall.infer import cache
+
+    pytest.importorskip("openvino")
+    result = predict("--model", model_path, "--out", tmp_path / "fast.csv", audio)
+    assert result.exit_code == 0, result.output
+    assert "backend openvino (" in result.output and f"export of {model_path.name})" in result.output
+
+    fresh = tmp_path / "fresh" / model_path.name
+    fresh.parent.mkdir()
+    shutil.copy(model_path, fresh)
+    result = predict("--model", fresh, "--backend", "torch", "--out", tmp_path / "torch.csv", audio)
+    assert result.exit_code == 0 and "backend torch\n" in result.output and not (fresh.parent / cache.CACHE_DIR).exists()
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cache.tempfile, "mkdtemp", read_only)  # a read-only folder (the tests may run as root)
+    result = predict("--model", fresh, "--out", tmp_path / "fallback.csv", audio)
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "running on torch: cannot write the export cache" in warned[0] and "backend torch\n" in result.output
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "fallback.csv"), pd.read_csv(tmp_path / "torch.csv"))
+    from birdcall.export.metadata import TOLERANCE
+
+    fast, slow = pd.read_csv(tmp_path / "fast.csv"), pd.read_csv(tmp_path / "torch.csv")
+    np.testing.assert_allclose(fast[list(LABELS.codes)], slow[list(LABELS.codes)], rtol=0, atol=TOLERANCE)
