@@ -77,8 +77,10 @@ def report(summary, *, target: Path, errors_csv: Path) -> None:
     if not summary.complete:
         console.print(f"[yellow]combined outputs incomplete:[/] {'; '.join(summary.missing)}", highlight=False)
     out.print(f"{summary.line()} -> {target}", highlight=False)
-    if summary.backend:
-        out.print(f"backend {summary.backend}" + (f" ({summary.backend_note})" if summary.backend_note else ""), highlight=False)
+    backend = getattr(summary, "backend", None)  # a run of species scores (not pseudo-label's summary, not embed's)
+    if backend:
+        note = getattr(summary, "backend_note", "")
+        out.print(f"backend {backend}" + (f" ({note})" if note else ""), highlight=False)
     if summary.resumed:
         out.print(f"{summary.resumed} file(s) were done by an earlier run and skipped", highlight=False)
     if summary.skipped:
