@@ -76,11 +76,12 @@ def analyze(
     Shards (--shard I/N) may run into the same OUT_DIR; its outputs hold every shard finished so far.
     """
     from ..infer.detections import read_species_list
+    from ..infer.models import BackendWarning
     from ..infer.outputs import merge_outputs
     from ..infer.run import DetectionOptions, EngineOptions, WindowOptions, run_inference
     from ..infer.run_state import RunStateWarning
 
-    with user_errors(), one_line_warnings(RunStateWarning):
+    with user_errors(), one_line_warnings(RunStateWarning), one_line_warnings(BackendWarning):
         if merge:
             result = merge_outputs(out_dir, list(audio or []), kind="detections")
         else:

@@ -20,9 +20,16 @@ MODEL = typer.Option(
     help="A .safetensors checkpoint, a training run folder (ensemble of its folds), an .onnx or OpenVINO .xml model. "
     "Repeat it to average several (an ensemble: probabilities averaged per window and species).",
 )
-BACKEND = typer.Option(None, "--backend", help="torch, onnx or openvino (default: from the model's suffix; torch for a folder).")
+BACKEND = typer.Option(
+    None, "--backend",
+    help="torch, onnx or openvino. Default: a .safetensors checkpoint (or each one of a run folder) runs on OpenVINO through "
+    "an export made once, checked against torch, and cached beside it in .birdcall-cache/ (torch, with a warning, when that "
+    "is not possible; a resumed run keeps its backend); an .onnx or .xml model on its own runtime. --backend torch opts out.",
+)
 THREADS = typer.Option(None, "--threads", help="Intra-op threads of the backend.")
-STREAMS = typer.Option(None, "--streams", help="OpenVINO only: CPU streams, each batch split across them (2 is ~20% faster on 2 cores).")
+STREAMS = typer.Option(
+    None, "--streams", help="OpenVINO only: CPU streams, each batch split across them (default: one per CPU core, at most 2)."
+)
 FRONTEND = typer.Option(
     "auto", "--frontend",
     help="onnx/openvino only: where the STFT runs: host (a real FFT, then the exported graph from its power spectrum; "
@@ -70,6 +77,10 @@ def report(summary, *, target: Path, errors_csv: Path) -> None:
     if not summary.complete:
         console.print(f"[yellow]combined outputs incomplete:[/] {'; '.join(summary.missing)}", highlight=False)
     out.print(f"{summary.line()} -> {target}", highlight=False)
+    backend = getattr(summary, "backend", None)  # a run of species scores (not pseudo-label's summary, not embed's)
+    if backend:
+        note = getattr(summary, "backend_note", "")
+        out.print(f"backend {backend}" + (f" ({note})" if note else ""), highlight=False)
     if summary.resumed:
         out.print(f"{summary.resumed} file(s) were done by an earlier run and skipped", highlight=False)
     if summary.skipped:
@@ -134,12 +145,13 @@ def predict(
 
     Shards (--shard I/N) with the same --out share that state; the CSV holds every shard finished so far.
     """
+    from ..infer.models import BackendWarning
     from ..infer.outputs import merge_outputs
     from ..infer.run import EngineOptions, WindowOptions, run_inference
     from ..infer.run_state import RunStateWarning, state_dir
 
     errors_csv = state_dir(out_path, "submission") / "errors.csv"
-    with user_errors(), one_line_warnings(RunStateWarning):
+    with user_errors(), one_line_warnings(RunStateWarning), one_line_warnings(BackendWarning):
         if merge:
             result = merge_outputs(out_path, list(audio or []), kind="submission")
         else:

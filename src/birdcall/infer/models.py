@@ -4,20 +4,28 @@
 of them, or a Scorer object) into a :class:`~birdcall.infer.scorer.Scorer`; :func:`open_embedder` does the same
 for an :class:`~birdcall.infer.scorer.Embedder`. :data:`MODEL_SUFFIXES` is the one map from a model file's suffix
 to the backend that opens it; :func:`model_backend` and :func:`model_digest` say what a run records about the model.
+
+With ``auto_export=True`` and no backend named (what ``predict`` and ``analyze`` do), :func:`open_scorer` runs a
+torch checkpoint (or each checkpoint of a run folder) through its cached OpenVINO export
+(:mod:`birdcall.infer.cache`), and falls back to torch with one :class:`BackendWarning` saying why when there is
+none; OpenVINO then runs :func:`default_streams` streams unless told otherwise.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import BirdcallError, ParameterError
 from ..fileio import hash_files
+from .cache import cached_export
 from .ensemble import EnsembleScorer, load_ensemble, run_models
 from .scorer import BIRDNET, load_embedder, load_scorer
 
-__all__ = ["MODEL_SUFFIXES", "is_embedder", "is_scorer", "model_backend", "model_digest", "open_embedder", "open_model", "suffix_backend"]
+__all__ = ["MODEL_SUFFIXES", "BackendWarning", "OpenedModel", "default_streams", "is_embedder", "is_scorer", "model_backend", "model_digest", "open_embedder", "open_model", "open_scorer", "suffix_backend"]
 
 MODEL_SUFFIXES = {".safetensors": "torch", ".onnx": "onnx", ".xml": "openvino"}
 """The backend that opens a model file, by its (lower-case) suffix."""
@@ -28,8 +36,29 @@ def suffix_backend(path: Path) -> str | None:
     return MODEL_SUFFIXES.get(Path(path).suffix.lower())
 
 
+class BackendWarning(UserWarning):
+    """A checkpoint runs on torch because its OpenVINO export could not be used (the message says why)."""
+
+
+class OpenedModel(NamedTuple):
+    """What :func:`open_scorer` opened: the scorer, the backend that runs it and, for a cached export, which."""
+
+    scorer: Any
+    backend: str | None  # "torch", "onnx", "openvino"; comma-separated for a list; None for a Scorer object
+    note: str = ""  # e.g. "cached export of best.safetensors"
+
+
+def default_streams() -> int:
+    """OpenVINO CPU streams when none are asked for: one per core, at most 2 (each batch split across them)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(2, cores))
+
+
 def open_model(model: Any, *, backend: str | None = None, threads: int | None = None, streams: int | None = None, frontend: str = "auto"):
-    """Open ``model`` as a :class:`~birdcall.infer.scorer.Scorer`.
+    """Open ``model`` as a :class:`~birdcall.infer.scorer.Scorer`; :func:`open_scorer` without ``auto_export``.
 
     Args:
         model: a Scorer (returned as is); a ``.safetensors`` checkpoint; a run folder (an ensemble of its
@@ -47,21 +76,64 @@ def open_model(model: Any, *, backend: str | None = None, threads: int | None = 
             a backend they do not apply to.
         CheckpointError: a malformed model file.
     """
+    return open_scorer(model, backend=backend, threads=threads, streams=streams, frontend=frontend).scorer
+
+
+def open_scorer(
+    model: Any, *, backend: str | None = None, threads: int | None = None, streams: int | None = None, frontend: str = "auto",
+    auto_export: bool = False,
+) -> OpenedModel:
+    """Open ``model`` as a :class:`~birdcall.infer.scorer.Scorer` and say which backend runs it.
+
+    Args:
+        model, backend, threads, streams, frontend: as in :func:`open_model`.
+        auto_export: with ``backend=None``, run each ``.safetensors`` checkpoint (of a run folder too) through
+            its cached, parity-checked OpenVINO export (:func:`~birdcall.infer.cache.cached_export`), or torch
+            with a :class:`BackendWarning` when there is none. OpenVINO runs ``streams`` or :func:`default_streams`.
+
+    Raises:
+        As :func:`open_model`.
+    """
     if is_scorer(model):
-        return model
+        return OpenedModel(model, None)
     if isinstance(model, (list, tuple)):  # several models (files or run folders, any formats): their mean
         if not model:
             raise ParameterError("no model given")
-        return EnsembleScorer([open_model(m, backend=backend, threads=threads, streams=streams, frontend=frontend) for m in model])
+        opened = [open_scorer(m, backend=backend, threads=threads, streams=streams, frontend=frontend, auto_export=auto_export) for m in model]
+        notes = "; ".join(o.note for o in opened if o.note)
+        return OpenedModel(EnsembleScorer([o.scorer for o in opened]), ",".join(str(o.backend) for o in opened), notes)
     path = Path(model)
     if not path.exists():
         raise ParameterError(f"{path}: model not found")
+    auto = auto_export and backend is None
     if path.is_dir():
-        return load_ensemble(path, backend=backend or "torch", threads=threads, streams=streams, frontend=frontend)
+        if not auto:
+            if backend == "openvino" and streams is None:
+                streams = default_streams()
+            return OpenedModel(load_ensemble(path, backend=backend or "torch", threads=threads, streams=streams, frontend=frontend), backend or "torch")
+        members = [_open_file(p, None, threads, streams, frontend, auto=True) for p in run_models(path)]
+        backends = list(dict.fromkeys(m.backend for m in members))
+        notes = [m.note for m in members if m.note]
+        note = notes[0] if len(notes) == 1 else (f"cached exports of {len(notes)} checkpoints" if notes else "")
+        return OpenedModel(EnsembleScorer([m.scorer for m in members]), "+".join(backends), note)
+    return _open_file(path, backend, threads, streams, frontend, auto=auto)
+
+
+def _open_file(path: Path, backend: str | None, threads: int | None, streams: int | None, frontend: str, *, auto: bool) -> OpenedModel:
     chosen = backend or suffix_backend(path)
     if chosen is None:
         raise ParameterError(f"{path}: unknown model format; expected {', '.join(MODEL_SUFFIXES)} or a run folder (or pass --backend)")
-    return load_scorer(path, backend=chosen, threads=threads, streams=streams, frontend=frontend)
+    if auto and chosen == "torch":
+        found = cached_export(path)
+        if found.path is not None:
+            scorer = load_scorer(found.path, backend="openvino", threads=threads, streams=streams or default_streams(), frontend=frontend)
+            return OpenedModel(scorer, "openvino", f"{'new' if found.exported else 'cached'} export of {path.name}")
+        if not found.expected:
+            warnings.warn(f"{path}: running on torch: {found.reason}", BackendWarning, stacklevel=3)
+        return OpenedModel(load_scorer(path, backend="torch", threads=threads, frontend="auto"), "torch")
+    if chosen == "openvino" and streams is None:
+        streams = default_streams()
+    return OpenedModel(load_scorer(path, backend=chosen, threads=threads, streams=streams, frontend=frontend), chosen)
 
 
 

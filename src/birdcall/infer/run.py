@@ -54,7 +54,7 @@ from .batching import score_files
 from .detections import to_detections
 from .inputs import check_names, check_row_ids, discover_inputs, parse_shard, select_shard
 from .long_recording import WindowSpec
-from .models import model_backend, model_digest, open_embedder, open_model
+from .models import model_backend, model_digest, open_embedder, open_scorer
 from .outputs import INDEX, combine_outputs, empty_scores
 from .postprocess import PostprocessConfig
 from .postprocess import postprocess as apply_postprocess
@@ -71,6 +71,7 @@ from .run_state import (
     locked,
     manifest_name,
     read_records,
+    read_settings,
     shard_name,
     state_dir,
     temporary_folders,
@@ -120,9 +121,13 @@ class EngineOptions:
         workers: decoding processes (0: a decoding thread in this process).
         start_method: ``multiprocessing`` start method of the workers (``spawn`` or ``forkserver``).
         shard: ``(I, N)`` or ``"I/N"``: run only shard I of N (:func:`~birdcall.infer.inputs.select_shard`).
-        backend: scorer backend, ``torch``, ``onnx`` or ``openvino`` (None: from the model's suffix).
+        backend: scorer backend, ``torch``, ``onnx`` or ``openvino``. None: from the model's suffix, except that a
+            ``detections`` or ``submission`` run gives a torch checkpoint (or each of a run folder) to its cached
+            OpenVINO export (:mod:`birdcall.infer.cache`; torch with a warning when there is none), unless it
+            resumes a run recorded with the suffix's backend (which keeps it).
         threads: backend intra-op threads.
-        streams: OpenVINO CPU streams, each scorer call's batch split across them (openvino backend only).
+        streams: OpenVINO CPU streams, each scorer call's batch split across them (openvino backend only; None:
+            :func:`~birdcall.infer.models.default_streams`).
         frontend: where an exported model computes its STFT (:func:`~birdcall.infer.models.open_model`); the
             scores agree to 1e-4.
     """
@@ -170,6 +175,8 @@ class RunSummary:
         complete: every planned shard has run and every file of every shard is recorded.
         missing: what keeps the combined outputs incomplete (shards ``I/N`` or a count of files).
         state_dir: the folder with run.json, plans, manifests and parts.
+        backend: the backend that scored (as recorded in run.json; None for a Scorer object).
+        backend_note: which export ran a checkpoint, e.g. ``"cached export of best.safetensors"`` (or ``""``).
     """
 
     files: int
@@ -181,6 +188,8 @@ class RunSummary:
     complete: bool
     missing: tuple[str, ...]
     state_dir: Path
+    backend: str | None = None
+    backend_note: str = ""
 
     def line(self) -> str:
         """``"N files, M windows, K skipped"``."""
@@ -252,11 +261,15 @@ def run_inference(
     if kind == "embeddings":
         scorer, spec, settings = _open_embeddings(model, birdnet=birdnet, model_id=model_id, window=window, engine=engine,
                                                   postprocess=postprocess, detection=detection)
-        labels = None
+        labels, note = None, ""
     else:
-        scorer, spec, settings, detection = _open_scorer(model, kind=kind, model_id=model_id, window=window, engine=engine,
-                                                         postprocess=postprocess, detection=detection)
+        resumes = _resumes_suffix_backend(model, state_dir(out, kind))
+        auto = engine.backend is None and kind in ("detections", "submission") and resumes is None
+        scorer, spec, settings, detection, note = _open_scorer(model, kind=kind, model_id=model_id, window=window, engine=engine,
+                                                               postprocess=postprocess, detection=detection, auto_export=auto)
         labels = scorer.labels
+        if resumes is False and engine.backend in (None, settings["backend"]):
+            del settings["backend"]  # a run.json from before backends were recorded: it resumes on the same one
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back
     state = state_dir(out, kind)
     with writing(state):
@@ -290,14 +303,33 @@ def run_inference(
         complete=combined["complete"],
         missing=combined["missing"],
         state_dir=state,
+        backend=settings.get("backend"),
+        backend_note=note,
     )
 
 
+def _resumes_suffix_backend(model: Any, state: Path) -> bool | None:
+    """Whether ``state`` holds a run recorded with the backend the model's suffix names, which it resumes on:
+    every run before the automatic OpenVINO export. True: it recorded that backend; False: it recorded no
+    backend (an older run.json); None: no run, or one on another backend (a new run chooses for itself)."""
+    try:
+        old = read_settings(state)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict):
+        return None
+    if "backend" not in old:
+        return False
+    return True if old["backend"] == model_backend(model, None) else None
+
+
 def _open_scorer(model: Any, *, kind: str, model_id: str | None, window: WindowOptions, engine: EngineOptions,
-                 postprocess: PostprocessConfig | None, detection: DetectionOptions | None) -> tuple[Any, WindowSpec, dict, DetectionOptions | None]:
-    """The scorer, window spec, run settings and detection options (None unless ``detections``) of a run of species
-    scores; invalid options are refused."""
-    scorer = open_model(model, backend=engine.backend, threads=engine.threads, streams=engine.streams, frontend=engine.frontend)
+                 postprocess: PostprocessConfig | None, detection: DetectionOptions | None,
+                 auto_export: bool) -> tuple[Any, WindowSpec, dict, DetectionOptions | None, str]:
+    """The scorer, window spec, run settings, detection options (None unless ``detections``) and backend note of a
+    run of species scores; invalid options are refused."""
+    scorer, backend, note = open_scorer(model, backend=engine.backend, threads=engine.threads, streams=engine.streams,
+                                        frontend=engine.frontend, auto_export=auto_export)
     labels = getattr(scorer, "labels", None)
     if not isinstance(labels, LabelSet):
         raise ParameterError(f"{model}: the scorer carries no LabelSet (species codes)")
@@ -318,7 +350,7 @@ def _open_scorer(model: Any, *, kind: str, model_id: str | None, window: WindowO
         "format": FORMAT,
         "kind": kind,
         "model": model_digest(model, model_id),
-        "backend": model_backend(model, engine.backend),
+        "backend": backend,
         "labels": labels.to_dict(),
         "sample_rate": spec.sample_rate,
         "clip_duration": spec.clip_duration,
@@ -329,7 +361,7 @@ def _open_scorer(model: Any, *, kind: str, model_id: str | None, window: WindowO
         "postprocess": asdict(postprocess) if postprocess is not None else None,
         "detection": asdict(detection) if detection is not None else None,
     }
-    return scorer, spec, settings, detection
+    return scorer, spec, settings, detection, note
 
 
 def _open_embeddings(model: Any, *, birdnet, model_id: str | None, window: WindowOptions, engine: EngineOptions,

@@ -146,7 +146,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(model_path, tmp_path):
     paths = make_audio(audio, 8, seconds=3.0)
     (audio / "rec99.ogg").write_text("not audio either")
     out = tmp_path / "out"
-    args = ["analyze", "--model", str(model_path), "--out", str(out), "--min-confidence", "0", "--batch-size", "1", "--workers", "1", "--quiet", str(audio)]
+    args = ["analyze", "--model", str(model_path), "--backend", "torch", "--out", str(out), "--min-confidence", "0", "--batch-size", "1", "--workers", "1",
+            "--quiet", str(audio)]  # torch: the kill counts TorchScorer calls
     command = [sys.executable, "-c", KILLED_CLI, *args]
 
     environment = {**os.environ, "BIRDCALL_TEST_KILL_AT": str(KILL_AT)}
@@ -174,7 +175,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(model_path, tmp_path):
     assert sorted(r["file"] for r in records) == sorted(map(str, [*paths, audio / "rec99.ogg"]))  # each file once
 
     reference = tmp_path / "reference"
-    result = analyze("--model", model_path, "--out", reference, "--min-confidence", "0", "--batch-size", "1", audio)
+    result = analyze("--model", model_path, "--backend", "torch", "--out", reference, "--min-confidence", "0", "--batch-size", "1", audio)
     assert result.exit_code == 1
     assert derived_outputs(out) == derived_outputs(reference)
     detections = pd.read_csv(out / "detections.csv")
@@ -199,7 +200,7 @@ def test_frontend_option_host_and_graph_give_the_same_detections(model_path, tmp
     pd.testing.assert_frame_equal(host.drop(columns="confidence"), graph.drop(columns="confidence"))
     assert np.abs(host["confidence"] - graph["confidence"]).max() <= 1e-4
 
-    result = analyze("--model", model_path, "--out", tmp_path / "torch", "--frontend", "host", tmp_path / "audio")
+    result = analyze("--model", model_path, "--out", tmp_path / "torch", "--backend", "torch", "--frontend", "host", tmp_path / "audio")
     assert result.exit_code == 2 and "frontend='host' applies to the onnx and openvino backends only" in result.output
 
 

@@ -97,13 +97,13 @@ def test_postprocess_flags_change_the_scores(model_path, audio, tmp_path):
 def test_openvino_streams_give_the_torch_scores(model_path, audio, tmp_path):
     pytest.importorskip("openvino")
     torch_csv, ov_csv = tmp_path / "torch.csv", tmp_path / "ov.csv"
-    assert predict("--model", model_path, "--out", torch_csv, "--batch-size", "4", audio).exit_code == 0
+    assert predict("--model", model_path, "--out", torch_csv, "--backend", "torch", "--batch-size", "4", audio).exit_code == 0
     result = predict("--model", model_path, "--out", ov_csv, "--backend", "openvino", "--streams", "2", "--batch-size", "4", audio)
     assert result.exit_code == 0, result.output
     expected, actual = pd.read_csv(torch_csv), pd.read_csv(ov_csv)
     assert actual["row_id"].tolist() == expected["row_id"].tolist()
     np.testing.assert_allclose(actual[list(LABELS.codes)], expected[list(LABELS.codes)], rtol=0, atol=1e-4)
-    bad = predict("--model", model_path, "--out", tmp_path / "bad.csv", "--streams", "2", audio)
+    bad = predict("--model", model_path, "--out", tmp_path / "bad.csv", "--backend", "torch", "--streams", "2", audio)
     assert bad.exit_code != 0 and "streams applies to the openvino backend only" in bad.output
 
 
@@ -176,3 +176,36 @@ def test_repeated_model_options_average_the_models(model_path, audio, tmp_path):
     assert again.exit_code == 0 and "3 files" in again.output  # the same ensemble resumes its finished run
     swapped = predict("--model", other_path, "--model", model_path, "--out", outs["ab"], "--batch-size", "4", audio)
     assert swapped.exit_code != 0 and "model" in swapped.output.lower()  # another ensemble is another run
+
+
+def test_the_default_backend_is_named_and_torch_or_an_unwritable_cache_runs_torch(model_path, audio, tmp_path, monkeypatch):
+    """No --backend: the checkpoint runs on its cached OpenVINO export (when OpenVINO is installed) and the summary says
+    so; --backend torch writes no cache; a cache that cannot be written is one warning line, and torch's scores."""
+    import shutil
+
+    from birdcall.infer import cache
+
+    pytest.importorskip("openvino")
+    result = predict("--model", model_path, "--out", tmp_path / "fast.csv", audio)
+    assert result.exit_code == 0, result.output
+    assert "backend openvino (" in result.output and f"export of {model_path.name})" in result.output
+
+    fresh = tmp_path / "fresh" / model_path.name
+    fresh.parent.mkdir()
+    shutil.copy(model_path, fresh)
+    result = predict("--model", fresh, "--backend", "torch", "--out", tmp_path / "torch.csv", audio)
+    assert result.exit_code == 0 and "backend torch\n" in result.output and not (fresh.parent / cache.CACHE_DIR).exists()
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cache.tempfile, "mkdtemp", read_only)  # a read-only folder (the tests may run as root)
+    result = predict("--model", fresh, "--out", tmp_path / "fallback.csv", audio)
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "running on torch: cannot write the export cache" in warned[0] and "backend torch\n" in result.output
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "fallback.csv"), pd.read_csv(tmp_path / "torch.csv"))
+    from birdcall.export.metadata import TOLERANCE
+
+    fast, slow = pd.read_csv(tmp_path / "fast.csv"), pd.read_csv(tmp_path / "torch.csv")
+    np.testing.assert_allclose(fast[list(LABELS.codes)], slow[list(LABELS.codes)], rtol=0, atol=TOLERANCE)
