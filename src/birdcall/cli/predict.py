@@ -33,7 +33,7 @@ STREAMS = typer.Option(
 FRONTEND = typer.Option(
     "auto", "--frontend",
     help="onnx/openvino only: where the STFT runs: host (a real FFT, then the exported graph from its power spectrum; "
-    "~1.7x faster end to end for efficientnet_b0), graph (the whole exported graph), auto (host when the export allows it).",
+    "faster end to end, benchmarks/RESULTS.md), graph (the whole exported graph), auto (host when the export allows it).",
 )
 WORKERS = typer.Option(0, "--workers", help="Processes decoding audio in parallel (0: a decoding thread in the main process, one batch ahead of the model; the faster on 2 cores).")
 SHARD = typer.Option(None, "--shard", help="Run shard I/N only: every N-th file of the sorted inputs, from the I-th.")

@@ -1,7 +1,7 @@
 """The OpenVINO export that ``predict``/``analyze`` run in place of a torch checkpoint, cached beside it.
 
 A birdcall checkpoint run through OpenVINO (host STFT, float32) scores the same windows as torch to the export's
-parity tolerance, ~3x faster and in a third of the memory (`benchmarks/RESULTS.md`). :func:`cached_export`
+parity tolerance, faster and in less memory (figures: `benchmarks/RESULTS.md`). :func:`cached_export`
 exports a checkpoint once with :func:`birdcall.export.export_openvino` (which checks OpenVINO against ONNX
 Runtime, and ONNX Runtime against torch, in float32) and keeps the result beside it::
 
