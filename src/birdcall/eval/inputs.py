@@ -26,6 +26,7 @@ import pandas as pd
 from ..data.labels import LabelSet
 from ..errors import CheckpointError, DataError, ParameterError
 from ..features import FeatureConfig
+from ..layout import FOLD_PREFIX, OOF, RunLayout
 from ..types import Pathlike
 from .submission import ROW_ID, read_solution, read_submission, score_submission
 
@@ -162,29 +163,16 @@ def _soundscape_windows(row_ids: Sequence[str], audio: Pathlike, *, clip_duratio
 
 def _history(folder: Path) -> pd.DataFrame | None:
     """``fold*/metrics.csv`` of a run folder with a ``fold`` column, else its own ``metrics.csv``, else None."""
-    frames = []
-    for path in sorted(folder.glob("fold*/metrics.csv"), key=lambda p: _fold_number(p.parent)):
-        frames.append(pd.read_csv(path).assign(fold=_fold_number(path.parent)))
+    layout = RunLayout(folder)
+    frames = [pd.read_csv(fold.metrics).assign(fold=fold.number) for fold in layout.folds() if fold.metrics.is_file()]
     if frames:
         return pd.concat(frames, ignore_index=True)
-    own = folder / "metrics.csv"
-    return pd.read_csv(own) if own.is_file() else None
-
-
-def _fold_number(folder: Path) -> int:
-    name = folder.name
-    return int(name[4:]) if name.startswith("fold") and name[4:].isdigit() else -1
+    return pd.read_csv(layout.metrics) if layout.metrics.is_file() else None
 
 
 def _checkpoints(folder: Path) -> list[Path]:
     """``fold*/best.safetensors`` in fold order, else ``[best.safetensors]``, else ``[]``."""
-    # the ensemble's own rule for the models of a run folder
-    from ..infer.ensemble import run_models
-
-    try:
-        return run_models(folder)
-    except CheckpointError:
-        return []
+    return RunLayout(folder).models()  # the rule the ensemble reads a run folder's models by
 
 
 def _named_labels(codes: Sequence[str], *candidates: LabelSet | None) -> LabelSet:
@@ -260,7 +248,7 @@ def _read_features(run_dir: Path, checkpoints: Sequence[Path]) -> FeatureConfig 
             return from_dict(FeatureConfig, read_model_info(path)["features"])
         except (CheckpointError, KeyError, TypeError):
             continue
-    config = run_dir / "config.yaml"
+    config = RunLayout(run_dir).config
     if config.is_file():
         import yaml
 
@@ -457,16 +445,17 @@ def _predict_soundscapes(scorer, audio: Path, solution: Path, features: FeatureC
 
 
 def _read_oof(run_dir: Path) -> tuple[pd.DataFrame, Path]:
-    pooled = run_dir / "oof.csv"
+    layout = RunLayout(run_dir)
+    pooled = layout.oof
     if pooled.is_file():
         oof = pd.read_csv(pooled)
         if "fold" not in oof.columns:  # a hold-out run: one model, no folds
             oof["fold"] = -1
         return oof, pooled
-    parts = [pd.read_csv(p).assign(fold=_fold_number(p.parent)) for p in sorted(run_dir.glob("fold*/oof.csv"), key=lambda p: _fold_number(p.parent))]
+    parts = [pd.read_csv(fold.oof).assign(fold=fold.number) for fold in layout.folds() if fold.oof.is_file()]
     if not parts:
-        raise DataError(run_dir, "no oof.csv (nor fold*/oof.csv): not a training run folder, or no epoch finished")
-    return pd.concat(parts, ignore_index=True), run_dir / "fold*/oof.csv"
+        raise DataError(run_dir, f"no {OOF} (nor {FOLD_PREFIX}*/{OOF}): not a training run folder, or no epoch finished")
+    return pd.concat(parts, ignore_index=True), run_dir / f"{FOLD_PREFIX}*" / OOF
 
 
 def from_run(
@@ -506,6 +495,7 @@ def from_run(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ParameterError(f"{run_dir}: not a folder (expected a training run folder)")
+    layout = RunLayout(run_dir)
     oof, oof_path = _read_oof(run_dir)
     if "filename" not in oof.columns:
         raise DataError(oof_path, "no 'filename' column")
@@ -534,11 +524,11 @@ def from_run(
         duration = features.clip_duration if features is not None else 5.0
         windows = tuple(WindowRef(Path(p), 0.0, duration) for p in frame.loc[filenames, "path"])
         source["data"] = str(data)
-    elif (run_dir / "folds.csv").is_file():
-        folds = pd.read_csv(run_dir / "folds.csv", dtype={"labels": str}, keep_default_na=False).set_index("filename")
+    elif layout.folds_csv.is_file():
+        folds = pd.read_csv(layout.folds_csv, dtype={"labels": str}, keep_default_na=False).set_index("filename")
         missing = [f for f in filenames if f not in folds.index]
         if missing:
-            raise DataError(run_dir / "folds.csv", f"{len(missing)} clip(s) of {oof_path} are not listed, e.g. {missing[:3]}")
+            raise DataError(layout.folds_csv, f"{len(missing)} clip(s) of {oof_path} are not listed, e.g. {missing[:3]}")
         labels = _named_labels(codes, model_labels)
         lists = [str(v).split() for v in folds.loc[filenames, "labels"]]
         y_true = labels.encode([[c for c in codes_ if c in labels] for codes_ in lists]).astype(np.int8)
@@ -567,8 +557,9 @@ def from_run(
 def _embed_folds(folds: np.ndarray, windows, run_dir: Path, chosen: np.ndarray, *, batch_size: int, load) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Embeddings of the rows ``chosen``, each by the model of its fold (``fold == -1``: the run's own model)."""
     parts, kept, notes = [], [], []
+    layout = RunLayout(run_dir)
     for fold in sorted(set(folds[chosen].tolist())):
-        path = run_dir / ("best.safetensors" if fold < 0 else f"fold{fold}/best.safetensors")
+        path = layout.best if fold < 0 else layout.fold(fold).best
         if not path.is_file():
             notes.append(f"No {path.relative_to(run_dir)}: the clips of fold {fold} have no embedding.")
             continue

@@ -15,7 +15,6 @@ order), and each species is combined over the members that predict it, with thei
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,10 +24,11 @@ import pandas as pd
 from ..data.labels import LabelSet
 from ..errors import CheckpointError, ParameterError
 from ..features import FeatureConfig
+from ..layout import RunLayout
 from ..types import Pathlike
 from .scorer import Scorer, load_scorer
 
-__all__ = ["METHODS", "EnsembleScorer", "align_labels", "check_method", "check_power", "combine", "load_ensemble", "member_dirs", "run_models"]
+__all__ = ["METHODS", "EnsembleScorer", "align_labels", "check_method", "check_power", "combine", "load_ensemble", "run_models"]
 
 METHODS = ("mean", "power", "rank")
 
@@ -275,28 +275,14 @@ class EnsembleScorer:
         return f"EnsembleScorer({len(self.scorers)} members, method={self.method!r}, {len(self.labels)} species)"
 
 
-def _fold_key(path: Path) -> tuple[int, str]:
-    match = re.fullmatch(r"fold(\d+)", path.parent.name)
-    return (int(match.group(1)) if match else 1 << 30, path.parent.name)
-
-
-def member_dirs(fold_dir: Path) -> list[Path]:
-    """The folders of a fold's models: ``fold_dir`` (seed 0) then its seed ensemble's ``fold_dir/seed<j>`` in seed
-    order (the layout ``birdcall.train.fit_folds`` writes with ``seeds > 1``)."""
-    extra = [p for p in fold_dir.glob("seed*") if p.is_dir() and p.name[4:].isdigit()]
-    return [fold_dir] + sorted(extra, key=lambda p: int(p.name[4:]))
-
-
 def run_models(folder: Path) -> list[Path]:
     """The models of a training run folder: ``fold*/best.safetensors`` in fold order, each followed by its seed
-    ensemble's ``fold*/seed*/best.safetensors`` in seed order; else ``[folder/best.safetensors]``."""
-    folds = sorted((p for p in folder.glob("fold*/best.safetensors") if p.is_file()), key=_fold_key)
-    if folds:
-        return [path for fold in folds for d in member_dirs(fold.parent) if (path := d / "best.safetensors").is_file()]
-    single = folder / "best.safetensors"
-    if single.is_file():
-        return [single]
-    raise CheckpointError(folder, "no model in this folder (expected fold*/best.safetensors or best.safetensors)")
+    ensemble's ``fold*/seed*/best.safetensors`` in seed order; else ``[folder/best.safetensors]``
+    (:meth:`birdcall.layout.RunLayout.models`)."""
+    models = RunLayout(Path(folder)).models()
+    if not models:
+        raise CheckpointError(folder, "no model in this folder (expected fold*/best.safetensors or best.safetensors)")
+    return models
 
 
 def load_ensemble(

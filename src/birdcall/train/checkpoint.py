@@ -17,11 +17,12 @@ import torch
 
 from ..errors import CheckpointError
 from ..fileio import atomic_path
+from ..layout import STATE
 from ..types import Pathlike
 
 __all__ = ["STATE_FILE", "save_train_state", "load_train_state"]
 
-STATE_FILE = "train_state.pt"
+STATE_FILE = STATE  # the file name is birdcall.layout's
 _FORMAT = "birdcall.train_state/1"
 
 

@@ -24,9 +24,8 @@ from ..data.dataset import ClipTable, check_clip_audio
 from ..data.folds import make_folds
 from ..errors import ParameterError
 from ..fileio import atomic_to_csv
-from ..infer.ensemble import member_dirs  # the one rule for a fold's seed folders
+from ..layout import FoldLayout, RunLayout
 from ..metrics import score_arrays
-from .checkpoint import STATE_FILE
 from .config import TrainConfig
 from .loop import FitResult, _barrier, _distributed, fit
 from .rundir import clear_run, config_differences, cv_run_files, refuse_existing_run, run_files
@@ -76,6 +75,7 @@ def fit_folds(
     if only_fold is not None and not 0 <= only_fold < config.folds:
         raise ParameterError(f"fold must be in 0..{config.folds - 1}, got {only_fold}")
     run_dir = Path(run_dir)
+    layout = RunLayout(run_dir)
     rank, world = _distributed()
     is_main = rank == 0  # under torchrun only rank 0 writes
     if not table.audio_checked:  # before the folds: they are made from the clips that will be trained
@@ -84,22 +84,22 @@ def fit_folds(
     folds = fold_table["fold"].to_numpy()
     fold_ids = list(range(config.folds)) if only_fold is None else [only_fold]
     members = [(fold, member) for fold in fold_ids for member in range(config.seeds)]
-    model_dirs = {key: _model_dir(run_dir, *key) for key in members}
-    to_clear = _check_cv_folder(run_dir, config, fold_table, [model_dirs[k] for k in members], only_fold=only_fold, resume=resume, overwrite=overwrite)
+    models = {(fold, member): layout.fold(fold).seed(member) for fold, member in members}
+    to_clear = _check_cv_folder(run_dir, config, fold_table, [models[k].root for k in members], only_fold=only_fold, resume=resume, overwrite=overwrite)
     _barrier(world)  # every rank has looked before rank 0 changes the folder
     if is_main:
         clear_run(to_clear)
         run_dir.mkdir(parents=True, exist_ok=True)
-        to_yaml(config, run_dir / "config.yaml")
-        atomic_to_csv(fold_table, run_dir / "folds.csv")
+        to_yaml(config, layout.config)
+        atomic_to_csv(fold_table, layout.folds_csv)
     results = []
     for fold, member in members:
-        model_dir = model_dirs[fold, member]
+        model = models[fold, member]
         model_config = fold_config(config, fold, seed=config.seed + SEED_STRIDE * member)
-        resume_model = resume and (model_dir / STATE_FILE).is_file()
+        resume_model = resume and model.state.is_file()
         results.append(
             # overwrite: what is there was checked above (a model that never finished an epoch, when resuming)
-            fit(table, model_config, model_dir, train_idx=np.flatnonzero(folds != fold), val_idx=np.flatnonzero(folds == fold),
+            fit(table, model_config, model.root, train_idx=np.flatnonzero(folds != fold), val_idx=np.flatnonzero(folds == fold),
                 resume=resume_model, overwrite=not resume_model, show_progress=show_progress)  # fmt: skip
         )
     if is_main:
@@ -117,11 +117,6 @@ def fold_config(config: TrainConfig, fold: int, *, seed: int) -> TrainConfig:
     distill = replace(config.distill, teacher=fold_path(config.distill.teacher, fold)) if config.distill.teacher else config.distill
     init_from = fold_path(config.init_from, fold) if config.init_from else None
     return replace(config, seed=seed, pseudo=pseudo, distill=distill, init_from=init_from)
-
-
-def _model_dir(run_dir: Path, fold: int, member: int) -> Path:
-    fold_dir = run_dir / f"fold{fold}"
-    return fold_dir if member == 0 else fold_dir / f"seed{member}"
 
 
 def _same_folds(path: Path, fold_table: pd.DataFrame) -> bool:
@@ -144,12 +139,13 @@ def _check_cv_folder(
     existing = cv_run_files(run_dir)
     if not existing:
         return []
-    saved_config = run_dir / "config.yaml"
+    layout = RunLayout(run_dir)
+    saved_config = layout.config
     try:
         same_config = saved_config.is_file() and to_dict(from_yaml(TrainConfig, saved_config)) == to_dict(config)
     except ParameterError:
         same_config = False
-    same_folds = (run_dir / "folds.csv").is_file() and _same_folds(run_dir / "folds.csv", fold_table)
+    same_folds = layout.folds_csv.is_file() and _same_folds(layout.folds_csv, fold_table)
     this_run = same_config and same_folds
     if resume:
         if saved_config.is_file() and not same_config:
@@ -158,8 +154,8 @@ def _check_cv_folder(
             except ParameterError as err:
                 raise ParameterError(f"{saved_config}: resume refused: {err}") from None
             raise ParameterError(f"{saved_config}: resume refused: config differs in {config_differences(saved, to_dict(config))}")
-        if (run_dir / "folds.csv").is_file() and not same_folds:
-            raise ParameterError(f"{run_dir / 'folds.csv'}: resume refused: the clip table differs (files/labels/folds) from the interrupted run's")
+        if layout.folds_csv.is_file() and not same_folds:
+            raise ParameterError(f"{layout.folds_csv}: resume refused: the clip table differs (files/labels/folds) from the interrupted run's")
         # models without a state never finished an epoch: they start again (fit overwrites their files)
         return []
     if this_run and only_fold is not None:  # add a fold to this run: only that fold's models must be free
@@ -172,9 +168,9 @@ def _check_cv_folder(
     return existing
 
 
-def _fold_oof(fold_dir: Path, codes: list[str]) -> tuple[pd.DataFrame | None, int]:
+def _fold_oof(fold: FoldLayout, codes: list[str]) -> tuple[pd.DataFrame | None, int]:
     """The fold's out-of-fold scores, averaged over the models that have written theirs, and their count."""
-    frames = [pd.read_csv(d / "oof.csv") for d in member_dirs(fold_dir) if (d / "oof.csv").is_file()]
+    frames = [pd.read_csv(member.oof) for member in fold.members() if member.oof.is_file()]
     frames = [f for f in frames if len(f)]
     if len(frames) <= 1:
         return (frames[0] if frames else None), len(frames)
@@ -192,13 +188,13 @@ def write_summary(table: ClipTable, run_dir: Path, n_folds: int) -> pd.DataFrame
     """
     rows, oofs = [], []
     codes = list(table.labels.codes)
+    layout = RunLayout(run_dir)
     for fold in range(n_folds):
-        fold_dir = run_dir / f"fold{fold}"
-        metrics_path = fold_dir / "metrics.csv"
-        if not metrics_path.is_file():
+        fold_layout = layout.fold(fold)
+        if not fold_layout.metrics.is_file():
             continue
-        history = pd.read_csv(metrics_path)
-        fold_oof, models = _fold_oof(fold_dir, codes)
+        history = pd.read_csv(fold_layout.metrics)
+        fold_oof, models = _fold_oof(fold_layout, codes)
         if fold_oof is not None:  # the epoch fit kept (best or last, by config.select)
             best = history.loc[history["epoch"] == int(fold_oof["epoch"].iloc[0])].iloc[0]
         else:
@@ -213,10 +209,10 @@ def write_summary(table: ClipTable, run_dir: Path, n_folds: int) -> pd.DataFrame
     summary = pd.DataFrame(rows)
     if oofs:
         oof = pd.concat(oofs, ignore_index=True)
-        atomic_to_csv(oof, run_dir / "oof.csv", float_format="%.6g")
+        atomic_to_csv(oof, layout.oof, float_format="%.6g")
         pooled = score_arrays(_truth(table, oof["filename"]), oof[codes].to_numpy())
         summary = pd.concat([summary, pd.DataFrame([{"fold": "oof", **{k: pooled[k] for k in ("padded_cmap", "cmap", "macro_auc")}}])], ignore_index=True)
-    atomic_to_csv(summary, run_dir / "summary.csv")
+    atomic_to_csv(summary, layout.summary)
     return summary
 
 

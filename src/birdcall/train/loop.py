@@ -4,7 +4,8 @@
 rewritten atomically), ``last.safetensors`` and ``best.safetensors`` (best validation padded cmAP),
 ``oof.csv`` (validation scores of the best epoch, for evaluation and ensembling) and ``train_state.pt``
 (everything needed to resume exactly, and the fingerprint of config and data a resume must match; see
-:mod:`birdcall.train.rundir`, which also decides when a new run may write into a folder). Under ``torchrun`` it trains with DistributedDataParallel: every
+:mod:`birdcall.train.rundir`, which also decides when a new run may write into a folder; the names are
+:class:`birdcall.layout.ModelLayout`'s). Under ``torchrun`` it trains with DistributedDataParallel: every
 rank trains on its share of each epoch, rank 0 evaluates and writes.
 """
 
@@ -28,10 +29,11 @@ from ..data.mixed_windows import MemoryReader, MixedWindowDataset
 from ..data.soundscape import clip_calls
 from ..errors import BirdcallError, ParameterError
 from ..fileio import atomic_to_csv, hash_files
+from ..layout import ModelLayout
 from ..metrics import score_arrays
 from ..models import BIRDNET_FAMILIES, clip_logits, create_model, model_config, save_model
 from ..progress import make_progress
-from .checkpoint import STATE_FILE, load_train_state, save_train_state
+from .checkpoint import load_train_state, save_train_state
 from .config import TrainConfig
 from .ema import ModelEma
 from .losses import build_loss, class_weights, distillation_loss
@@ -383,6 +385,7 @@ def fit(
     if resume and overwrite:
         raise ParameterError("fit: resume continues the run in run_dir and overwrite replaces it: choose one")
     run_dir = Path(run_dir)
+    layout = ModelLayout(run_dir)
     birdnet_family = model_config(config.model, num_classes=len(table.labels)).arch in BIRDNET_FAMILIES
     used = [k for k, v in (("pseudo.labels", config.pseudo.labels), ("distill.teacher", config.distill.teacher), ("init_from", config.init_from)) if v]
     if birdnet_family and used:
@@ -406,15 +409,15 @@ def fit(
     state = None
     existing = [] if resume else cv_run_files(run_dir)
     if resume:  # before anything is written: a mismatched state stays as it was
-        state = load_train_state(run_dir / STATE_FILE)
-        check_resume(run_dir / STATE_FILE, state, fingerprint)
+        state = load_train_state(layout.state)
+        check_resume(layout.state, state, fingerprint)
     elif not overwrite:
         refuse_existing_run(run_dir, existing)
     _barrier(world)  # every rank has checked before rank 0 changes the folder
     if is_main:
         clear_run(existing)
         run_dir.mkdir(parents=True, exist_ok=True)
-        to_yaml(config, run_dir / "config.yaml")
+        to_yaml(config, layout.config)
 
     if birdnet_family:  # a head on frozen BirdNET features
         if world > 1:
@@ -495,7 +498,7 @@ def fit(
                 row = {"epoch": epoch, "train_loss": loss, **metrics, "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
                 best = record_epoch(run_dir, eval_model, table, config, extra=extra, row=row, history=history, best=best, val_idx=val_idx, val_scores=val_scores)
                 save_train_state(
-                    run_dir / STATE_FILE, model=_unwrap(model).state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                    layout.state, model=_unwrap(model).state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                     ema=ema.state_dict() if ema is not None else None, scaler=scaler.state_dict() if scaler is not None else None,
                     epoch=epoch, history=history, best=best, fingerprint=fingerprint,
                 )  # fmt: skip
@@ -510,7 +513,7 @@ def fit(
         for buffer in _unwrap(model).buffers():
             dist.broadcast(buffer, src=0)
     final = ema.module if ema is not None else _unwrap(model)
-    return FitResult(run_dir, run_dir / "best.safetensors", int(best["epoch"]), best["metrics"], pd.DataFrame(history), final)
+    return FitResult(run_dir, layout.best, int(best["epoch"]), best["metrics"], pd.DataFrame(history), final)
 
 
 def record_epoch(
@@ -524,15 +527,16 @@ def record_epoch(
     fold. Without a validation split the lowest training loss wins.
     """
     epoch = row["epoch"]
+    layout = ModelLayout(run_dir)
     history.append(row)
-    atomic_to_csv(pd.DataFrame(history), run_dir / "metrics.csv")
-    save_model(model, run_dir / "last.safetensors", labels=table.labels, extra={**extra, "epoch": epoch, "metrics": row})
+    atomic_to_csv(pd.DataFrame(history), layout.metrics)
+    save_model(model, layout.last, labels=table.labels, extra={**extra, "epoch": epoch, "metrics": row})
     score = float(epoch) if config.select == "last" else row.get("padded_cmap", -row["train_loss"])
     if score > best["score"]:
         best = {"score": float(score), "epoch": epoch, "metrics": row}
-        save_model(model, run_dir / "best.safetensors", labels=table.labels, extra={**extra, "epoch": epoch, "metrics": row})
+        save_model(model, layout.best, labels=table.labels, extra={**extra, "epoch": epoch, "metrics": row})
         if val_scores is not None:
-            _save_oof(run_dir / "oof.csv", table, np.asarray(val_idx), val_scores, epoch)
+            _save_oof(layout.oof, table, np.asarray(val_idx), val_scores, epoch)
     return best
 
 

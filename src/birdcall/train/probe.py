@@ -51,9 +51,10 @@ from ..data.dataset import ClipTable
 from ..data.mixed_windows import MemoryReader, MixedWindowDataset
 from ..data.soundscape import clip_calls
 from ..errors import BirdcallError
+from ..layout import ModelLayout
 from ..models import create_model
 from ..progress import make_progress
-from .checkpoint import STATE_FILE, save_train_state
+from .checkpoint import save_train_state
 from .config import TrainConfig
 from .losses import build_loss, class_weights
 from .optim import build_optimizer, build_scheduler, model_param_groups
@@ -287,13 +288,13 @@ def fit_probe(
             seconds = time.perf_counter() - tick + (feature_seconds if epoch == start_epoch else 0.0)
             row = {"epoch": epoch, "train_loss": total / seen, **metrics, "lr": scheduler.get_last_lr()[0], "seconds": seconds}
             best = record_epoch(run_dir, model, table, config, extra=extra, row=row, history=history, best=best, val_idx=val_idx, val_scores=val_scores)
-            save_train_state(run_dir / STATE_FILE, model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+            save_train_state(ModelLayout(run_dir).state, model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                              ema=None, scaler=None, epoch=epoch, history=history, best=best, fingerprint=fingerprint)  # fmt: skip
             if epoch == config.epochs or epoch % 10 == 0:
                 progress.console.print(
                     f"epoch {epoch}/{config.epochs}  loss {row['train_loss']:.4f}" + "".join(f"  {k} {v:.4f}" for k, v in metrics.items()), highlight=False
                 )
-    return FitResult(run_dir, run_dir / "best.safetensors", int(best["epoch"]), best["metrics"], pd.DataFrame(history), model)
+    return FitResult(run_dir, ModelLayout(run_dir).best, int(best["epoch"]), best["metrics"], pd.DataFrame(history), model)
 
 
 def _augment_key(augment) -> str:

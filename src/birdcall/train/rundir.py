@@ -1,9 +1,9 @@
 """The training run folder: which files are birdcall's, when a new run may write there, and the fingerprint that
 ties a ``train_state.pt`` to its config and data.
 
-A run folder (``fit``) holds ``config.yaml``, ``metrics.csv``, ``last.safetensors``, ``best.safetensors``,
-``oof.csv`` and ``train_state.pt``. A K-fold folder (``fit_folds``) holds ``config.yaml``, ``folds.csv``,
-``summary.csv``, ``oof.csv`` and one run folder per model: ``fold<i>/`` and ``fold<i>/seed<j>/``.
+The names are :mod:`birdcall.layout`'s: a run folder (``fit``) holds :data:`~birdcall.layout.RUN_FILES`, a K-fold
+folder (``fit_folds``) :data:`~birdcall.layout.CV_FILES` and one run folder per model: ``fold<i>/`` and
+``fold<i>/seed<j>/``.
 
 A new run never writes into a folder that holds another run unless asked to (``overwrite``); then only the files
 above are removed (and folders they leave empty), never anything else in the folder. A resumed run must match the
@@ -23,18 +23,9 @@ import numpy as np
 
 from ..config import to_dict
 from ..errors import ParameterError
+from ..layout import CV_FILES, RUN_FILES, FoldLayout, RunLayout, fold_number, seed_number
 
 __all__ = ["CV_FILES", "RUN_FILES", "check_resume", "clear_run", "cv_run_files", "refuse_existing_run", "run_files", "run_fingerprint"]
-
-RUN_FILES = ("config.yaml", "metrics.csv", "last.safetensors", "best.safetensors", "oof.csv", "train_state.pt")
-"""What ``fit`` writes into its run folder."""
-CV_FILES = ("config.yaml", "folds.csv", "summary.csv", "oof.csv")
-"""What ``fit_folds`` writes beside the fold folders."""
-
-
-def _is_indexed(path: Path, prefix: str) -> bool:
-    return path.is_dir() and path.name.startswith(prefix) and path.name[len(prefix) :].isdigit()
-
 
 def _own_files(folder: Path, names: tuple[str, ...]) -> list[Path]:
     """``names`` present in ``folder``, and the temporary files an interrupted atomic write of them left."""
@@ -48,18 +39,17 @@ def _own_files(folder: Path, names: tuple[str, ...]) -> list[Path]:
 def run_files(run_dir: Path, *, members: bool = False) -> list[Path]:
     """Birdcall's files in a ``fit`` run folder (with ``members``: also in its ``seed<j>/`` folders)."""
     found = _own_files(run_dir, RUN_FILES)
-    if members and run_dir.is_dir():
-        for sub in sorted(p for p in run_dir.iterdir() if _is_indexed(p, "seed")):
-            found += _own_files(sub, RUN_FILES)
+    if members:
+        for seed in FoldLayout(run_dir).seeds():
+            found += _own_files(seed.root, RUN_FILES)
     return found
 
 
 def cv_run_files(run_dir: Path) -> list[Path]:
     """Birdcall's files of any run in ``run_dir``: a single run's, a K-fold run's and every fold's."""
     found = _own_files(run_dir, tuple(dict.fromkeys(RUN_FILES + CV_FILES)))
-    if run_dir.is_dir():
-        for fold in sorted(p for p in run_dir.iterdir() if _is_indexed(p, "fold")):
-            found += run_files(fold, members=True)
+    for fold in RunLayout(run_dir).folds():
+        found += run_files(fold.root, members=True)
     return found
 
 
@@ -83,10 +73,10 @@ def clear_run(files: list[Path]) -> None:
             path.unlink()
         parents.add(path.parent)
     for folder in sorted(parents, key=lambda p: len(p.parts), reverse=True):  # seed<j>/ before fold<i>/
-        if _is_indexed(folder, "seed") or _is_indexed(folder, "fold"):
+        if seed_number(folder) is not None or fold_number(folder) is not None:
             with contextlib.suppress(OSError):  # not empty: unrelated files stay, and so does their folder
                 folder.rmdir()
-            if _is_indexed(folder.parent, "fold"):
+            if fold_number(folder.parent) is not None:
                 with contextlib.suppress(OSError):
                     folder.parent.rmdir()
 
