@@ -47,6 +47,7 @@ from birdcall.config import apply_overrides, from_yaml, to_dict
 from birdcall.data import fold_report, read_clip_table
 from birdcall.features import FeatureConfig, delta, log_mel, mfcc
 from birdcall.fileio import atomic_to_csv
+from birdcall.layout import RunLayout
 from birdcall.metrics import per_species_ap, score_arrays
 from birdcall.train import TrainConfig, fit_folds, train_one_epoch
 from birdcall.train.cv import assign_folds
@@ -349,19 +350,19 @@ def main(argv=None) -> int:
             fit_folds(table, config, run_dir, only_fold=fold, resume=args.resume, overwrite=args.overwrite, show_progress=not args.quiet)
             fold_seconds.append(time.perf_counter() - t)
             if args.resume:  # epochs trained before this run count too
-                fold_seconds[-1] = max(fold_seconds[-1], float(pd.read_csv(run_dir / f"fold{fold}" / "metrics.csv")["seconds"].sum()))
+                fold_seconds[-1] = max(fold_seconds[-1], float(pd.read_csv(RunLayout(run_dir).fold(fold).metrics)["seconds"].sum()))
             print(f"fold {fold}: {fold_seconds[-1]:.1f} s")
-        oof = pd.read_csv(run_dir / "oof.csv")
+        oof = pd.read_csv(RunLayout(run_dir).oof)
     else:
         folds_arr = assign_folds(table, n_splits=n_folds, seed=config.seed)  # the assignment fit_folds would write
-        atomic_to_csv(pd.DataFrame({"filename": table.frame["filename"], "fold": folds_arr}), run_dir / "folds.csv")
-    folds = pd.read_csv(run_dir / "folds.csv").set_index("filename")["fold"]
+        atomic_to_csv(pd.DataFrame({"filename": table.frame["filename"], "fold": folds_arr}), RunLayout(run_dir).folds_csv)
+    folds = pd.read_csv(RunLayout(run_dir).folds_csv).set_index("filename")["fold"]
     if not args.skip_model:
         per_fold, pooled, ap = scores_per_fold(table, oof, folds, codes)
         for row, sec in zip(per_fold, fold_seconds):
             row["seconds"] = sec
         pooled["seconds"] = float(sum(fold_seconds))
-        summary = pd.read_csv(run_dir / "summary.csv")
+        summary = pd.read_csv(RunLayout(run_dir).summary)
         best_epochs = {int(r["fold"]): int(r["epoch"]) for _, r in summary.iterrows() if str(r["fold"]) != "oof" and "epoch" in r}
         for row in per_fold:
             row["best_epoch"] = best_epochs.get(row["fold"])

@@ -60,6 +60,7 @@ from birdcall.config import apply_overrides, from_yaml, to_dict
 from birdcall.data import read_clip_table
 from birdcall.data.soundscape import SoundscapeConfig, assemble_soundscapes, source_clips
 from birdcall.errors import ParameterError
+from birdcall.layout import RunLayout
 from birdcall.metrics import score_arrays
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -432,7 +433,7 @@ def main(argv=None) -> int:
         prefix = config.model if family == "birdcall" else "cnn"  # two recipes with one --tag never share a folder
         cnn_dir = args.cnn_run or run_dir / (prefix if not args.tag else f"{prefix}-{args.tag}")
         if args.cnn_run is not None:
-            theirs = pd.read_csv(args.cnn_run / "folds.csv").set_index("filename")["fold"].reindex(table.frame["filename"]).to_numpy()
+            theirs = pd.read_csv(RunLayout(args.cnn_run).folds_csv).set_index("filename")["fold"].reindex(table.frame["filename"]).to_numpy()
             if not np.array_equal(theirs, folds):
                 raise SystemExit(f"{args.cnn_run}/folds.csv: folds differ from this benchmark's (recipe seed {config.seed})")
         for k in fold_list:
@@ -441,11 +442,11 @@ def main(argv=None) -> int:
                 t = time.perf_counter()
                 allowed = [p for j, g in enumerate(groups) if j != k for p in g]  # never fold k's own recording beds
                 fold_table = read_clip_table(fold_data_root(run_dir, args.data, k, allowed))
-                fit_folds(fold_table, config, cnn_dir, only_fold=k, resume=(cnn_dir / f"fold{k}").is_dir(), show_progress=not args.quiet)
-                train_s = float(pd.read_csv(cnn_dir / f"fold{k}" / "metrics.csv")["seconds"].sum())
+                fit_folds(fold_table, config, cnn_dir, only_fold=k, resume=RunLayout(cnn_dir).fold(k).root.is_dir(), show_progress=not args.quiet)
+                train_s = float(pd.read_csv(RunLayout(cnn_dir).fold(k).metrics)["seconds"].sum())
             t = time.perf_counter()
             out = run_dir / "submissions" / f"{cnn_dir.name}_fold{k}.csv"
-            run_inference(cnn_dir / f"fold{k}" / "best.safetensors", [scapes[k] / "soundscapes"], out, kind="submission", retry_failed=True)
+            run_inference(RunLayout(cnn_dir).fold(k).best, [scapes[k] / "soundscapes"], out, kind="submission", retry_failed=True)
             infer_s = time.perf_counter() - t
             record(name, k, pd.read_csv(out), train_s, infer_s)
 

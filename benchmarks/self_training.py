@@ -85,6 +85,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     from birdcall.infer.pseudo_labels import pseudo_label
+    from birdcall.layout import BEST, FOLD_PREFIX, RunLayout
 
     args = parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
     folds = [args.only_fold] if args.only_fold is not None else list(range(args.folds))
     for teacher in args.teacher:
         for k in folds:
-            if not (teacher / f"fold{k}" / "best.safetensors").is_file():
+            if not RunLayout(teacher).fold(k).best.is_file():
                 raise SystemExit(f"{teacher}: no fold{k}/best.safetensors (a K-fold run of the same folds is needed)")
     bench = _soundscape_cv()
     log_path = args.out / f"self_training-{args.tag}.json"
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
             if r > 1 and args.next == "ensemble":
                 reuse_teacher_scores(args.out / "pseudo_labels" / f"{args.tag}-r{r - 1}" / f"fold{k}.parquet", labels_dir / f"fold{k}.parquet",
                                      len(args.teacher))  # fmt: skip
-            summary = pseudo_label([t / f"fold{k}" for t in teachers], [unlabeled], labels_dir / f"fold{k}.parquet", threads=args.threads,
+            summary = pseudo_label([RunLayout(t).fold(k).root for t in teachers], [unlabeled], labels_dir / f"fold{k}.parquet", threads=args.threads,
                                    show_progress=not args.quiet)  # fmt: skip
             stages["pseudo_label_seconds"][k] = time.perf_counter() - started
             print(f"round {r} fold {k}: {summary.line()} ({stages['pseudo_label_seconds'][k]:.0f} s)")
@@ -121,7 +122,7 @@ def main(argv=None) -> int:
                       "--tag", tag, *(["--only-fold", str(args.only_fold)] if args.only_fold is not None else []), *(["--quiet"] if args.quiet else []),
                       f"pseudo.labels={labels_dir / 'fold{fold}.parquet'}", f"pseudo.audio={unlabeled}", *args.overrides]  # fmt: skip
         if r > 1 and args.refine_epochs:  # fine-tune the last student on the new labels instead of starting again
-            previous = args.out / f"cnn-{args.tag}-r{r - 1}" / "fold{fold}" / "best.safetensors"
+            previous = args.out / f"cnn-{args.tag}-r{r - 1}" / f"{FOLD_PREFIX}{{fold}}" / BEST  # {fold}: filled per fold
             bench_args += [f"init_from={previous}", f"epochs={args.refine_epochs}", *([f"lr={args.refine_lr}"] if args.refine_lr else [])]
             stages["init_from"] = str(previous)
         bench.main(bench_args)

@@ -35,6 +35,7 @@ def train(
     from ..config import apply_overrides
     from ..data import read_clip_table
     from ..errors import ParameterError
+    from ..layout import RunLayout
     from ..train import fit, fit_folds
     from ..train.recipes import resolve_config
 
@@ -63,8 +64,9 @@ def train(
         kept = "last epoch" if config.select == "last" else "best epoch"
         out.print(f"{result.run_dir}: {kept} {result.best_epoch}: "
                   + ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items() if isinstance(v, float) and k != "lr"))
-    if config.folds >= 2 and (out_dir / "summary.csv").is_file():
-        out.print(f"summary: {out_dir / 'summary.csv'}")
+    summary = RunLayout(out_dir).summary
+    if config.folds >= 2 and summary.is_file():
+        out.print(f"summary: {summary}")
 
 
 def models() -> None:
