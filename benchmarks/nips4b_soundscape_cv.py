@@ -60,7 +60,7 @@ from birdcall.config import apply_overrides, from_yaml, to_dict
 from birdcall.data import read_clip_table
 from birdcall.data.soundscape import SoundscapeConfig, assemble_soundscapes, source_clips
 from birdcall.errors import ParameterError
-from birdcall.layout import RunLayout
+from birdcall.layout import BACKGROUND, EVENTS, TAXONOMY, TRAIN_AUDIO, TRAIN_METADATA, DatasetLayout, RunLayout
 from birdcall.metrics import score_arrays
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -112,9 +112,9 @@ def clip_durations(table) -> list[float]:
 def fold_data_root(run_dir: Path, data: Path, fold: int, allowed: list[Path]) -> Path:
     """``RUN/data/fold<k>/``: symlinks to the data set's files, ``background/`` with only the allowed clips."""
     root = run_dir / "data" / f"fold{fold}"
-    background = root / "background"
+    background = root / BACKGROUND
     background.mkdir(parents=True, exist_ok=True)
-    for name in ("train_audio", "train_metadata.csv", "taxonomy.csv", "events.csv"):
+    for name in (TRAIN_AUDIO, TRAIN_METADATA, TAXONOMY, EVENTS):
         link = root / name
         if (data / name).exists() and not link.is_symlink():
             link.symlink_to((data / name).resolve())
@@ -139,7 +139,7 @@ def build_fold_soundscapes(run_dir: Path, fold: int, clips, backgrounds, codes, 
     out = run_dir / "soundscapes" / f"fold{fold}"
     digest = _plan_digest(clips, backgrounds, config)
     stamp = out / "plan.json"
-    if stamp.is_file() and json.loads(stamp.read_text()).get("digest") == digest and (out / "solution.csv").is_file():
+    if stamp.is_file() and json.loads(stamp.read_text()).get("digest") == digest and DatasetLayout(out).solution.is_file():
         return out
     assemble_soundscapes(clips, backgrounds, out, species_codes=codes, config=config, prefix=f"fold{fold}")
     stamp.write_text(json.dumps({"digest": digest, "clips": len(clips), "backgrounds": len(backgrounds)}) + "\n")
@@ -148,7 +148,7 @@ def build_fold_soundscapes(run_dir: Path, fold: int, clips, backgrounds, codes, 
 
 def soundscape_windows(folder: Path, sample_rate: int, window: float = 5.0):
     """``(row_id, samples)`` of every window of every recording in ``folder/soundscapes`` (solution order)."""
-    for path in sorted((folder / "soundscapes").glob("*.ogg")):
+    for path in sorted(DatasetLayout(folder).soundscapes.glob("*.ogg")):
         y = load(path, sample_rate=sample_rate)
         size = int(round(window * sample_rate))
         for w in range(int(np.ceil(len(y) / size))):
@@ -324,7 +324,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     table = read_clip_table(args.data)
     codes = list(table.labels.codes)
-    taxonomy = pd.read_csv(args.data / "taxonomy.csv") if (args.data / "taxonomy.csv").is_file() else pd.DataFrame()
+    taxonomy_csv = DatasetLayout(args.data).taxonomy
+    taxonomy = pd.read_csv(taxonomy_csv) if taxonomy_csv.is_file() else pd.DataFrame()
     taxon = taxonomy.set_index("species_code")["taxon"] if {"species_code", "taxon"} <= set(taxonomy.columns) else pd.Series(dtype=str)
     birds = [c for c in codes if taxon.get(c, "bird") == "bird"]
     folds = assign_folds(table, n_splits=args.folds, seed=config.seed)
@@ -342,7 +343,7 @@ def main(argv=None) -> int:
     for k in fold_list:
         clips = [c for c, f in zip(clips_all, folds) if f == k]
         folder = build_fold_soundscapes(run_dir, k, clips, groups[k], codes, replace(scape, seed=args.seed * 1000 + k))
-        scapes[k], solutions[k] = folder, pd.read_csv(folder / "solution.csv")
+        scapes[k], solutions[k] = folder, pd.read_csv(DatasetLayout(folder).solution)
     audio_seconds = {k: len(s) * scape.window for k, s in solutions.items()}
     positives = {k: int(s[codes].to_numpy().sum()) for k, s in solutions.items()}
     print("| fold | validation clips | recordings | windows | positive (window, species) | background clips |")
@@ -446,7 +447,7 @@ def main(argv=None) -> int:
                 train_s = float(pd.read_csv(RunLayout(cnn_dir).fold(k).metrics)["seconds"].sum())
             t = time.perf_counter()
             out = run_dir / "submissions" / f"{cnn_dir.name}_fold{k}.csv"
-            run_inference(RunLayout(cnn_dir).fold(k).best, [scapes[k] / "soundscapes"], out, kind="submission", retry_failed=True)
+            run_inference(RunLayout(cnn_dir).fold(k).best, [DatasetLayout(scapes[k]).soundscapes], out, kind="submission", retry_failed=True)
             infer_s = time.perf_counter() - t
             record(name, k, pd.read_csv(out), train_s, infer_s)
 

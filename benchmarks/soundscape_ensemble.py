@@ -21,6 +21,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nips4b_soundscape_cv import DEFAULT_DATA, REPO_ROOT, score_windows
 
+from birdcall.layout import DatasetLayout
+
 
 def slug(name: str) -> str:
     """The file name stem the benchmark gives a system's scores."""
@@ -38,8 +40,8 @@ def main(argv=None) -> int:
     fold_ids = [args.only_fold] if args.only_fold is not None else list(range(args.folds))
     if len(args.systems) < 2:
         raise SystemExit("name two or more systems")
-    taxonomy = pd.read_csv(args.data / "taxonomy.csv")
-    solutions = {k: pd.read_csv(args.run / "soundscapes" / f"fold{k}" / "solution.csv") for k in fold_ids}
+    taxonomy = pd.read_csv(DatasetLayout(args.data).taxonomy)
+    solutions = {k: pd.read_csv(DatasetLayout(args.run / "soundscapes" / f"fold{k}").solution) for k in fold_ids}  # build_fold_soundscapes' folders
     codes = [c for c in solutions[fold_ids[0]].columns if c != "row_id"]
     taxon = taxonomy.set_index("species_code")["taxon"] if "taxon" in taxonomy else pd.Series(dtype=str)
     birds = [c for c in codes if taxon.get(c, "bird") == "bird"]

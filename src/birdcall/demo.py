@@ -16,6 +16,7 @@ import pandas as pd
 from .audio import AUDIO_EXTENSIONS
 from .data import read_clip_table
 from .eval.submission import read_solution, read_submission, score_submission
+from .layout import DatasetLayout
 from .fileio import atomic_write_text
 from .infer import TorchScorer, WindowSpec, predict_files, write_submission
 from .models import load_model
@@ -67,7 +68,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DemoConfig(), *, show_pro
 
     started = time.perf_counter()
     model, labels, _ = load_model(result.best_path)
-    soundscapes = sorted(p for p in (data_dir / "soundscapes").iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
+    soundscapes = sorted(p for p in DatasetLayout(data_dir).soundscapes.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
     log(f"[3/4] predicting {len(soundscapes)} soundscapes with the best epoch ({result.best_epoch})")
     features = model.feature_config
     spec = WindowSpec(features.sample_rate, features.clip_duration, pad=features.pad)
@@ -76,7 +77,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DemoConfig(), *, show_pro
     timings["predict"] = time.perf_counter() - started
 
     log("[4/4] scoring submission.csv against solution.csv")
-    solution = read_solution(data_dir / "solution.csv")
+    solution = read_solution(DatasetLayout(data_dir).solution)
     submission = read_submission(submission_path)
     scores = score_submission(solution, submission)
     per_species = pd.DataFrame(scores.pop("per_species"))

@@ -1,4 +1,5 @@
-"""The one owner of the training run folder's layout: its file names, and the one parser of ``fold<i>``/``seed<j>``.
+"""The one owner of two on-disk layouts: the training run folder (its file names, and the one parser of
+``fold<i>``/``seed<j>``) and the BirdCLEF-layout data set (:class:`DatasetLayout`, at the end).
 
 A model's folder (what one ``fit`` writes) holds::
 
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
-    "BEST", "CONFIG", "CV_FILES", "FOLDS", "FOLD_PREFIX", "FoldLayout", "LAST", "METRICS", "ModelLayout", "OOF", "RUN_FILES",
-    "RunLayout", "SEED_PREFIX", "STATE", "SUMMARY", "fold_number", "seed_number",
+    "BACKGROUND", "BEST", "CONFIG", "CV_FILES", "DatasetLayout", "EVENTS", "FOLDS", "FOLD_PREFIX", "FoldLayout", "LAST", "METRICS",
+    "ModelLayout", "OOF", "RUN_FILES", "RunLayout", "SEED_PREFIX", "SOLUTION", "SOUNDSCAPES", "SOUNDSCAPE_EVENTS", "STATE", "SUMMARY",
+    "TAXONOMY", "TRAIN_AUDIO", "TRAIN_METADATA", "fold_number", "seed_number",
 ]  # fmt: skip
 
 CONFIG = "config.yaml"
@@ -165,3 +167,74 @@ class RunLayout(ModelLayout):
         if folds:
             return [member.best for fold in folds for member in fold.members() if member.best.is_file()]
         return [self.best] if self.best.is_file() else []
+
+
+# ------------------------------------------------------------------------------------------------ data set
+
+TRAIN_AUDIO = "train_audio"
+"""Labelled clips, ``train_audio/<filename>`` (``filename`` as in the metadata, e.g. ``<code>/<code>_0001.ogg``)."""
+TRAIN_METADATA = "train_metadata.csv"
+"""One row per clip: ``filename`` and its labels (:func:`birdcall.data.read_clip_table`)."""
+TAXONOMY = "taxonomy.csv"
+"""Species order and names (optional)."""
+EVENTS = "events.csv"
+"""Annotated calls of the clips (optional; a soundscape set's calls in :mod:`birdcall.data.soundscape`)."""
+BACKGROUND = "background"
+"""Noise-only clips (optional), any depth below it."""
+SOUNDSCAPES = "soundscapes"
+"""Long recordings to score window by window."""
+SOLUTION = "solution.csv"
+"""The soundscapes' truth: ``row_id`` (``<stem>_<end second>``) and one 0/1 column per species."""
+SOUNDSCAPE_EVENTS = "soundscape_events.csv"
+"""The calls in the soundscapes (synthetic data sets)."""
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """A BirdCLEF-layout data set: what :func:`birdcall.synth.make_dataset` writes and :mod:`birdcall.data` reads.
+
+    Example:
+        >>> DatasetLayout("data").clip("amecro/amecro_0001.ogg").as_posix()
+        'data/train_audio/amecro/amecro_0001.ogg'
+    """
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def train_audio(self) -> Path:
+        return self.root / TRAIN_AUDIO
+
+    def clip(self, filename: str) -> Path:
+        """The audio of the clip the metadata names ``filename``."""
+        return self.train_audio / filename
+
+    @property
+    def train_metadata(self) -> Path:
+        return self.root / TRAIN_METADATA
+
+    @property
+    def taxonomy(self) -> Path:
+        return self.root / TAXONOMY
+
+    @property
+    def events(self) -> Path:
+        return self.root / EVENTS
+
+    @property
+    def background(self) -> Path:
+        return self.root / BACKGROUND
+
+    @property
+    def soundscapes(self) -> Path:
+        return self.root / SOUNDSCAPES
+
+    @property
+    def solution(self) -> Path:
+        return self.root / SOLUTION
+
+    @property
+    def soundscape_events(self) -> Path:
+        return self.root / SOUNDSCAPE_EVENTS

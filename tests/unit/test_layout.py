@@ -69,3 +69,15 @@ def test_the_layout_module_sits_below_train_and_infer():
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     birdcall_modules = {m for m in imported if m.split(".")[0] == "birdcall"}
     assert birdcall_modules <= {"birdcall.errors", "birdcall.types", "birdcall.fileio"}
+
+
+def test_dataset_paths_are_the_birdclef_names(tmp_path):
+    from birdcall.layout import DatasetLayout
+
+    data = DatasetLayout(str(tmp_path))
+    names = [data.train_audio, data.train_metadata, data.taxonomy, data.events, data.background, data.soundscapes, data.solution,
+             data.soundscape_events]  # fmt: skip
+    assert [p.relative_to(tmp_path).as_posix() for p in names] == [
+        "train_audio", "train_metadata.csv", "taxonomy.csv", "events.csv", "background", "soundscapes", "solution.csv", "soundscape_events.csv",
+    ]  # fmt: skip
+    assert data.clip("amecro/amecro_0001.ogg") == tmp_path / "train_audio" / "amecro" / "amecro_0001.ogg"

@@ -27,6 +27,7 @@ from ..audio import AUDIO_EXTENSIONS, load, stream
 from ..errors import AudioLoadError, DataError, ParameterError
 from ..features import FeatureConfig, crop_or_pad
 from ..fileio import atomic_write_text, cache_home
+from ..layout import BACKGROUND, TRAIN_METADATA, DatasetLayout
 from ..progress import track
 from ..types import Pathlike
 from .cache import AudioCache
@@ -56,7 +57,7 @@ class ClipTable:
     def background_files(self) -> list[Path]:
         if self.background is not None:
             return list(self.background)
-        folder = self.root / "background"
+        folder = DatasetLayout(self.root).background
         return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if folder.is_dir() else []
 
 
@@ -127,14 +128,15 @@ def read_clip_table(
         DataError: malformed metadata, or bad rows without ``skip_bad``.
     """
     root = Path(root)
-    meta_path = root / "train_metadata.csv"
+    layout = DatasetLayout(root)
+    meta_path = layout.train_metadata
     meta = _read_csv(meta_path)
     if "filename" not in meta.columns:
         raise DataError(meta_path, "no 'filename' column")
     has_labels = "labels" in meta.columns
     if not has_labels and "primary_label" not in meta.columns:
         raise DataError(meta_path, "needs a 'labels' column or 'primary_label' (+ optional 'secondary_labels')")
-    taxonomy_path = root / "taxonomy.csv"
+    taxonomy_path = layout.taxonomy
     taxonomy = read_taxonomy(taxonomy_path) if taxonomy_path.is_file() else None
 
     problems: list[tuple[str, str]] = []
@@ -168,7 +170,7 @@ def read_clip_table(
             problems.append((where, "duplicate row"))
             continue
         seen.add(rec["filename"])
-        path = root / "train_audio" / rec["filename"]
+        path = layout.clip(rec["filename"])
         if check_files and not path.is_file():
             problems.append((where, f"audio file missing: {path}"))
             continue
@@ -226,7 +228,7 @@ def check_clip_audio(
     Raises:
         DataError: a clip does not decode and not ``skip_bad`` (one line listing them, like other bad rows).
     """
-    where = [f"train_metadata.csv ({f})" for f in table.frame["filename"]]
+    where = [f"{TRAIN_METADATA} ({f})" for f in table.frame["filename"]]
     return _check_audio(table, where, skip_bad=skip_bad, record_dir=record_dir, show_progress=show_progress, workers=workers)
 
 
@@ -250,15 +252,15 @@ def _check_audio(
                 record[keys[i]] = {"stamp": _stamp(p), "error": error}
         _write_record(record_path, record, keep=set(keys))
     errors = [record.get(k, {}).get("error") for k in keys]
-    meta_name = "train_metadata.csv"
+    layout = DatasetLayout(root)
     problems = [(where[i], f"cannot decode audio: {errors[i]}") for i in range(len(clips)) if errors[i]]
-    problems += [(f"background/{p.relative_to(root / 'background').as_posix()}", f"cannot decode audio: {errors[len(clips) + j]}")
+    problems += [(f"{BACKGROUND}/{p.relative_to(layout.background).as_posix()}", f"cannot decode audio: {errors[len(clips) + j]}")
                  for j, p in enumerate(background) if errors[len(clips) + j]]
     if problems and not skip_bad:
-        raise _bad_rows(root / meta_name, problems)
+        raise _bad_rows(layout.train_metadata, problems)
     keep = [i for i in range(len(clips)) if not errors[i]]
     if not keep:
-        raise DataError(root / meta_name, "no usable rows (no clip decodes)")
+        raise DataError(layout.train_metadata, "no usable rows (no clip decodes)")
     frame = table.frame.iloc[keep].reset_index(drop=True) if len(keep) < len(clips) else table.frame
     good_background = tuple(p for j, p in enumerate(background) if not errors[len(clips) + j])
     return replace(table, frame=frame, problems=tuple(table.problems) + tuple(problems), audio_checked=True, background=good_background)

@@ -41,6 +41,7 @@ from ..audio import load, write_audio
 from ..config import check_fields, check_number
 from ..errors import DataError, ParameterError
 from ..fileio import atomic_to_csv
+from ..layout import EVENTS, SOLUTION, SOUNDSCAPES
 from ..types import Pathlike
 
 __all__ = [
@@ -59,7 +60,7 @@ __all__ = [
     "clip_calls",
 ]
 
-SOUNDSCAPES, SOLUTION, EVENTS, PLACEMENTS = "soundscapes", "solution.csv", "events.csv", "placements.csv"
+PLACEMENTS = "placements.csv"  # the other names are birdcall.layout's (a soundscape set is laid out as a data set's soundscapes)
 
 
 def _finite(value: float) -> bool:

@@ -26,7 +26,7 @@ import pandas as pd
 from ..data.labels import LabelSet
 from ..errors import CheckpointError, DataError, ParameterError
 from ..features import FeatureConfig
-from ..layout import FOLD_PREFIX, OOF, RunLayout
+from ..layout import FOLD_PREFIX, OOF, DatasetLayout, RunLayout
 from ..types import Pathlike
 from .submission import ROW_ID, read_solution, read_submission, score_submission
 
@@ -189,7 +189,7 @@ def _clip_truth(table, labels: LabelSet, filenames: Sequence[str], *, where: Pat
     missing = [f for f in filenames if f not in frame.index]
     if missing:
         dropped = f" (or were dropped as bad rows: {len(table.problems)})" if table.problems else ""
-        raise DataError(where, f"{len(missing)} clip(s) are not in {table.root / 'train_metadata.csv'}{dropped}, e.g. {missing[:3]}")
+        raise DataError(where, f"{len(missing)} clip(s) are not in {DatasetLayout(table.root).train_metadata}{dropped}, e.g. {missing[:3]}")
     rows = frame.loc[list(filenames)]
     unknown = sorted({c for codes in rows["labels"] for c in codes if c not in labels})
     y_true = labels.encode([[c for c in codes if c in labels] for codes in rows["labels"]]).astype(np.int8)
@@ -311,11 +311,11 @@ def _open_model(model: Path, threads: int | None):
 
 def _soundscape_source(data: Path, solution: Pathlike | None) -> tuple[Path, Path]:
     """``(audio folder or file, solution CSV)`` of soundscape data."""
-    audio = data / "soundscapes" if (data / "soundscapes").is_dir() else data
+    audio = DatasetLayout(data).soundscapes if DatasetLayout(data).soundscapes.is_dir() else data
     if solution is not None:
         return audio, Path(solution)
     folder = data if data.is_dir() else data.parent
-    for candidate in (folder / "solution.csv", folder.parent / "solution.csv"):
+    for candidate in (DatasetLayout(folder).solution, DatasetLayout(folder.parent).solution):
         if candidate.is_file():
             return audio, candidate
     raise ParameterError(f"{data}: no train_metadata.csv (clips) nor solution.csv (soundscapes) found; give the soundscapes' solution")
@@ -369,7 +369,7 @@ def from_model(
     labels: LabelSet = scorer.labels
     notes: list[str] = []
     source = {"model": str(model), "data": str(data)}
-    if solution is None and (data / "train_metadata.csv").is_file():
+    if solution is None and DatasetLayout(data).train_metadata.is_file():
         y_true, y_score, sample_ids, primary, windows, emb, rows, more = _predict_clips(
             scorer, torch_model, data, labels, features, batch_size=batch_size, embeddings=embeddings, max_embeddings=max_embeddings
         )  # fmt: skip
@@ -405,7 +405,7 @@ def _predict_clips(scorer, torch_model, data: Path, labels: LabelSet, features: 
     table = read_clip_table(data, skip_bad=True)
     notes = _table_notes(table)
     filenames = table.frame["filename"].tolist()
-    y_true, primary, more = _clip_truth(table, labels, filenames, where=data / "train_metadata.csv")
+    y_true, primary, more = _clip_truth(table, labels, filenames, where=DatasetLayout(data).train_metadata)
     notes += more
     windows = tuple(WindowRef(Path(p), 0.0, features.clip_duration) for p in table.frame["path"])
     chosen = set(subsample(len(filenames), max_embeddings).tolist()) if embeddings and torch_model is not None else set()

@@ -53,6 +53,8 @@ from ..audio import write_audio
 from ..config import to_dict
 from ..errors import ParameterError
 from ..fileio import atomic_path, atomic_write_text
+from ..layout import BACKGROUND, SOLUTION, SOUNDSCAPE_EVENTS, SOUNDSCAPES, TAXONOMY, TRAIN_AUDIO, TRAIN_METADATA
+from ..layout import EVENTS as TRAIN_EVENTS
 from ..progress import make_progress
 from ..types import Pathlike
 from .calls import MAX_SPECIES, SpeciesSpec, _jitter_factor, _make_bank, render_call
@@ -79,9 +81,7 @@ _MAX_PEAK = 0.98
 _CALL_MARGIN = 0.05  # seconds kept free at both ends of a training clip
 _TIME_DECIMALS = 5  # event times in the CSVs (10 us)
 
-TRAIN_AUDIO, BACKGROUND, SOUNDSCAPES = "train_audio", "background", "soundscapes"
-TRAIN_METADATA, TRAIN_EVENTS, TAXONOMY = "train_metadata.csv", "events.csv", "taxonomy.csv"
-SOLUTION, SOUNDSCAPE_EVENTS, CONFIG_FILE = "solution.csv", "soundscape_events.csv", "synth_config.yaml"
+CONFIG_FILE = "synth_config.yaml"  # the data set's other names are birdcall.layout's (DatasetLayout)
 MARKER_FILE = ".birdcall-synth.json"
 """Written first in every data set root by :func:`make_dataset`; ``overwrite`` replaces only folders that have it."""
 _MARKER_FORMAT, _MARKER_VERSION = "birdcall-synth", 1

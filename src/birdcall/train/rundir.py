@@ -23,7 +23,7 @@ import numpy as np
 
 from ..config import to_dict
 from ..errors import ParameterError
-from ..layout import CV_FILES, RUN_FILES, FoldLayout, RunLayout, fold_number, seed_number
+from ..layout import CV_FILES, RUN_FILES, DatasetLayout, FoldLayout, RunLayout, fold_number, seed_number
 
 __all__ = ["CV_FILES", "RUN_FILES", "check_resume", "clear_run", "cv_run_files", "refuse_existing_run", "run_files", "run_fingerprint"]
 
@@ -95,7 +95,7 @@ def run_fingerprint(config, table, train_idx: np.ndarray, val_idx: np.ndarray) -
     background = []
     for path in table.background_files:
         try:
-            background.append(Path(path).relative_to(Path(table.root) / "background").as_posix())
+            background.append(Path(path).relative_to(DatasetLayout(table.root).background).as_posix())
         except ValueError:
             background.append(Path(path).name)
     return {
