@@ -93,7 +93,7 @@ def background_groups(paths: list[Path], n_folds: int, seed: int) -> list[list[P
 
 def read_events(data: Path) -> dict[str, list[tuple[float, float, str]]]:
     """Annotated calls by absolute clip path (``events.csv``: ``filename`` relative to the data root)."""
-    path = data / "events.csv"
+    path = DatasetLayout(data).events
     if not path.is_file():
         return {}
     frame = pd.read_csv(path)
