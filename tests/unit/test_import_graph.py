@@ -186,7 +186,7 @@ for name in names:
 """
 
 
-@pytest.mark.slow  # ~20 s in a subprocess: the integration tier
+@pytest.mark.integration  # ~20 s in a subprocess
 def test_every_module_imports_alone_in_a_fresh_interpreter():
     result = subprocess.run([sys.executable, "-c", _IMPORT_EACH], capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -63,6 +63,7 @@ def finished(manifest: Path) -> list[dict]:
     return [r for r in records if r["status"] in ("done", "failed")]
 
 
+@pytest.mark.integration
 def test_analyze_writes_every_output_and_reports_bad_files(model_path, tmp_path):
     folder = tmp_path / "audio"
     make_audio(folder / "site1", 2)

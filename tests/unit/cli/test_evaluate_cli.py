@@ -61,6 +61,7 @@ def test_evaluate_model_on_clips(eval_dataset, run, tmp_path):
     assert (tmp_path / "report" / "figures" / "tsne.png").is_file() and (tmp_path / "report" / "figures" / "confusion.png").is_file()
 
 
+@pytest.mark.integration
 def test_evaluate_run_out_of_fold(eval_dataset, run, tmp_path):
     result = _invoke("--run", run, "--data", eval_dataset.root, "--out", tmp_path / "report", "--gallery-size", "0", "--no-embeddings")
     assert result.exit_code == 0, result.output

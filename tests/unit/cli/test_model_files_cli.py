@@ -96,6 +96,7 @@ def test_analyze_with_a_bad_model_file(models, audio, tmp_path, case, cause):
     assert not out.exists()
 
 
+@pytest.mark.integration
 def test_a_good_model_still_runs(models, audio, tmp_path):
     for model in (models["good"], models["good"].with_suffix(".onnx")):
         out = tmp_path / model.suffix[1:] / "submission.csv"

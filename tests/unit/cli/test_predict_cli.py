@@ -42,6 +42,7 @@ def predict(*args):
     return runner.invoke(app, ["predict", "--quiet", *map(str, args)])
 
 
+@pytest.mark.integration
 def test_submission_has_one_row_per_window_and_model_columns(model_path, audio, tmp_path):
     out = tmp_path / "sub.csv"
     result = predict("--model", model_path, "--out", out, "--tta=0,0.5,-0.5", "--batch-size", "4", audio)
@@ -154,6 +155,7 @@ def test_disk_full_is_one_line_with_exit_code_2_and_the_rerun_resumes(model_path
     assert again.exit_code == 0 and "3 file(s) were done by an earlier run" in again.output and len(pd.read_csv(out)) == 7
 
 
+@pytest.mark.integration
 def test_repeated_model_options_average_the_models(model_path, audio, tmp_path):
     """``--model A --model B``: an ensemble, the mean of each model's probabilities; resumable like one model."""
     import torch

@@ -16,7 +16,7 @@ from birdcall.models import probe as probe_module
 from birdcall.synth import make_dataset
 from birdcall.testing.birdnet import StandInBirdNet
 
-pytestmark = pytest.mark.slow  # trains a 2-fold run and evaluates it (~1 min): CI's tier, not the quick one
+pytestmark = pytest.mark.integration  # trains a 2-fold run and evaluates it (~1 min): CI's tier, not the quick one
 
 runner = CliRunner()
 RATE = 8000

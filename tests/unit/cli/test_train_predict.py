@@ -44,6 +44,7 @@ def test_train_writes_run_folder_with_overrides_applied(trained):
     assert pd.read_csv(trained / "metrics.csv")["epoch"].tolist() == [1, 2]
 
 
+@pytest.mark.integration
 def test_predict_writes_every_window_and_reports_bad_files(trained, data_dir, tmp_path):
     bad = tmp_path / "broken.ogg"
     bad.write_text("this is not audio")

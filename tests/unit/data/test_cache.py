@@ -80,6 +80,7 @@ def test_stale_entry_is_decoded_again_and_removed(tmp_path, calls):
     assert not old_entry.exists() and [p.name for p in old_entry.parent.iterdir()] == [cache.entry_path(path).name]
 
 
+@pytest.mark.integration
 def test_rewrite_in_place_with_new_mtime_is_stale(tmp_path, calls):
     path = _wav(tmp_path / "a.wav")
     cache = AudioCache(tmp_path / "cache", sample_rate=SAMPLE_RATE)

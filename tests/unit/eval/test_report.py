@@ -55,6 +55,7 @@ def test_report_files_and_metrics_json(full_report, module_inputs):
     np.testing.assert_array_equal(confusion["counts"], counts[np.ix_(index, index)])
 
 
+@pytest.mark.integration
 def test_per_species_csv(full_report, module_inputs):
     table = pd.read_csv(full_report.per_species_csv)
     assert table.columns.tolist() == ["species", "common_name", "ap", "auc", "best_f1", "threshold", "precision", "recall", "support"]
@@ -162,6 +163,7 @@ def test_user_text_is_escaped_in_the_html(hostile_report):
     assert all(re.fullmatch(rf"log-mel spectrogram of {re.escape(SCRIPT + ATTRIBUTE)} \d+", alt) for alt in alts), alts
 
 
+@pytest.mark.integration
 def test_species_codes_with_mathtext_do_not_drop_figures(hostile_report):
     assert sorted(hostile_report.figures) == sorted(["per_species_ap", "pr_curves", "roc_curves", "reliability", "confusion", "tsne", "training_curves"])
     assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in hostile_report.figures.values())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-pytestmark = [pytest.mark.birdnet, pytest.mark.slow]  # ~1-2 min (tracing, ONNX Runtime, OpenVINO): in `make test`, not the quick tier
+pytestmark = [pytest.mark.birdnet, pytest.mark.integration]  # ~1-2 min (tracing, ONNX Runtime, OpenVINO): in `make test`, not the quick tier
 
 
 @pytest.fixture(scope="module")

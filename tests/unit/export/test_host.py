@@ -23,6 +23,8 @@ from birdcall.infer.scorer import OnnxScorer, OpenVinoScorer, load_scorer
 from birdcall.models import save_model
 from birdcall.testing.export import probe_windows, seeded_model, torch_probabilities
 
+pytestmark = pytest.mark.integration  # exports and compiles ONNX and OpenVINO graphs; its module fixtures alone take ~20 s
+
 ov = pytest.importorskip("openvino")
 
 SMALL = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0)

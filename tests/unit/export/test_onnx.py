@@ -54,6 +54,7 @@ def exported(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["test_cnn", "test_sed", "test_crnn"])
 @pytest.mark.parametrize("batch", [1, 5])
+@pytest.mark.integration
 def test_onnx_runtime_matches_torch_probabilities_for_any_batch(exported, name, batch):
     model, path = exported[name]
     windows = probe_windows(SMALL, batch)

@@ -66,6 +66,7 @@ def cache_dirs(checkpoint):
     return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
 
 
+@pytest.mark.integration
 def test_a_checkpoint_runs_on_its_cached_export_made_once(checkpoint, exports):
     from birdcall.fileio import hash_files
 
@@ -156,6 +157,7 @@ def detections(out):
     return pd.read_parquet(out / "detections.parquet").sort_values(["file", "start_time", "code"]).reset_index(drop=True)
 
 
+@pytest.mark.integration
 def test_the_default_run_equals_torch_within_the_export_tolerance_and_torch_makes_no_cache(checkpoint, audio, tmp_path):
     from birdcall.export.metadata import TOLERANCE
 

@@ -64,7 +64,7 @@ def test_bad_names_fields_and_values():
     assert ModelConfig(num_classes=2, clip_score=[1, 0]).clip_score == (1.0, 0.0)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "name",
     [pytest.param(n, marks=pytest.mark.birdnet) if n == "birdnet_finetune" else n for n in list_models() if not n.startswith("test_")],

@@ -190,6 +190,7 @@ UNIT = st.floats(0.0, 1.0, allow_nan=False)
     lr=st.floats(1e-6, 10.0), epochs=st.integers(1, 1000), grad_clip=st.floats(0.0, 100.0), noise_p=UNIT, mix_p=UNIT,
     warmup=st.floats(0.0, 10.0), workers=st.integers(0, 16), gain_p=UNIT, n_mels=st.integers(8, 256), yaml_strings=st.booleans(),
 )  # fmt: skip
+@pytest.mark.integration
 def test_valid_values_load_and_round_trip(lr, epochs, grad_clip, noise_p, mix_p, warmup, workers, gain_p, n_mels, yaml_strings):
     data = {"lr": lr, "epochs": epochs, "grad_clip": grad_clip, "noise_p": noise_p, "mix_p": mix_p, "warmup_epochs": warmup,
             "num_workers": workers, "augment": {"gain_p": gain_p}, "features": {"n_mels": n_mels}}  # fmt: skip

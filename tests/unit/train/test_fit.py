@@ -94,6 +94,7 @@ def test_k_fold_layout_and_summary(tiny_table, tiny_config, tmp_path):
         fit_folds(tiny_table, config, tmp_path, only_fold=3, show_progress=False)
 
 
+@pytest.mark.integration
 def test_seed_ensemble_layout_oof_mean_and_inference_models(tiny_table, tiny_config, tmp_path):
     from dataclasses import replace
 
