@@ -31,7 +31,8 @@ browser:
 test: setup browser birdnet
 	$(PY) -m pytest -m "not gpu and not network" -q
 
-# The quick default tier (plain `pytest` does the same): ~7 min on 2 cores (measured 6 min 41 s, 2026-12-03). No extra needed: `birdnet` tests skip without it.
+# The quick default tier (plain `pytest` does the same; no `integration` or `slow` tests): ~2.5 min on 2 cores
+# (measured 2 min 30 s, 2026-12-03). No extra needed: `birdnet` tests skip without it.
 test-fast: setup
 	$(PY) -m pytest -q
 
