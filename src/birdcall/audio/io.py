@@ -23,6 +23,9 @@ header and the end of the file, so damage in the middle of a file shows up only 
 
 MP3 is never seeked and never read through ``SoundFile.read`` after the first block: both restart mpg123
 without its bit reservoir and the audio that follows decodes wrongly (see :func:`_read_frames`).
+
+(About 600 lines on purpose: one concern, decoding with the damage checks of each format, which share the
+header and page readers; split by format they would repeat them.)
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ chosen background clips joined with cross-fades, at an RMS level drawn from ``ba
 
 Everything is drawn from ``np.random.default_rng(seed)`` in a fixed order, so the same inputs and seed give
 the same recordings and labels on every machine.
+
+(Over 500 lines: one layout and everything that decides it, placement, levels and window labels.)
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ audio without a data folder, embeddings without a torch model, a training histor
 report says so.
 
 Clip data is scored as training validates it: the first ``clip_duration`` seconds of each clip, zero padded.
+
+(Over 500 lines: three input kinds with shared scoring and embedding helpers; one module per kind is
+the next split.)
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ recording. A recording whose peak would exceed 0.98 is scaled down as a whole (S
 background and soundscape has its own random stream spawned from ``SeedSequence(seed)``, so changing e.g.
 ``num_soundscapes`` leaves the training clips unchanged. Ogg files still differ bytewise between runs because
 libsndfile writes a random stream serial number.
+
+(Over 600 lines: the one writer of the synthetic layout, the data set's draws in their fixed order, which
+keeps the output byte-identical for a seed.)
 """
 
 from __future__ import annotations

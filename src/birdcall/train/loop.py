@@ -7,6 +7,9 @@ rewritten atomically), ``last.safetensors`` and ``best.safetensors`` (best valid
 :mod:`birdcall.train.rundir`, which also decides when a new run may write into a folder; the names are
 :class:`birdcall.layout.ModelLayout`'s). Under ``torchrun`` it trains with DistributedDataParallel: every
 rank trains on its share of each epoch, rank 0 evaluates and writes.
+
+(Over 500 lines: the loop's steps share the resume, EMA and DDP state; the data loaders are what to move
+out next.)
 """
 
 from __future__ import annotations
