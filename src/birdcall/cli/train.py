@@ -22,7 +22,7 @@ def train(
     config_file: Path = typer.Option(None, "--config", help="YAML TrainConfig file instead of a recipe; CLI overrides win."),
     folds: int = typer.Option(None, "--folds", help="K-fold cross-validation with K folds (overrides the config's folds)."),
     fold: int = typer.Option(None, "--fold", help="Train only this fold (0-based) of the K folds."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in RUN (same config and data)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in RUN (same config and data; without --recipe or --config, the run's own config.yaml)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in RUN (only its run files are deleted)."),
     skip_bad: bool = typer.Option(False, help="Drop bad metadata rows and clips that do not decode (listed) instead of stopping."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
@@ -40,6 +40,9 @@ def train(
     from ..train.recipes import resolve_config
 
     with user_errors():
+        saved = RunLayout(out_dir).config
+        if resume and recipe is None and config_file is None and saved.is_file():
+            config_file = saved  # resuming: the run's own config (a run started before cpu_default became the default too)
         config = resolve_config(recipe=recipe, config_file=config_file)
         config = apply_overrides(config, list(overrides or []) + ([f"folds={folds}"] if folds is not None else []))
         if fold is not None and config.folds < 2:

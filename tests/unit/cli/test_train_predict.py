@@ -103,3 +103,19 @@ def test_train_reports_a_corrupt_clip_or_skips_it_and_overwrite_replaces_a_run(d
     result = runner.invoke(app, ["train", str(data), "--out", str(run), "--quiet", "--skip-bad", "--overwrite", *bare, *TINY, "lr=0.002"])
     assert result.exit_code == 0, result.output
     assert "lr: 0.002" in (run / "config.yaml").read_text() and (run / "notes.txt").read_text() == "kept"
+
+
+@pytest.mark.integration
+def test_resume_without_a_recipe_continues_with_the_runs_own_config(data_dir, bare, tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(data_dir), "--out", str(run), "--quiet", *bare, *TINY])
+    assert result.exit_code == 0, result.output
+    config = (run / "config.yaml").read_text()
+    # no --recipe, no --config: not cpu_default (5 folds, another model) but the config the run was started with
+    result = runner.invoke(app, ["train", str(data_dir), "--out", str(run), "--quiet", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "config differs" not in result.output and not (run / "fold0").exists()
+    assert (run / "config.yaml").read_text() == config
+    # an explicit recipe is still compared with the run's config, and refused
+    result = runner.invoke(app, ["train", str(data_dir), "--out", str(run), "--quiet", "--resume", "--recipe", "cpu_default"])
+    assert result.exit_code == 2, result.output
