@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._validate import is_int
 from ..data.labels import LabelSet
 from ..errors import ParameterError
 from ..types import Pathlike
@@ -305,7 +306,7 @@ def score_files(
         raise ParameterError("score_files: the scorer has no LabelSet; pass labels= (or width= and sink=)")
     if spec is None:
         spec = default_spec(scorer)
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
+    if not is_int(workers) or workers < 0:
         raise ParameterError(f"workers must be an integer >= 0, got {workers!r}")
     per_batch = spec.windows_per_batch(batch_size)
     paths = list(paths)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._validate import is_int
 from ..errors import DataError, ParameterError
 from ..types import Pathlike
 
@@ -52,7 +53,7 @@ def embedding_schema(dim: int, settings: dict | None = None):
     """The pyarrow schema of an embedding table with ``dim`` values a row, ``settings`` in its metadata."""
     import pyarrow as pa
 
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+    if not is_int(dim) or dim < 1:
         raise ParameterError(f"embedding dim must be a positive integer, got {dim!r}")
     meta = {"format": EMBEDDINGS_FORMAT, "dim": int(dim), "settings": settings or {}}
     return pa.schema(

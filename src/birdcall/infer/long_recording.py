@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._validate import is_int, is_number
 from ..audio import num_clips, stream
 from ..audio.clips import FINAL_CLIP_POLICIES
 from ..errors import ParameterError
@@ -69,11 +70,11 @@ class WindowSpec:
     pad: str = "zero"
 
     def __post_init__(self) -> None:
-        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, (int, np.integer)) or self.sample_rate <= 0:
+        if not is_int(self.sample_rate) or self.sample_rate <= 0:
             raise ParameterError(f"sample_rate must be a positive integer, got {self.sample_rate!r}")
         for name in ("clip_duration", "chunk_duration") + (("hop",) if self.hop is not None else ()):
             value = getattr(self, name)
-            if not isinstance(value, (int, float, np.number)) or not math.isfinite(value) or value <= 0:
+            if not is_number(value) or not math.isfinite(value) or value <= 0:
                 raise ParameterError(f"{name} must be a finite number of seconds > 0, got {value!r}")
         try:
             shifts = tuple(float(s) for s in self.tta_shifts)
@@ -103,7 +104,7 @@ class WindowSpec:
 
     def windows_per_batch(self, batch_size: int) -> int:
         """Windows per scorer call when a call takes ``batch_size`` rows (every TTA shift is one row)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        if not is_int(batch_size) or batch_size < 1:
             raise ParameterError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         return max(1, int(batch_size) // len(self.tta_shifts))
 

@@ -23,6 +23,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .._validate import is_int
 from ..data.labels import LabelSet
 from ..errors import CheckpointError, ParameterError
 from ..features import FeatureConfig
@@ -76,7 +77,7 @@ class TorchScorer:
 
 
 def _check_threads(threads: int | None) -> None:
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+    if threads is not None and (not is_int(threads) or threads < 0):
         raise ParameterError(f"threads must be a non-negative integer or None, got {threads!r}")
 
 
@@ -245,7 +246,7 @@ class OpenVinoScorer(_ExportedScorer):
 
         ov = import_openvino()
         _check_threads(threads)
-        if streams is not None and (isinstance(streams, bool) or not isinstance(streams, int) or streams < 1):
+        if streams is not None and (not is_int(streams) or streams < 1):
             raise ParameterError(f"streams must be a positive integer or None, got {streams!r}")
         self.path = Path(path)
         core = ov.Core()

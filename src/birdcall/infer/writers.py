@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._validate import is_number
 from ..audio import info as audio_info
 from ..errors import DataError, ParameterError
 from ..fileio import atomic_path, atomic_to_csv
@@ -215,7 +216,7 @@ def _file_offsets(files: list[str], durations: Mapping[str, float] | None) -> tu
         missing = sorted(set(files) - set(sequence))
         if missing:
             raise ParameterError(f"to_raven: durations lacks file(s) {missing}")
-        bad = {f: d for f, d in lengths.items() if not (isinstance(d, (int, float, np.number)) and math.isfinite(d) and d >= 0)}
+        bad = {f: d for f, d in lengths.items() if not (is_number(d) and math.isfinite(d) and d >= 0)}
         if bad:
             raise ParameterError(f"to_raven: durations must be finite seconds >= 0, got {bad}")
     offsets, total = {}, 0.0

@@ -52,6 +52,7 @@ import numpy as np
 import yaml
 
 from .. import __version__
+from .._validate import is_int
 from ..audio import write_audio
 from ..config import to_dict
 from ..errors import ParameterError
@@ -93,7 +94,7 @@ _OUTPUT_FILES = (TRAIN_METADATA, TRAIN_EVENTS, TAXONOMY, SOLUTION, SOUNDSCAPE_EV
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    return is_int(value)
 
 
 _FLOAT_FIELDS = (
