@@ -25,8 +25,8 @@ demo: setup
 browser:
 	@test -x /usr/bin/chromium || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
-# What CI runs: every tier that needs no GPU and no network, the slow demo acceptance and browser tests included (~25–30 min;
-# measured 24 min 41 s and 26 min 21 s of tests, 28–29 min with a fresh .venv, 2026-12-03),
+# What CI runs: every tier that needs no GPU and no network (default, integration and slow: the demo acceptance and
+# browser tests included; ~22–27 min: measured 21 min 40 s of tests, 24 min 16 s with a fresh .venv, 2026-12-03),
 # and the `birdnet` tests, with the optional BirdNET extra installed first (in CI they fail rather than skip without it).
 test: setup browser birdnet
 	$(PY) -m pytest -m "not gpu and not network" -q
