@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from birdcall._threads import keeps_torch_threads
 from birdcall.audio import load
 from birdcall.config import apply_overrides, from_yaml, to_dict
 from birdcall.data import fold_report, read_clip_table
@@ -318,6 +319,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+@keeps_torch_threads  # main() also runs in-process (tests): the thread count it sets is put back
 def main(argv=None) -> int:
     args = parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):

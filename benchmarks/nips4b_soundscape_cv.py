@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from birdcall._threads import keeps_torch_threads
 from birdcall.audio import load
 from birdcall.config import apply_overrides, from_yaml, to_dict
 from birdcall.data import read_clip_table
@@ -302,6 +303,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+@keeps_torch_threads  # main() also runs in-process (tests): the thread count it sets is put back
 def main(argv=None) -> int:
     import torch
 

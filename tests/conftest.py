@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,20 @@ def torch_seed():
     torch.manual_seed(1234)
     yield 1234
     torch.random.set_rng_state(state)
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_unchanged():
+    """Fail a test that leaves torch on another thread count: the count is process-wide, and a test that set it
+    to 1 used to run every later test of the session (the 6-min demo acceptance among them) on one thread."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and before is not None and torch.get_num_threads() != before:
+        after = torch.get_num_threads()
+        torch.set_num_threads(before)
+        pytest.fail(f"the test left torch on {after} threads (was {before})")
 
 
 def _nips4b_dir() -> Path | None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._threads import keeps_torch_threads
 from ..data.labels import LabelSet
 from ..errors import CheckpointError, DataError, ParameterError
 from ..features import FeatureConfig
@@ -324,6 +325,7 @@ def _soundscape_source(data: Path, solution: Pathlike | None) -> tuple[Path, Pat
     raise ParameterError(f"{data}: no train_metadata.csv (clips) nor solution.csv (soundscapes) found; give the soundscapes' solution")
 
 
+@keeps_torch_threads
 def from_model(
     model: Pathlike,
     data: Pathlike,

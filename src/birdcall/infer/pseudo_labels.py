@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._threads import keeps_torch_threads
 from ..birdnet.model import BIRDNET_LICENSE, NON_COMMERCIAL_NOTE
 from ..data.labels import LabelSet
 from ..errors import BirdcallError, DataError, ParameterError
@@ -291,6 +292,7 @@ def _exclusive(state: Path) -> Iterator[None]:
 # ------------------------------------------------------------------------------------------------ writing
 
 
+@keeps_torch_threads
 def pseudo_label(
     teachers: Sequence[Pathlike],
     inputs: Sequence[Pathlike],

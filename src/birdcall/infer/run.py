@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .._threads import keeps_torch_threads
 from ..data.labels import LabelSet
 from ..errors import ParameterError
 from ..types import Pathlike
@@ -196,6 +197,7 @@ class RunSummary:
         return f"{self.files} files, {self.windows} windows, {self.skipped} skipped"
 
 
+@keeps_torch_threads
 def run_inference(
     model: Any,
     inputs: Sequence[Pathlike],

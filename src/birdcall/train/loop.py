@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._threads import torch_threads
 from ..augment import AddBackgroundNoise, Compose, build_batch_augment, build_spectrogram_augment, build_waveform_augment, sum_mix
 from ..config import to_yaml
 from ..data.cache import AudioCache
@@ -385,6 +386,23 @@ def fit(
         clip table, or a new run into a folder holding a run without ``overwrite``. DataError: a clip that
         does not decode. CheckpointError: resume without a readable ``train_state.pt``.
     """
+    # torch's thread count is process-wide: set it for this run only, so a caller (a notebook, a test session, a
+    # benchmark training several models) gets its own setting back afterwards
+    with torch_threads(config.threads):
+        return _fit(table, config, run_dir, train_idx=train_idx, val_idx=val_idx, resume=resume, overwrite=overwrite, show_progress=show_progress)
+
+
+def _fit(
+    table: ClipTable,
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    train_idx: np.ndarray | None = None,
+    val_idx: np.ndarray | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> FitResult:
     if resume and overwrite:
         raise ParameterError("fit: resume continues the run in run_dir and overwrite replaces it: choose one")
     run_dir = Path(run_dir)
@@ -395,8 +413,6 @@ def fit(
         raise ParameterError(f"{config.model}: {', '.join(used)} not supported for the BirdNET families (their features are cached per clip)")
     rank, world = _distributed()
     is_main = rank == 0
-    if config.threads:
-        torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))

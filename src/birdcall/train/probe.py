@@ -197,9 +197,7 @@ def fit_probe(
     """
     from .loop import FitResult, _epoch_seed, encode_targets, model_overrides, record_epoch, validation_metrics
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # the thread count is fit's (set for the run, restored after it)
     # the missing extra is reported before any work (building a birdnet_finetune model reads BirdNET's file)
     model = create_model(config.model, num_classes=len(table.labels), features=config.features, **model_overrides(config))
     tail = getattr(model, "tail", None)  # birdnet_finetune: features are the frozen part's output, the tail trains
