@@ -9,7 +9,8 @@ The names a notebook reaches for are available here, each imported from its subp
     birdcall.run_inference("model.onnx", ["dawn.flac"], "out/")
 
 Everything else lives in the subpackages (`birdcall.audio`, `birdcall.features`, `birdcall.data`,
-`birdcall.models`, `birdcall.train`, `birdcall.infer`, `birdcall.export`, `birdcall.metrics`, `birdcall.eval`).
+`birdcall.models`, `birdcall.train`, `birdcall.infer`, `birdcall.export`, `birdcall.metrics`, `birdcall.eval`,
+`birdcall.workflows`).
 """
 
 from ._lazy import install
@@ -43,6 +44,7 @@ _LAZY = {
     "score_arrays": "metrics",
     "score_submission": "eval.submission",
     "write_report": "eval",
+    "run_demo": "workflows",
 }
 __all__ = ["__version__", *_LAZY]
 install(__name__, _LAZY)

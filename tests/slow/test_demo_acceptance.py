@@ -7,7 +7,7 @@ code); the demo's timings are recorded in benchmarks/RESULTS.md instead.
 
 import pytest
 
-from birdcall.demo import DemoConfig, run_demo
+from birdcall.workflows import DemoConfig, run_demo
 
 
 @pytest.mark.slow

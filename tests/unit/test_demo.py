@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from birdcall.demo import DemoConfig, run_demo
+from birdcall.workflows import DemoConfig, run_demo
 from birdcall.eval.submission import read_solution, score_submission
 from birdcall.synth import SynthConfig
 from birdcall.train import TrainConfig

@@ -31,3 +31,15 @@ def test_root_names_are_the_documented_ones():
     assert isinstance(birdcall.__version__, str)
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
         birdcall.nothing_here  # noqa: B018
+
+
+def test_the_old_demo_module_warns_and_gives_the_workflow():
+    code = (
+        "import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+        "try:\n    import birdcall.demo\nexcept DeprecationWarning as w:\n    print('warned:', w)\n"
+        "warnings.simplefilter('ignore'); import birdcall.demo as old, birdcall.workflows as new\n"
+        "print(old.run_demo is new.run_demo and old.DemoConfig is new.DemoConfig)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert "warned: birdcall.demo moved to birdcall.workflows" in result.stdout
+    assert result.stdout.strip().endswith("True")

@@ -29,7 +29,7 @@ def demo(
     """Run the whole path, audio in -> trained model -> scored submission, on generated data."""
     from rich.table import Table
 
-    from ..demo import DemoConfig, run_demo
+    from ..workflows import DemoConfig, run_demo
 
     with user_errors():
         config = DemoConfig()
