@@ -10,6 +10,12 @@ that config (or a mapping of it), a tuple field a list/tuple of the right elemen
 a float a finite number. Ranges (``lr > 0``, probabilities in [0, 1]...) follow in each ``__post_init__``,
 with :func:`check_number` and :func:`check_choice`. Every error is one :class:`ParameterError` line that
 names ``Class.key`` and the bad value.
+
+A field may also hold a value class that is not a dataclass (``AugmentConfig``'s
+:class:`~birdcall.augment.TransformSpec`): it defines ``to_dict()`` (its plain form) and a classmethod
+``from_dict(data, *, where)`` (``where`` names the field in errors). A nested config may take ``key=value``
+overrides of its own keys by defining a classmethod ``apply_override(data, key, value, index)`` that returns its
+plain form with the change (``AugmentConfig`` does, for its lists and its older flat keys).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ T = TypeVar("T")
 __all__ = [
     "apply_overrides",
     "check_choice",
+    "check_value",
     "check_fields",
     "check_number",
     "from_dict",
@@ -50,7 +57,14 @@ def to_dict(config: Any) -> dict[str, Any]:
     """Plain ``dict`` of a config dataclass (tuples become lists, so it is JSON/YAML friendly)."""
     if not dataclasses.is_dataclass(config):
         raise ParameterError(f"expected a config dataclass, got {type(config).__name__}")
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+    return json.loads(json.dumps(dataclasses.asdict(config), default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    """The plain form of a field value json does not know: its ``to_dict()`` (a value class of a config)."""
+    if callable(getattr(value, "to_dict", None)):
+        return value.to_dict()
+    raise TypeError(f"{type(value).__name__} is not a config value")
 
 
 def from_dict(cls: type[T], data: dict[str, Any], *, _where: str | None = None) -> T:
@@ -171,6 +185,16 @@ class _Mismatch(Exception):
     """The value does not fit one type of a union; the caller reports the whole annotation."""
 
 
+def check_value(owner: str, key: str, value: Any, hint: Any) -> Any:
+    """``value`` converted to the type ``hint`` as a config field of that type would be (ints for floats become
+    floats, lists for tuples tuples...), for values checked outside a dataclass.
+
+    Raises:
+        ParameterError: ``owner.key: expected <type>, got <value>``.
+    """
+    return _coerce(owner, key, value, hint)
+
+
 def _coerce(owner: str, key: str, value: Any, hint: Any) -> Any:
     """``value`` converted to the field type ``hint``, or a ParameterError naming ``owner.key``."""
     try:
@@ -209,7 +233,7 @@ def _convert(owner: str, key: str, value: Any, hint: Any) -> Any:
             kinds = args
         else:
             return tuple(value)
-        converted = tuple(_convert(owner, key, v, k) for v, k in zip(value, kinds))
+        converted = tuple(_convert(owner, f"{key}[{i}]", v, k) for i, (v, k) in enumerate(zip(value, kinds)))
         return value if isinstance(value, tuple) and all(a is b for a, b in zip(converted, value)) else converted
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         if isinstance(value, hint):
@@ -217,6 +241,8 @@ def _convert(owner: str, key: str, value: Any, hint: Any) -> Any:
         if isinstance(value, Mapping):
             return from_dict(hint, dict(value), _where=f"{owner}.{key}")
         raise _Mismatch
+    if isinstance(hint, type) and callable(getattr(hint, "from_dict", None)) and callable(getattr(hint, "to_dict", None)):
+        return value if isinstance(value, hint) else hint.from_dict(value, where=f"{owner}.{key}")  # a value class
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -307,7 +333,8 @@ def apply_overrides(config: T, overrides: list[str] | dict[str, Any]) -> T:
     """Return a copy of ``config`` with overrides applied; dotted keys reach nested configs (``features.n_mels=64``).
 
     A config class with ``LEGACY_KEYS`` (old name -> dotted path, or (path, index) for one end of a pair) also
-    takes the old names (``lr=0.002`` for ``optim.lr=0.002``).
+    takes the old names (``lr=0.002`` for ``optim.lr=0.002``). A nested config with an ``apply_override`` classmethod
+    sets the keys below it itself (``augment.waveform.gain.p=0.5``, see :class:`~birdcall.augment.AugmentConfig`).
     """
     items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
     data = to_dict(config)
@@ -316,16 +343,30 @@ def apply_overrides(config: T, overrides: list[str] | dict[str, Any]) -> T:
         index = None
         if key in legacy and not (isinstance(data.get(key), dict) and isinstance(value, Mapping)):
             key, index = (legacy[key], None) if isinstance(legacy[key], str) else legacy[key]
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                raise ParameterError(f"override {key!r}: {part!r} is not a nested config")
-            node = node[part]
-        if parts[-1] not in node:
-            raise ParameterError(f"override {key!r}: unknown key; known: {', '.join(node)}")
-        if index is None:
-            node[parts[-1]] = value
-        else:
-            node[parts[-1]] = [value if i == index else v for i, v in enumerate(node[parts[-1]])]
+        _override(type(config), data, key, value, index)
     return from_dict(type(config), data)
+
+
+def _override(cls: type, data: dict, key: str, value: Any, index: int | None) -> None:
+    """Set the dotted ``key`` of the plain form ``data`` of ``cls`` in place (``index``: one end of a pair)."""
+    node, owner = data, cls
+    parts = key.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        if not isinstance(node.get(part), dict):
+            raise ParameterError(f"override {key!r}: {part!r} is not a nested config")
+        node, owner = node[part], _hints(owner).get(part) if dataclasses.is_dataclass(owner) else None
+        hook = getattr(owner, "apply_override", None)
+        if callable(hook):
+            try:
+                changed = hook(node, ".".join(parts[depth + 1 :]), value, index)
+            except ParameterError as err:
+                raise ParameterError(f"override {key!r}: {err}") from None
+            node.clear()
+            node.update(changed)
+            return
+    if parts[-1] not in node:
+        raise ParameterError(f"override {key!r}: unknown key; known: {', '.join(node)}")
+    if index is None:
+        node[parts[-1]] = value
+    else:
+        node[parts[-1]] = [value if i == index else v for i, v in enumerate(node[parts[-1]])]
