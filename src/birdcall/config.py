@@ -42,9 +42,9 @@ T = TypeVar("T")
 __all__ = [
     "apply_overrides",
     "check_choice",
-    "check_value",
     "check_fields",
     "check_number",
+    "check_value",
     "from_dict",
     "from_yaml",
     "parse_override",
@@ -79,7 +79,12 @@ def from_dict(cls: type[T], data: dict[str, Any], *, _where: str | None = None) 
         raise ParameterError(f"{where}: expected a mapping, got {_show(data)}")
     migrate = getattr(cls, "migrate_dict", None)
     if callable(migrate):  # an older layout of the config (e.g. TrainConfig's flat keys) moved to the current one
-        data = migrate(data)
+        try:
+            data = migrate(data)
+        except ParameterError as err:
+            if _where is None:
+                raise
+            raise ParameterError(f"{where}: {err}") from None  # a nested config: say where it sits
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(str(k) for k in set(data) - set(fields))
     if unknown:
@@ -176,7 +181,8 @@ def _describe(hint: Any) -> str:
         return " or ".join(_describe(a) for a in args)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s"
+            plural = getattr(args[0], "config_plural", None)  # a value class may say what a list of it holds
+            return f"a list of {plural or _describe(args[0]).removeprefix('a ').removeprefix('an ') + 's'}"
         return f"a list of {len(args)} values ({', '.join(_describe(a) for a in args)})"
     return str(hint)
 
@@ -351,19 +357,21 @@ def _override(cls: type, data: dict, key: str, value: Any, index: int | None) ->
     """Set the dotted ``key`` of the plain form ``data`` of ``cls`` in place (``index``: one end of a pair)."""
     node, owner = data, cls
     parts = key.split(".")
-    for depth, part in enumerate(parts[:-1]):
-        if not isinstance(node.get(part), dict):
-            raise ParameterError(f"override {key!r}: {part!r} is not a nested config")
-        node, owner = node[part], _hints(owner).get(part) if dataclasses.is_dataclass(owner) else None
+    for depth in range(len(parts)):
         hook = getattr(owner, "apply_override", None)
         if callable(hook):
             try:
-                changed = hook(node, ".".join(parts[depth + 1 :]), value, index)
+                changed = hook(node, ".".join(parts[depth:]), value, index)
             except ParameterError as err:
                 raise ParameterError(f"override {key!r}: {err}") from None
             node.clear()
             node.update(changed)
             return
+        if depth == len(parts) - 1:
+            break
+        if not isinstance(node.get(parts[depth]), dict):
+            raise ParameterError(f"override {key!r}: {parts[depth]!r} is not a nested config")
+        node, owner = node[parts[depth]], _hints(owner).get(parts[depth]) if dataclasses.is_dataclass(owner) else None
     if parts[-1] not in node:
         raise ParameterError(f"override {key!r}: unknown key; known: {', '.join(node)}")
     if index is None:
