@@ -199,3 +199,20 @@ def test_background_noise_builds_from_its_paths(noise_dir):
     (noise,) = build_waveform_augment(config).transforms
     assert isinstance(noise, AddBackgroundNoise) and (noise.min_snr_db, noise.max_snr_db, noise.cache) == (5.0, 10.0, True)
     assert len(noise.files) == 2
+
+
+def test_the_readme_table_lists_every_builtin_with_its_stages_and_defaults():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| ([a-z, ]+) \| (.*) \|$", readme, re.M)
+    assert sorted(name for name, _, _ in rows) == AUGMENTATIONS.names()
+    for name, stages, params in rows:
+        entry = AUGMENTATIONS.get(name)
+        assert tuple(stages.split(", ")) == entry.stages, name
+        documented = {key: yaml.safe_load(value) for key, value in re.findall(r"`(\w+): ([^`]+)`", params)}
+        defaults = resolve_spec(TransformSpec(name), entry.stages[0], owner=name).to_dict()
+        assert documented.keys() == defaults.keys() - {"name", "p"}, name
+        for key, value in documented.items():  # -3.01 for the pink slope: two decimals are enough in prose
+            assert value == (pytest.approx(defaults[key], abs=0.01) if isinstance(value, (float, list)) else defaults[key]), (name, key)
