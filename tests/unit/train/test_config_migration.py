@@ -107,9 +107,11 @@ def test_a_run_saved_with_the_flat_augment_resumes_with_the_lists(tmp_path):
     data = {"files": "a", "labels": "b", "split": "c"}
     state = {"fingerprint": {"config": saved, "data": dict(data)}}
     check_resume(Path("train_state.pt"), state, {"config": to_dict(config), "data": data})
-    changed = apply_overrides(config, ["augment.spectrogram.time_mask.max_width=5"])
-    with pytest.raises(ParameterError, match=r"config differs in augment\.spectrogram"):
-        check_resume(Path("train_state.pt"), state, {"config": to_dict(changed), "data": data})
+    changed = apply_overrides(config, ["augment.spectrogram.time_mask.max_width=5", "augment.waveform.gain=null"])
+    with pytest.raises(ParameterError, match=r"config differs in augment\.waveform \(\['background_noise', 'time_shift', 'pink_noise', 'gain'\] -> "
+                                             r"\['background_noise', 'time_shift', 'pink_noise'\]\), augment\.spectrogram\.time_mask\.max_width \(4 -> 5\), "
+                                             r"augment\.waveform\.gain\.p \(0\.5 -> '<unset>'\), augment\.waveform\.gain\.gain_db \(\[-6\.0, 6\.0\] -> '<unset>'\)$"):
+        check_resume(Path("train_state.pt"), state, {"config": to_dict(changed), "data": data})  # named as overrides spell them
 
 
 def test_resume_accepts_the_state_of_an_old_flat_run_and_still_sees_a_change():
