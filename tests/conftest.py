@@ -43,6 +43,17 @@ def _torch_threads_unchanged():
         pytest.fail(f"the test left torch on {after} threads (was {before})")
 
 
+@pytest.fixture(scope="session")
+def legacy_stages():
+    """``legacy_stages(flat, background)``: the frozen builders of the flat AugmentConfig (tests/unit/augment/
+    legacy_builders.py), what training built before augment became lists; the new builders must match them."""
+    path = Path(__file__).resolve().parent / "unit" / "augment" / "legacy_builders.py"
+    spec = importlib.util.spec_from_file_location("legacy_builders", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.legacy_stages
+
+
 def _nips4b_dir() -> Path | None:
     env = os.environ.get("BIRDCALL_NIPS4B")
     candidates = [Path(env)] if env else []

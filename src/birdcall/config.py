@@ -10,6 +10,12 @@ that config (or a mapping of it), a tuple field a list/tuple of the right elemen
 a float a finite number. Ranges (``lr > 0``, probabilities in [0, 1]...) follow in each ``__post_init__``,
 with :func:`check_number` and :func:`check_choice`. Every error is one :class:`ParameterError` line that
 names ``Class.key`` and the bad value.
+
+A field may also hold a value class that is not a dataclass (``AugmentConfig``'s
+:class:`~birdcall.augment.TransformSpec`): it defines ``to_dict()`` (its plain form) and a classmethod
+``from_dict(data, *, where)`` (``where`` names the field in errors). A nested config may take ``key=value``
+overrides of its own keys by defining a classmethod ``apply_override(data, key, value, index)`` that returns its
+plain form with the change (``AugmentConfig`` does, for its lists and its older flat keys).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ __all__ = [
     "check_choice",
     "check_fields",
     "check_number",
+    "check_value",
     "from_dict",
     "from_yaml",
     "parse_override",
@@ -50,7 +57,14 @@ def to_dict(config: Any) -> dict[str, Any]:
     """Plain ``dict`` of a config dataclass (tuples become lists, so it is JSON/YAML friendly)."""
     if not dataclasses.is_dataclass(config):
         raise ParameterError(f"expected a config dataclass, got {type(config).__name__}")
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+    return json.loads(json.dumps(dataclasses.asdict(config), default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    """The plain form of a field value json does not know: its ``to_dict()`` (a value class of a config)."""
+    if callable(getattr(value, "to_dict", None)):
+        return value.to_dict()
+    raise TypeError(f"{type(value).__name__} is not a config value")
 
 
 def from_dict(cls: type[T], data: dict[str, Any], *, _where: str | None = None) -> T:
@@ -65,7 +79,12 @@ def from_dict(cls: type[T], data: dict[str, Any], *, _where: str | None = None) 
         raise ParameterError(f"{where}: expected a mapping, got {_show(data)}")
     migrate = getattr(cls, "migrate_dict", None)
     if callable(migrate):  # an older layout of the config (e.g. TrainConfig's flat keys) moved to the current one
-        data = migrate(data)
+        try:
+            data = migrate(data)
+        except ParameterError as err:
+            if _where is None:
+                raise
+            raise ParameterError(f"{where}: {err}") from None  # a nested config: say where it sits
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(str(k) for k in set(data) - set(fields))
     if unknown:
@@ -162,13 +181,24 @@ def _describe(hint: Any) -> str:
         return " or ".join(_describe(a) for a in args)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s"
+            plural = getattr(args[0], "config_plural", None)  # a value class may say what a list of it holds
+            return f"a list of {plural or _describe(args[0]).removeprefix('a ').removeprefix('an ') + 's'}"
         return f"a list of {len(args)} values ({', '.join(_describe(a) for a in args)})"
     return str(hint)
 
 
 class _Mismatch(Exception):
     """The value does not fit one type of a union; the caller reports the whole annotation."""
+
+
+def check_value(owner: str, key: str, value: Any, hint: Any) -> Any:
+    """``value`` converted to the type ``hint`` as a config field of that type would be (ints for floats become
+    floats, lists for tuples tuples...), for values checked outside a dataclass.
+
+    Raises:
+        ParameterError: ``owner.key: expected <type>, got <value>``.
+    """
+    return _coerce(owner, key, value, hint)
 
 
 def _coerce(owner: str, key: str, value: Any, hint: Any) -> Any:
@@ -209,7 +239,7 @@ def _convert(owner: str, key: str, value: Any, hint: Any) -> Any:
             kinds = args
         else:
             return tuple(value)
-        converted = tuple(_convert(owner, key, v, k) for v, k in zip(value, kinds))
+        converted = tuple(_convert(owner, f"{key}[{i}]", v, k) for i, (v, k) in enumerate(zip(value, kinds)))
         return value if isinstance(value, tuple) and all(a is b for a, b in zip(converted, value)) else converted
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         if isinstance(value, hint):
@@ -217,6 +247,8 @@ def _convert(owner: str, key: str, value: Any, hint: Any) -> Any:
         if isinstance(value, Mapping):
             return from_dict(hint, dict(value), _where=f"{owner}.{key}")
         raise _Mismatch
+    if isinstance(hint, type) and callable(getattr(hint, "from_dict", None)) and callable(getattr(hint, "to_dict", None)):
+        return value if isinstance(value, hint) else hint.from_dict(value, where=f"{owner}.{key}")  # a value class
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -307,7 +339,8 @@ def apply_overrides(config: T, overrides: list[str] | dict[str, Any]) -> T:
     """Return a copy of ``config`` with overrides applied; dotted keys reach nested configs (``features.n_mels=64``).
 
     A config class with ``LEGACY_KEYS`` (old name -> dotted path, or (path, index) for one end of a pair) also
-    takes the old names (``lr=0.002`` for ``optim.lr=0.002``).
+    takes the old names (``lr=0.002`` for ``optim.lr=0.002``). A nested config with an ``apply_override`` classmethod
+    sets the keys below it itself (``augment.waveform.gain.p=0.5``, see :class:`~birdcall.augment.AugmentConfig`).
     """
     items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
     data = to_dict(config)
@@ -316,16 +349,32 @@ def apply_overrides(config: T, overrides: list[str] | dict[str, Any]) -> T:
         index = None
         if key in legacy and not (isinstance(data.get(key), dict) and isinstance(value, Mapping)):
             key, index = (legacy[key], None) if isinstance(legacy[key], str) else legacy[key]
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                raise ParameterError(f"override {key!r}: {part!r} is not a nested config")
-            node = node[part]
-        if parts[-1] not in node:
-            raise ParameterError(f"override {key!r}: unknown key; known: {', '.join(node)}")
-        if index is None:
-            node[parts[-1]] = value
-        else:
-            node[parts[-1]] = [value if i == index else v for i, v in enumerate(node[parts[-1]])]
+        _override(type(config), data, key, value, index)
     return from_dict(type(config), data)
+
+
+def _override(cls: type, data: dict, key: str, value: Any, index: int | None) -> None:
+    """Set the dotted ``key`` of the plain form ``data`` of ``cls`` in place (``index``: one end of a pair)."""
+    node, owner = data, cls
+    parts = key.split(".")
+    for depth in range(len(parts)):
+        hook = getattr(owner, "apply_override", None)
+        if callable(hook):
+            try:
+                changed = hook(node, ".".join(parts[depth:]), value, index)
+            except ParameterError as err:
+                raise ParameterError(f"override {key!r}: {err}") from None
+            node.clear()
+            node.update(changed)
+            return
+        if depth == len(parts) - 1:
+            break
+        if not isinstance(node.get(parts[depth]), dict):
+            raise ParameterError(f"override {key!r}: {parts[depth]!r} is not a nested config")
+        node, owner = node[parts[depth]], _hints(owner).get(parts[depth]) if dataclasses.is_dataclass(owner) else None
+    if parts[-1] not in node:
+        raise ParameterError(f"override {key!r}: unknown key; known: {', '.join(node)}")
+    if index is None:
+        node[parts[-1]] = value
+    else:
+        node[parts[-1]] = [value if i == index else v for i, v in enumerate(node[parts[-1]])]

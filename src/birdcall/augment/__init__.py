@@ -6,7 +6,9 @@
 * batch transforms (torch, ``t(inputs, targets, *, generator) -> (inputs, targets)``): :class:`Mixup`,
   :class:`CutMix`, :class:`TimeMask`, :class:`FrequencyMask`, and the functional :func:`sum_mix`;
 * composition for both kinds: :class:`Compose`, :class:`OneOf`, :class:`SomeOf`;
-* :class:`AugmentConfig` and ``build_*_augment`` to make the three stages of a training step.
+* :class:`AugmentConfig` (lists of :class:`TransformSpec`, registered names with their parameters) and
+  ``build_*_augment`` to make the three stages of a training step; :func:`register_augmentation` adds a
+  transform recipes can name (:data:`AUGMENTATIONS`; birdcall's own: :mod:`birdcall.augment.builtins`).
 
 Randomness only ever comes from the ``rng``/``generator`` argument (see :mod:`birdcall.augment.base`).
 """
@@ -27,6 +29,10 @@ from .config import build_batch_augment as build_batch_augment
 from .config import build_spectrogram_augment as build_spectrogram_augment
 from .config import build_waveform_augment as build_waveform_augment
 from .mix import sum_mix as sum_mix
+from .spec import AUGMENTATIONS as AUGMENTATIONS
+from .spec import TransformSpec as TransformSpec
+from .spec import create_augmentation as create_augmentation
+from .spec import register_augmentation as register_augmentation
 from .spectrogram import FrequencyMask as FrequencyMask
 from .spectrogram import TimeMask as TimeMask
 from .waveform import AddBackgroundNoise as AddBackgroundNoise

@@ -1,242 +1,250 @@
-"""`AugmentConfig`: the augmentation recipe of a training run, and the builders of its three stages.
+"""`AugmentConfig`: the augmentation recipe of a training run, three ordered lists of registered transforms, and
+the builders of its stages.
 
-Stages, in the order a training step meets them:
+In YAML (``TrainConfig.augment``)::
 
-1. :func:`build_waveform_augment`: per clip in the data set, numpy ``rng`` (time shift, pitch shift, background
-   noise, pink noise, Gaussian noise at an SNR or an amplitude, gain; in that order).
-2. :func:`build_batch_augment`: per batch of waveforms ``(B, N)``, torch ``generator`` (mixup and/or cutmix with
-   ``*_domain="waveform"``).
-3. :func:`build_spectrogram_augment`: per batch of features ``(B, C, F, T)``, torch ``generator`` (mixup and/or
-   cutmix with ``*_domain="spectrogram"``, then frequency and time masks).
+    augment:
+      waveform:                  # per clip, numpy rng, in list order
+        - {name: background_noise, p: 0.5, snr_db: [3, 30]}
+        - {name: time_shift, p: 0.5, shift: [-0.5, 0.5], unit: fraction}
+      batch:                     # per batch of waveforms (B, N), torch generator
+        - {name: mixup, p: 0.5, alpha: 0.4, labels: union}
+      spectrogram:               # per batch of features (B, C, F, T), torch generator
+        - {name: cutmix, p: 0.5}
+        - {name: freq_mask, p: 0.3, num_masks: 2, max_width: 8}
 
-Everything is off by default (every ``*_p`` is 0) but background noise, which without ``background_noise_paths``
-mixes in the data set's background/ clips (a training run's; :func:`build_waveform_augment` alone then adds
-nothing), so an empty config changes nothing here; each stage is then an empty :class:`~birdcall.augment.Compose`,
-which returns its input. Fields are primitives and tuples, so the config
-round-trips through YAML with :mod:`birdcall.config`.
+Each entry names a registered augmentation (:mod:`birdcall.augment.builtins` lists birdcall's; register your own
+with :func:`~birdcall.augment.register_augmentation`) and gives some of its parameters; the others take their
+defaults, and the config holds every parameter once built (so a saved ``config.yaml`` lists them all). An
+entry with ``p: 0`` is off: checked, not applied. A mixer's domain is its list: ``mixup`` in ``batch`` mixes
+waveforms, in ``spectrogram`` features. ``background_noise`` without ``paths`` mixes in the training data set's
+background/ clips; :func:`build_waveform_augment` leaves it out unless given them.
+
+The default is the measured recipe's: background noise from the data set at ``p`` 0.5, nothing else. The flat
+layout of older versions (``time_shift_p: 0.5``...) still loads (:mod:`birdcall.augment.legacy`), and ``key=value``
+overrides take both spellings (:meth:`AugmentConfig.apply_override`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from ..config import check_choice, check_fields, check_number
+from ..config import check_fields, from_dict
 from ..errors import ParameterError
-from .base import BaseTransform, check_range
-from .base import check_choice as check_choice_arg
-from .batch import CutMix, Mixup
+from ..types import Pathlike
+from . import builtins as _builtins  # noqa: F401 - registers birdcall's augmentations
+from .base import BaseTransform
 from .compose import Compose
-from .spectrogram import FrequencyMask, TimeMask
-from .waveform import AddBackgroundNoise, AddGaussianNoise, AddGaussianSNR, AddPinkNoise, Gain, PitchShift, TimeShift
-from .waveform.time_shift import SHIFT_UNITS
+from .legacy import FLAT_DEFAULTS, flat_form, is_flat, is_on, migrate_flat_augment, stage_rank
+from .spec import STAGES, TransformSpec, create_augmentation, resolve_spec
 
 __all__ = ["AugmentConfig", "build_batch_augment", "build_spectrogram_augment", "build_waveform_augment"]
-
-DOMAINS = ("waveform", "spectrogram")
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Augmentation recipe; ranges are ``(min, max)`` tuples, ``*_p`` the probability per clip / per example."""
+    """Augmentation recipe: per stage, the registered transforms in the order they apply (see the module docstring).
 
-    # stage 1: waveform, per clip
-    time_shift_p: float = 0.0
-    time_shift: tuple[float, float] = (-0.5, 0.5)  # in time_shift_unit
-    time_shift_unit: str = "fraction"  # "fraction" of the clip or "seconds"
-    time_shift_rollover: bool = True  # False fills with zeros
-    pitch_shift_p: float = 0.0
-    pitch_shift_semitones: tuple[float, float] = (-2.0, 2.0)
-    background_noise_p: float = 0.5
-    # files or folders of no-call recordings; empty: the data set's background/ clips (training mixes them in
-    # before the other waveform stages; without a data set, no background noise)
-    background_noise_paths: tuple[str, ...] = ()
-    background_noise_snr_db: tuple[float, float] = (3.0, 30.0)
-    background_noise_cache: bool = False  # keep decoded noise files in memory
-    pink_noise_p: float = 0.0
-    pink_noise_snr_db: tuple[float, float] = (10.0, 40.0)
-    gaussian_snr_p: float = 0.0
-    gaussian_snr_db: tuple[float, float] = (10.0, 40.0)
-    gaussian_noise_p: float = 0.0
-    gaussian_noise_amplitude: tuple[float, float] = (0.001, 0.015)
-    gain_p: float = 0.0
-    gain_db: tuple[float, float] = (-6.0, 6.0)
-    # stages 2-3: batches (mixup/cutmix on waveforms or spectrograms, masks on spectrograms)
-    mixup_p: float = 0.0
-    mixup_alpha: float = 0.4
-    mixup_labels: str = "union"  # "union" (max) or "weighted"
-    mixup_domain: str = "waveform"
-    cutmix_p: float = 0.0
-    cutmix_alpha: float = 1.0
-    cutmix_labels: str = "weighted"  # "weighted" (by pasted area) or "union"
-    cutmix_domain: str = "spectrogram"
-    cutmix_frequency: bool = True  # spectrograms: a time x frequency box; False: full-height time segment
-    freq_mask_p: float = 0.0
-    freq_mask_num_masks: int = 2
-    freq_mask_max_width: int = 8  # bins
-    time_mask_p: float = 0.0
-    time_mask_num_masks: int = 2
-    time_mask_max_width: int = 20  # frames
-    mask_fill: float = 0.0
+    Attributes:
+        waveform: per clip, in the data set (numpy ``rng``).
+        batch: per batch of waveforms ``(B, N)``, after sum-mix (torch ``generator``): mixers.
+        spectrogram: per batch of features ``(B, C, F, T)`` (torch ``generator``): mixers, masks.
+    """
+
+    waveform: tuple[TransformSpec, ...] = (TransformSpec("background_noise", p=0.5, snr_db=(3.0, 30.0)),)
+    batch: tuple[TransformSpec, ...] = ()
+    spectrogram: tuple[TransformSpec, ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.background_noise_paths, str):
-            object.__setattr__(self, "background_noise_paths", (self.background_noise_paths,))
-        check_fields(self)  # types, (min, max) pairs, finite numbers
-        for field in fields(self):
-            if field.name.endswith("_p"):
-                check_number(self, field.name, ge=0, le=1)
-        for name in ("mixup_domain", "cutmix_domain"):
-            check_choice(self, name, DOMAINS)
-        # Build every enabled stage that does not touch the file system, and check the arguments of the
-        # disabled ones, so that a bad value fails now, naming its field, not when the stage is switched on.
-        _waveform_transforms(self, with_files=False)
-        _check_disabled_waveform_args(self)
-        _mixers(self, "waveform", force=True)
-        _masks(self, every=True)
+        check_fields(self)  # a list of {name: ..., params} mappings per stage
+        for stage in STAGES:  # every entry checked and completed, p = 0 too: a bad value fails now, naming its key
+            specs = getattr(self, stage)
+            object.__setattr__(self, stage, tuple(resolve_spec(s, stage, owner=f"AugmentConfig.{stage}[{i}]") for i, s in enumerate(specs)))
+
+    def to_flat(self) -> dict[str, Any] | None:
+        """The fields of the flat config of older versions that express this one, or None when that layout cannot
+        (:func:`birdcall.augment.legacy.flat_form`)."""
+        return flat_form({stage: getattr(self, stage) for stage in STAGES})
+
+    @classmethod
+    def migrate_dict(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Hook of :func:`birdcall.config.from_dict`: a flat mapping of older versions becomes the stage lists.
+
+        Raises:
+            ParameterError: flat keys mixed with stage lists, or a bad flat value.
+        """
+        if not is_flat(data):
+            return dict(data)
+        lists = [key for key in data if key in STAGES]
+        if lists:
+            raise ParameterError(f"AugmentConfig: the stage lists ({', '.join(lists)}) and the flat keys of older versions "
+                                 f"({', '.join(k for k in data if k in FLAT_DEFAULTS)}) cannot be mixed; write the lists")  # fmt: skip
+        return migrate_flat_augment(data)
+
+    @classmethod
+    def apply_override(cls, data: Mapping[str, Any], key: str, value: Any, index: int | None = None) -> dict[str, Any]:
+        """Hook of :func:`birdcall.config.apply_overrides` for ``augment.<key>=value``; returns the new plain form.
+
+        ``key`` is one of:
+
+        * ``<stage>.<name>.<param>`` (``waveform.gain.p``): that entry's parameter. An absent entry is added with
+          its defaults, where the old flat layout applied it (others at the end); so ``p=0`` switches one off.
+        * ``<stage>.<i>.<param>``: the ``i``-th entry's parameter (for a name listed twice).
+        * ``<stage>.<name>`` with a mapping of parameters (the entry replaced) or ``null`` (removed).
+        * ``<stage>`` with a whole list.
+        * a flat key of older versions (``gain_p``, ``mixup_domain``): set as the old config did, when the lists
+          are ones the flat layout can express (built-in transforms, each once, in that order).
+
+        ``index`` sets one end of a ``(min, max)`` pair (the old ``noise_max_snr_db`` names).
+
+        Raises:
+            ParameterError: an unknown key, or a flat key for lists the flat layout cannot express.
+        """
+        data = cls.migrate_dict(data)
+        parts = key.split(".")
+        if len(parts) == 1 and parts[0] in FLAT_DEFAULTS:
+            return _set_flat(cls, data, key, value, index)
+        if parts[0] not in STAGES or len(parts) > 3:
+            raise ParameterError(f"unknown key; augment takes {', '.join(STAGES)}: <stage>.<name>.<parameter> (augment.waveform.gain.p=0.5), "
+                                 "<stage>.<name> with a mapping or null, <stage> with a list, or a flat key of older versions (augment.gain_p=0.5)")  # fmt: skip
+        stage = parts[0]
+        if len(parts) == 1:
+            return {**data, stage: [] if value is None else value}
+        entries = [dict(e) if isinstance(e, Mapping) else e for e in data.get(stage, _default_plain(stage))]
+        at = _find(stage, entries, parts[1])
+        if len(parts) == 2:
+            if value is not None and not isinstance(value, Mapping):
+                raise ParameterError(f"{stage}.{parts[1]} takes a mapping of parameters or null, got {value!r}")
+            name = entries[at]["name"] if at is not None else parts[1]
+            entry = None if value is None else {"name": name, **value}
+        else:
+            entry = dict(entries[at]) if at is not None else {"name": parts[1]}
+            entry[parts[2]] = value if index is None else _one_end(stage, entry, parts[2], value, index)
+        if at is not None:
+            entries.pop(at)
+        if entry is not None:
+            entries.insert(at if at is not None else _rank_position(stage, entries, entry), entry)
+        return {**data, stage: entries}
 
 
-@contextlib.contextmanager
-def _naming(*keys: str):
-    """Re-raise a transform's argument error as one naming the config keys it came from."""
-    try:
-        yield
-    except (ParameterError, TypeError, ValueError) as err:
-        raise ParameterError(f"AugmentConfig.{'/'.join(keys)}: {err}") from None
+def _default_plain(stage: str) -> list[dict[str, Any]]:
+    return [spec.to_dict() for spec in getattr(AugmentConfig, stage)]
 
 
-def _pair(config: AugmentConfig, name: str) -> tuple[Any, Any]:
-    value = getattr(config, name)
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ParameterError(f"AugmentConfig.{name} must be a (min, max) pair, got {value!r}")
-    return value[0], value[1]
+def _find(stage: str, entries: list, selector: str) -> int | None:
+    """Position of the entry ``selector`` (a name, or an index) in ``entries``; None: no entry of that name."""
+    if selector.isdigit():
+        if int(selector) >= len(entries):
+            raise ParameterError(f"{stage}.{selector}: no such entry; {stage} holds {len(entries)}")
+        return int(selector)
+    found = [i for i, e in enumerate(entries) if isinstance(e, Mapping) and e.get("name") == selector]
+    if len(found) > 1:
+        raise ParameterError(f"{stage}.{selector}: {selector} is listed {len(found)} times; name it by position ({stage}.{found[0]}.<param>)")
+    return found[0] if found else None
 
 
-def _check_disabled_waveform_args(c: AugmentConfig) -> None:
-    """The argument checks of the waveform transforms whose ``p`` is 0, without building them (three of them
-    wrap audiomentations, whose import is slow, and background noise would read the file system)."""
-    if c.time_shift_p == 0:
-        with _naming("time_shift", "time_shift_unit"):
-            unit = check_choice_arg("TimeShift", "shift_unit", c.time_shift_unit, SHIFT_UNITS)
-            limit = 1.0 if unit == "fraction" else math.inf
-            check_range("TimeShift", "shift", *_pair(c, "time_shift"), lowest=-limit, highest=limit)
-    if c.pitch_shift_p == 0:
-        with _naming("pitch_shift_semitones"):
-            check_range("PitchShift", "semitones", *_pair(c, "pitch_shift_semitones"), lowest=-24.0, highest=24.0)
-    with _naming("background_noise_snr_db"):
-        check_range("AddBackgroundNoise", "snr_db", *_pair(c, "background_noise_snr_db"))
-    if c.gain_p == 0:
-        with _naming("gain_db"):
-            check_range("Gain", "gain_db", *_pair(c, "gain_db"))
-    for p_key, key, transform in (
-        ("pink_noise_p", "pink_noise_snr_db", AddPinkNoise),
-        ("gaussian_snr_p", "gaussian_snr_db", AddGaussianSNR),
-        ("gaussian_noise_p", "gaussian_noise_amplitude", AddGaussianNoise),
-    ):
-        if getattr(c, p_key) == 0:
-            with _naming(key):
-                transform(*_pair(c, key), p=0.0)  # plain numpy transforms: cheap to build
+def _rank_position(stage: str, entries: list, entry: Mapping[str, Any]) -> int:
+    """Where a new entry goes: before the first entry the old flat layout applied after it."""
+    rank = stage_rank(stage, entry)
+    return next((i for i, e in enumerate(entries) if isinstance(e, Mapping) and stage_rank(stage, e) > rank), len(entries))
 
 
-def _waveform_transforms(config: AugmentConfig, *, with_files: bool = True) -> list[BaseTransform]:
-    """The enabled waveform transforms, in stage order."""
-    c = config
-    out: list[BaseTransform] = []
-    if c.time_shift_p > 0:
-        low, high = _pair(c, "time_shift")
-        with _naming("time_shift", "time_shift_unit"):
-            out.append(TimeShift(min_shift=low, max_shift=high, shift_unit=c.time_shift_unit, rollover=c.time_shift_rollover, p=c.time_shift_p))
-    if c.pitch_shift_p > 0:
-        low, high = _pair(c, "pitch_shift_semitones")
-        with _naming("pitch_shift_semitones"):
-            out.append(PitchShift(min_semitones=low, max_semitones=high, p=c.pitch_shift_p))
-    if c.background_noise_p > 0 and with_files and c.background_noise_paths:  # no paths: the trainer adds the data set's
-        low, high = _pair(c, "background_noise_snr_db")
-        noise = AddBackgroundNoise(
-            c.background_noise_paths,
-            min_snr_db=low,
-            max_snr_db=high,
-            cache=c.background_noise_cache,
-            p=c.background_noise_p,
+def _one_end(stage: str, entry: dict, param: str, value: Any, index: int) -> list:
+    """``entry``'s ``(min, max)`` pair ``param`` (its default when not given) with end ``index`` set to ``value``."""
+    if param not in entry:
+        entry = resolve_spec(TransformSpec.from_dict(entry), stage, owner=f"{stage}.{entry['name']}").to_dict()
+    pair = entry.get(param)
+    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        raise ParameterError(f"{stage}.{entry['name']}.{param} is not a (min, max) pair, got {pair!r}")
+    return [value if i == index else v for i, v in enumerate(pair)]
+
+
+def _set_flat(cls, data: dict, key: str, value: Any, index: int | None) -> dict[str, Any]:
+    flat = from_dict(cls, data).to_flat()
+    if flat is None:
+        raise ParameterError(f"{key} is a flat key of older versions, which these lists (user transforms, an order or values the flat layout "
+                             "lacks) have no flat form for; set the entry instead, e.g. augment.waveform.gain.p=0.5")  # fmt: skip
+    flat[key] = value if index is None else [value if i == index else v for i, v in enumerate(flat[key])]
+    return migrate_flat_augment(flat)
+
+
+def with_dataset_noise(augment: Any, *, p: Any, snr_db: list) -> Any:
+    """``TrainConfig.augment`` of an old flat TrainConfig, with its background noise from the data set (``noise_p``,
+    ``noise_min/max_snr_db``) as a ``background_noise`` entry without paths, first in the waveform stage.
+
+    Raises:
+        ParameterError: both the data set's noise and the augment block's own ``background_noise`` on.
+    """
+    if not isinstance(augment, Mapping):
+        return augment  # the config's check reports it
+    if not any(key in STAGES for key in augment):  # the flat augment of that version: its own noise off unless set
+        augment = {"background_noise_p": 0.0, **augment}
+    data = AugmentConfig.migrate_dict(augment)
+    keys = {"p": "noise_p", "snr_db": "noise_min_snr_db/noise_max_snr_db"}  # checked even when off, as before
+    resolve_spec(TransformSpec("background_noise", p=p, snr_db=snr_db), "waveform", owner="TrainConfig", keys=keys)
+    waveform = list(data.get("waveform", _default_plain("waveform")))
+    own = [e for e in waveform if isinstance(e, Mapping) and e.get("name") == "background_noise" and is_on(e.get("p", 0.5))]
+    if own and is_on(p):
+        raise ParameterError(
+            "TrainConfig: noise_p and augment.background_noise_p are both on: background noise now comes from one place "
+            "(an augment.waveform entry background_noise; no paths: the data set's background/ clips); set one of them to 0"
         )
-        out.append(noise)
-    if c.pink_noise_p > 0:
-        low, high = _pair(c, "pink_noise_snr_db")
-        with _naming("pink_noise_snr_db"):
-            out.append(AddPinkNoise(min_snr_db=low, max_snr_db=high, p=c.pink_noise_p))
-    if c.gaussian_snr_p > 0:
-        low, high = _pair(c, "gaussian_snr_db")
-        with _naming("gaussian_snr_db"):
-            out.append(AddGaussianSNR(min_snr_db=low, max_snr_db=high, p=c.gaussian_snr_p))
-    if c.gaussian_noise_p > 0:
-        low, high = _pair(c, "gaussian_noise_amplitude")
-        with _naming("gaussian_noise_amplitude"):
-            out.append(AddGaussianNoise(min_amplitude=low, max_amplitude=high, p=c.gaussian_noise_p))
-    if c.gain_p > 0:
-        low, high = _pair(c, "gain_db")
-        with _naming("gain_db"):
-            out.append(Gain(min_gain_db=low, max_gain_db=high, p=c.gain_p))
-    return out
-
-
-def _mixers(config: AugmentConfig, domain: str, *, force: bool = False) -> list[BaseTransform]:
-    c = config
-    out: list[BaseTransform] = []
-    if (c.mixup_p > 0 and c.mixup_domain == domain) or force:
-        with _naming("mixup_alpha", "mixup_labels"):
-            out.append(Mixup(alpha=c.mixup_alpha, label_mode=c.mixup_labels, p=c.mixup_p))
-    if (c.cutmix_p > 0 and c.cutmix_domain == domain) or force:
-        with _naming("cutmix_alpha", "cutmix_labels"):
-            out.append(CutMix(alpha=c.cutmix_alpha, label_mode=c.cutmix_labels, cut_frequency=c.cutmix_frequency, p=c.cutmix_p))
-    return out
-
-
-def _masks(config: AugmentConfig, *, every: bool = False) -> list[BaseTransform]:
-    c = config
-    out: list[BaseTransform] = []
-    if c.freq_mask_p > 0 or every:
-        with _naming("freq_mask_max_width", "freq_mask_num_masks", "mask_fill"):
-            out.append(FrequencyMask(max_width=c.freq_mask_max_width, num_masks=c.freq_mask_num_masks, fill=c.mask_fill, p=c.freq_mask_p))
-    if c.time_mask_p > 0 or every:
-        with _naming("time_mask_max_width", "time_mask_num_masks", "mask_fill"):
-            out.append(TimeMask(max_width=c.time_mask_max_width, num_masks=c.time_mask_num_masks, fill=c.mask_fill, p=c.time_mask_p))
-    return out
+    if is_on(p):
+        cache = augment.get("background_noise_cache", False) if is_flat(augment) else False  # as the flat block held it
+        waveform.insert(0, {"name": "background_noise", "p": p, "snr_db": snr_db, "cache": cache})
+    return {**data, "waveform": waveform}
 
 
 def _as_config(config: AugmentConfig | Mapping[str, Any]) -> AugmentConfig:
     if isinstance(config, AugmentConfig):
         return config
     if isinstance(config, Mapping):
-        from ..config import from_dict
-
         return from_dict(AugmentConfig, dict(config))
     raise ParameterError(f"expected an AugmentConfig or a mapping, got {type(config).__name__}")
 
 
-def build_waveform_augment(config: AugmentConfig | Mapping[str, Any]) -> Compose:
+def _transforms(config: AugmentConfig, stage: str) -> list[tuple[TransformSpec, str]]:
+    """The entries of ``stage`` that are on, each with the name errors give it."""
+    return [(spec, f"augment.{stage}[{i}] ({spec.name})") for i, spec in enumerate(getattr(config, stage)) if spec["p"] > 0]
+
+
+def _uses_data_set(spec: TransformSpec) -> bool:
+    return spec.name == "background_noise" and not spec["paths"]
+
+
+def build_waveform_augment(config: AugmentConfig | Mapping[str, Any], *, background: Sequence[Pathlike] | None = None) -> Compose:
     """Per-clip pipeline: call as ``augment(samples, sample_rate=..., rng=np.random.Generator)``.
+
+    Args:
+        background: the training data set's background/ clips, for ``background_noise`` entries without paths
+            (cached in memory). Given (a training run's, maybe empty), the pipeline is nested as training has always
+            nested it, ``Compose([<entries up to the first such noise>, Compose(<the rest>)])``, so that training
+            draws the same random numbers as before. None: such entries are left out.
 
     Raises:
         ParameterError: an invalid config, or background noise paths with no audio.
     """
-    return Compose(_waveform_transforms(_as_config(config)))
+    config = _as_config(config)
+    transforms: list[BaseTransform] = []
+    split = 0
+    for spec, owner in _transforms(config, "waveform"):
+        if not _uses_data_set(spec):
+            transforms.append(create_augmentation(spec, owner=owner))
+        elif background:
+            transforms.append(create_augmentation(spec, owner=owner, paths=tuple(background), cache=True))
+            split = split or len(transforms)
+    if background is None:
+        return Compose(transforms)
+    return Compose([*transforms[:split], Compose(transforms[split:])])
 
 
 def build_batch_augment(config: AugmentConfig | Mapping[str, Any]) -> Compose:
-    """Waveform-batch stage: call as ``waveforms, targets = augment(waveforms, targets, generator=torch.Generator)``.
-
-    Mixup then cutmix when both are enabled for waveforms, each with its own ``p`` per example.
-    """
-    return Compose(_mixers(_as_config(config), "waveform"))
+    """Waveform-batch stage: call as ``waveforms, targets = augment(waveforms, targets, generator=torch.Generator)``."""
+    return Compose([create_augmentation(spec, owner=owner) for spec, owner in _transforms(_as_config(config), "batch")])
 
 
 def build_spectrogram_augment(config: AugmentConfig | Mapping[str, Any]) -> Compose:
-    """Spectrogram-batch stage on ``(B, C, F, T)``: mixers for the spectrogram domain, then frequency and time masks.
-
-    Call as ``features, targets = augment(features, targets, generator=torch.Generator)``.
-    """
-    config = _as_config(config)
-    return Compose(_mixers(config, "spectrogram") + _masks(config))
+    """Spectrogram-batch stage on ``(B, C, F, T)``: call as ``features, targets = augment(features, targets, generator=...)``."""
+    return Compose([create_augmentation(spec, owner=owner) for spec, owner in _transforms(_as_config(config), "spectrogram")])

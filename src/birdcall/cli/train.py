@@ -26,7 +26,7 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in RUN (only its run files are deleted)."),
     skip_bad: bool = typer.Option(False, help="Drop bad metadata rows and clips that do not decode (listed) instead of stopping."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
-    overrides: list[str] = typer.Argument(None, help="key=value overrides, dotted for nested configs, e.g. epochs=5 optim.lr=1e-3 features.n_mels=64"),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides, dotted for nested configs, e.g. epochs=5 optim.lr=1e-3 features.n_mels=64 augment.waveform.gain.p=0.5 (README: Augmentation)."),
 ) -> None:
     """Train a model (recipe cpu_default unless --recipe or --config says otherwise) into RUN (RUN/fold<i>/ with folds).
 

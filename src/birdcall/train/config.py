@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..augment import AugmentConfig
+from ..augment.config import with_dataset_noise
 from ..config import check_choice, check_fields, check_number
 from ..data.soundscape import WindowMixConfig
 from ..errors import ParameterError
@@ -259,23 +260,15 @@ def _is_legacy(data: Mapping, key: str) -> bool:
     return key in LEGACY_KEYS and not isinstance(data[key], Mapping)
 
 
-def _on(probability: Any) -> bool:
-    """A probability read from YAML (maybe as text) is above 0; a bad value counts as on (validation reports it)."""
-    try:
-        return float(probability) > 0
-    except (TypeError, ValueError):
-        return True
-
-
 def migrate_flat(data: Mapping[str, Any]) -> dict[str, Any]:
     """A TrainConfig mapping in the nested form; a flat one (older runs' ``config.yaml``) is moved key by key.
 
     Every flat key goes to its nested place (:data:`LEGACY_KEYS`). The data set's background noise
-    (``noise_p``, ``noise_min_snr_db``, ``noise_max_snr_db``; their old defaults when absent) becomes
-    ``augment.background_noise_*`` with no ``background_noise_paths`` (that is: the data set's background/
-    clips), unless the old ``augment.background_noise_p`` was on, which mixed files of its own: then
-    ``noise_p`` must have been 0 (both at once cannot be expressed any more). A mapping in the nested form
-    is returned as it is.
+    (``noise_p``, ``noise_min_snr_db``, ``noise_max_snr_db``; their old defaults when absent) becomes the first
+    ``augment.waveform`` entry, ``background_noise`` without paths (that is: the data set's background/ clips),
+    unless the old ``augment.background_noise_p`` was on, which mixed files of its own: then ``noise_p`` must have
+    been 0 (both at once cannot be expressed any more). The flat augment block of that version is migrated too
+    (:meth:`AugmentConfig.migrate_dict`). A mapping in the nested form is returned as it is.
 
     Raises:
         ParameterError: a flat key also given in the nested form, or both kinds of background noise on.
@@ -296,16 +289,8 @@ def migrate_flat(data: Mapping[str, Any]) -> dict[str, Any]:
         data[group] = node
     if not old_layout:
         return data
-    augment = dict(data.get("augment") or {})
-    if _on(augment.get("background_noise_p", 0)) and _on(noise["noise_p"]):
-        raise ParameterError(
-            "TrainConfig: noise_p and augment.background_noise_p are both on: background noise now comes from one place "
-            "(augment.background_noise_*; no paths: the data set's background/ clips); set one of them to 0"
-        )
-    if not _on(augment.get("background_noise_p", 0)):
-        augment.update(background_noise_p=noise["noise_p"], background_noise_snr_db=[noise["noise_min_snr_db"], noise["noise_max_snr_db"]],
-                       background_noise_paths=[])  # fmt: skip
-    data["augment"] = augment
+    snr_db = [noise["noise_min_snr_db"], noise["noise_max_snr_db"]]
+    data["augment"] = with_dataset_noise(data.get("augment") or {}, p=noise["noise_p"], snr_db=snr_db)
     return data
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .._threads import torch_threads
-from ..augment import AddBackgroundNoise, Compose, build_batch_augment, build_spectrogram_augment, build_waveform_augment, sum_mix
+from ..augment import build_batch_augment, build_spectrogram_augment, build_waveform_augment, sum_mix
 from ..config import to_yaml
 from ..data.cache import AudioCache
 from ..data.dataset import ClipDataset, ClipTable, check_clip_audio
@@ -260,15 +260,9 @@ def _barrier(world: int) -> None:
 
 
 def waveform_augment(config: TrainConfig, background: list[Path]):
-    """Per-clip training transforms: ``config.augment``, whose background noise without ``background_noise_paths``
-    mixes in the data set's ``background`` clips, first."""
-    stages = []
-    noise = config.augment
-    if background and noise.background_noise_p > 0 and not noise.background_noise_paths:
-        low, high = noise.background_noise_snr_db
-        stages.append(AddBackgroundNoise(background, min_snr_db=low, max_snr_db=high, cache=True, p=noise.background_noise_p))
-    stages.append(build_waveform_augment(config.augment))
-    return Compose(stages)
+    """Per-clip training transforms: ``config.augment.waveform``, whose ``background_noise`` without paths mixes in
+    the data set's ``background`` clips."""
+    return build_waveform_augment(config.augment, background=background)
 
 
 def _datasets(table: ClipTable, config: TrainConfig, targets: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray):

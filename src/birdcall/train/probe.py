@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from ..audio import load
+from ..augment.legacy import flat_repr
 from ..birdnet import NON_COMMERCIAL_NOTE, BirdNetFeatureConfig, clip_features, shared_model, window_features
 from ..birdnet.model import BIRDNET_LICENSE, BIRDNET_VERSION
 from ..birdnet.port import shared_cut
@@ -297,9 +298,13 @@ def fit_probe(
 
 def _augment_key(augment) -> str:
     """The cache key part of the training augmentation, written as the flat TrainConfig wrote it (``noise_p``,
-    its SNR range, then the rest), so the views cached before the configs were nested are found again."""
-    if augment.background_noise_paths:  # files of its own: the data set's background noise was off
-        return repr((0.0, 3.0, 30.0, augment))
-    low, high = augment.background_noise_snr_db
-    rest = dataclasses.replace(augment, background_noise_p=0.0, background_noise_snr_db=(3.0, 30.0))
-    return repr((augment.background_noise_p, low, high, rest))
+    its SNR range, then the flat augment fields), so the views cached before the configs were nested, and before
+    augment became lists, are found again. Lists the flat layout cannot express have a key of their own."""
+    flat = augment.to_flat()
+    if flat is None:
+        return repr(augment)
+    if flat["background_noise_paths"]:  # files of its own: the data set's background noise was off
+        return f"(0.0, 3.0, 30.0, {flat_repr(flat)})"
+    low, high = flat["background_noise_snr_db"]
+    rest = {**flat, "background_noise_p": 0.0, "background_noise_snr_db": (3.0, 30.0)}
+    return f"({flat['background_noise_p']!r}, {low!r}, {high!r}, {flat_repr(rest)})"

@@ -109,13 +109,24 @@ def run_fingerprint(config, table, train_idx: np.ndarray, val_idx: np.ndarray) -
 
 
 def _flatten(data: dict, prefix: str = "") -> dict:
+    """Dotted keys of a nested config; a list of named entries (``augment.waveform``) is its list of names and each
+    entry's parameters under ``<list>.<name>.``, as ``key=value`` overrides spell them."""
     flat = {}
     for key, value in data.items():
         if isinstance(value, dict):
             flat.update(_flatten(value, f"{prefix}{key}."))
+        elif _named_entries(value):
+            flat[f"{prefix}{key}"] = [entry["name"] for entry in value]
+            for entry in value:
+                flat.update(_flatten({k: v for k, v in entry.items() if k != "name"}, f"{prefix}{key}.{entry['name']}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def _named_entries(value: Any) -> bool:
+    names = [entry.get("name") for entry in value if isinstance(entry, dict)] if isinstance(value, list) else []
+    return bool(names) and len(names) == len(value) and len(set(names)) == len(names) and all(isinstance(n, str) for n in names)
 
 
 def config_differences(saved: dict, current: dict) -> str:

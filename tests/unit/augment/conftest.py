@@ -36,3 +36,4 @@ def noise_dir(tmp_path: Path) -> Path:
     write_audio(folder / "sub" / "b.flac", pink_noise(rng=rng, duration=1.5, sample_rate=22_050, rms=0.1), 22_050)
     (folder / "notes.txt").write_text("not audio")
     return folder
+

@@ -28,18 +28,12 @@ from birdcall.train.optim import OptimConfig
 
 NESTED = {"features": FeatureConfig, "augment": AugmentConfig, "mix": WindowMixConfig, "net": NetConfig, "data": DataConfig}
 # numeric fields where a negative value is legitimate (gains, SNRs and shifts in dB/seconds, a mask fill value)
-NEGATIVE_OK = {
-    "noise_min_snr_db", "noise_max_snr_db", "mix_min_gain_db", "mix_max_gain_db", "time_shift", "pitch_shift_semitones",
-    "background_noise_snr_db", "pink_noise_snr_db", "gaussian_snr_db", "gain_db", "mask_fill", "snr_db", "background_db",
-}  # fmt: skip
+NEGATIVE_OK = {"noise_min_snr_db", "noise_max_snr_db", "mix_min_gain_db", "mix_max_gain_db", "snr_db", "background_db"}
 # string fields that take one of a few names
-CHOICES = {
-    "pool", "select", "crop", "loss", "optimizer", "device", "scale", "normalize", "pad", "time_shift_unit", "mixup_labels",
-    "cutmix_labels", "mixup_domain", "cutmix_domain", "channels", "rnn_type",
-}  # fmt: skip
-# fields that are probabilities or fractions bounded by 1
+CHOICES = {"pool", "select", "crop", "loss", "optimizer", "device", "scale", "normalize", "pad", "channels", "rnn_type"}
+# fields that are probabilities or fractions bounded by 1 (AugmentConfig's lists of transforms: tests/unit/augment)
 AT_MOST_ONE = {"noise_p", "mix_p", "val_fraction", "secondary_weight", "ema_decay", "label_smoothing", "drop_rate", "drop_path_rate",
-               "momentum", "min_lr_ratio", "focal_alpha", "preemphasis", "p", "min_overlap_fraction"} | {f.name for f in dataclasses.fields(AugmentConfig) if f.name.endswith("_p")}
+               "momentum", "min_lr_ratio", "focal_alpha", "preemphasis", "p", "min_overlap_fraction"}
 
 
 def _options(hint) -> tuple[tuple, bool]:
@@ -145,8 +139,10 @@ def test_the_other_training_configs_refuse_bad_values_naming_the_key(cls, key, h
         (["grad_clip=-1"], r"TrainConfig\.grad_clip must be >= 0 \(0 disables clipping\), got -1\.0"),
         (["lr=.nan"], r"TrainConfig\.optim\.lr: must be a finite number, got nan"),  # old flat names still work
         (["optim.lr=.inf"], r"TrainConfig\.optim\.lr: must be a finite number, got inf"),
-        (["noise_p=1.5"], r"TrainConfig\.augment: AugmentConfig\.background_noise_p must be in \[0, 1\], got 1\.5"),
-        (["augment.gain_p=2"], r"TrainConfig\.augment: AugmentConfig\.gain_p must be in \[0, 1\], got 2\.0"),
+        (["noise_p=1.5"], r"override 'augment\.background_noise_p': AugmentConfig\.background_noise_p must be in \[0, 1\], got 1\.5"),
+        (["augment.gain_p=2"], r"override 'augment\.gain_p': AugmentConfig\.gain_p must be in \[0, 1\], got 2\.0"),  # old names
+        (["augment.waveform.gain.p=2"], r"TrainConfig\.augment: AugmentConfig\.waveform\[1\]\.p must be in \[0, 1\], got 2\.0"),
+        (["augment.waveform.gain.gain_db=[6, -6]"], r"TrainConfig\.augment: AugmentConfig\.waveform\[1\]\.gain_db: Gain: min_gain_db \(6\.0\) > max_gain_db"),
         (["optim.warmup_epochs=-1"], r"TrainConfig\.optim: OptimConfig: warmup_epochs must be >= 0"),
         (["data.mix_p=2"], r"TrainConfig\.data: DataConfig\.mix_p must be in \[0, 1\], got 2\.0"),
         (["num_workers=-2"], r"TrainConfig\.num_workers must be >= 0, got -2"),
@@ -197,5 +193,6 @@ def test_valid_values_load_and_round_trip(lr, epochs, grad_clip, noise_p, mix_p,
     if yaml_strings:  # YAML 1.1 reads 2e-3 as a string: numbers may arrive as text
         data = {k: (repr(v) if isinstance(v, float) else v) for k, v in data.items()}
     config = from_dict(TrainConfig, data)
-    assert config.optim.lr == pytest.approx(lr) and config.epochs == epochs and config.augment.gain_p == gain_p
+    assert config.optim.lr == pytest.approx(lr) and config.epochs == epochs
+    assert [s["p"] for s in config.augment.waveform if s.name == "gain"] == ([float(gain_p)] if float(gain_p) > 0 else [])
     assert from_dict(TrainConfig, yaml.safe_load(yaml.safe_dump(to_dict(config)))) == config

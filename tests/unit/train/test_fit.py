@@ -132,8 +132,8 @@ def test_every_augmentation_stage_and_the_full_loss_optimiser_set_train(tiny_tab
 
     from birdcall.augment import AugmentConfig
 
-    augment = AugmentConfig(gain_p=0.5, time_shift_p=0.5, pink_noise_p=0.5, mixup_p=0.5, cutmix_p=0.5, freq_mask_p=1.0, time_mask_p=1.0,
-                            freq_mask_max_width=4, time_mask_max_width=4)
+    augment = AugmentConfig(waveform=[{"name": "time_shift"}, {"name": "pink_noise"}, {"name": "gain"}], batch=[{"name": "mixup"}],
+                            spectrogram=[{"name": "cutmix"}, {"name": "freq_mask", "p": 1.0, "max_width": 4}, {"name": "time_mask", "p": 1.0, "max_width": 4}])
     config = tiny_config.__class__(**{**tiny_config.__dict__, "epochs": 2, "augment": augment,
                                       "loss": {"loss": "bce+focal", "label_smoothing": 0.05, "class_weight_power": 0.5},
                                       "optim": {"optimizer": "sgd", "lr": 0.05}, "ema_decay": 0.9, "amp": True,
@@ -152,6 +152,29 @@ def test_every_augmentation_stage_and_the_full_loss_optimiser_set_train(tiny_tab
     assert 4 in seen and 2 in seen  # training fed augmented features, evaluation raw waveforms
     assert np.isfinite(result.history["train_loss"]).all()
     assert any((tmp_path / "cache").rglob("*.npy"))  # clips decoded once into the memory-mapped cache
+
+
+@pytest.mark.integration
+def test_training_draws_as_it_did_with_the_flat_augment_builders(tiny_table, tiny_config, tmp_path, monkeypatch, legacy_stages):
+    """Augment as lists trains bit-identical weights to the frozen builders of the flat AugmentConfig (issue 18)."""
+    from dataclasses import replace
+
+    from birdcall.augment import AugmentConfig
+    from birdcall.config import from_dict
+
+    flat = {"time_shift_p": 0.5, "gain_p": 0.5, "pink_noise_p": 0.3, "background_noise_snr_db": [5, 20], "mixup_p": 0.5, "cutmix_p": 0.5,
+            "freq_mask_p": 0.8, "time_mask_p": 0.8, "freq_mask_max_width": 4, "time_mask_max_width": 4}  # fmt: skip
+    config = replace(tiny_config, epochs=2, augment=from_dict(AugmentConfig, flat))
+    new = fit(tiny_table, config, tmp_path / "lists", show_progress=False)
+    plain = fit(tiny_table, replace(config, augment=AugmentConfig()), tmp_path / "plain", show_progress=False)
+    assert plain.history["train_loss"].tolist() != new.history["train_loss"].tolist()  # the augmentation does reach the weights
+    monkeypatch.setattr(loop_module, "waveform_augment", lambda config, background: legacy_stages(flat, background)[0])
+    monkeypatch.setattr(loop_module, "build_batch_augment", lambda augment: legacy_stages(flat, [])[1])
+    monkeypatch.setattr(loop_module, "build_spectrogram_augment", lambda augment: legacy_stages(flat, [])[2])
+    old = fit(tiny_table, config, tmp_path / "flat", show_progress=False)
+    a, b = load_file(tmp_path / "lists" / "last.safetensors"), load_file(tmp_path / "flat" / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+    assert new.history["train_loss"].tolist() == old.history["train_loss"].tolist()
 
 
 def test_pool_and_drop_path_reach_the_saved_model(tiny_table, tiny_config, tmp_path):

@@ -94,3 +94,52 @@ def test_train_cli_uses_the_default_recipe(tmp_path, monkeypatch):
 def test_train_help_names_the_select_rule():
     result = runner.invoke(app, ["train", "--help"])
     assert "select" in result.output and "--recipe" in result.output
+
+
+# Each recipe's augment block before augment became lists of registered transforms (issue 18).
+OLD_AUGMENT = {
+    **{name: {"background_noise_p": 0.5} for name in ("birdclef_gpu", "birdclef_gpu_distill", "birdnet_finetune", "birdnet_mlp", "birdnet_probe")},
+    **{name: {"background_noise_p": 0.5, "background_noise_snr_db": [3.0, 30.0]} for name in ("cnn_distill", "cpu_default")},
+}
+# What the flat code keyed the BirdNET heads' cached views on for that block (birdcall.train.probe): the cache stays valid.
+OLD_VIEWS_KEY = (
+    "(0.5, 3.0, 30.0, AugmentConfig(time_shift_p=0.0, time_shift=(-0.5, 0.5), time_shift_unit='fraction', time_shift_rollover=True, "
+    "pitch_shift_p=0.0, pitch_shift_semitones=(-2.0, 2.0), background_noise_p=0.0, background_noise_paths=(), background_noise_snr_db=(3.0, 30.0), "
+    "background_noise_cache=False, pink_noise_p=0.0, pink_noise_snr_db=(10.0, 40.0), gaussian_snr_p=0.0, gaussian_snr_db=(10.0, 40.0), "
+    "gaussian_noise_p=0.0, gaussian_noise_amplitude=(0.001, 0.015), gain_p=0.0, gain_db=(-6.0, 6.0), mixup_p=0.0, mixup_alpha=0.4, "
+    "mixup_labels='union', mixup_domain='waveform', cutmix_p=0.0, cutmix_alpha=1.0, cutmix_labels='weighted', cutmix_domain='spectrogram', "
+    "cutmix_frequency=True, freq_mask_p=0.0, freq_mask_num_masks=2, freq_mask_max_width=8, time_mask_p=0.0, time_mask_num_masks=2, "
+    "time_mask_max_width=20, mask_fill=0.0))"
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(OLD_AUGMENT))
+def test_each_recipe_augments_as_its_flat_block_did(name, legacy_stages, tmp_path):
+    import numpy as np
+    import torch
+
+    from birdcall.audio import write_audio
+    from birdcall.augment import AugmentConfig, build_batch_augment, build_spectrogram_augment
+    from birdcall.config import from_dict
+    from birdcall.testing.signals import pink_noise
+    from birdcall.train.loop import waveform_augment
+    from birdcall.train.probe import _augment_key
+
+    config = load_recipe(name)
+    assert config.augment == from_dict(AugmentConfig, OLD_AUGMENT[name])
+    assert _augment_key(config.augment) == OLD_VIEWS_KEY
+    background = [tmp_path / "a.wav", tmp_path / "b.wav"]
+    for i, path in enumerate(background):
+        write_audio(path, pink_noise(rng=np.random.default_rng(i), duration=1.0 + i, sample_rate=16_000, rms=0.1), 16_000, subtype="FLOAT")
+    old_wave, old_batch, old_spec = legacy_stages(OLD_AUGMENT[name], background)
+    new_wave = waveform_augment(config, background)
+    assert (new_wave, build_batch_augment(config.augment), build_spectrogram_augment(config.augment)) == (old_wave, old_batch, old_spec)
+    for seed in range(4):  # the same outputs, and the generator left where the old pipeline left it
+        clip = np.random.default_rng(100 + seed).standard_normal(8000).astype(np.float32) * 0.1
+        rng_old, rng_new = np.random.default_rng(seed), np.random.default_rng(seed)
+        assert np.array_equal(old_wave(clip, sample_rate=16_000, rng=rng_old), new_wave(clip, sample_rate=16_000, rng=rng_new))
+        assert rng_old.random() == rng_new.random()
+    g_old, g_new = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    x, y = torch.randn(4, 100), torch.eye(4)
+    assert all(torch.equal(a, b) for a, b in zip(old_batch(x, y, generator=g_old), build_batch_augment(config.augment)(x, y, generator=g_new)))
+    assert torch.equal(torch.rand(3, generator=g_old), torch.rand(3, generator=g_new))

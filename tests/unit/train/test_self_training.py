@@ -53,7 +53,7 @@ def _student_config(tiny_config, labels_file, unlabeled, **pseudo):
 
 def test_loader_batches_hold_labelled_items_then_soft_labelled_windows(tiny_table, tiny_config, labels_file, unlabeled):
     config = _student_config(tiny_config, labels_file, unlabeled, ratio=0.5, power=2.0)
-    config = replace(config, augment=replace(config.augment, background_noise_p=0.0))
+    config = replace(config, augment={"waveform": []})
     targets = encode_targets(tiny_table, config.data.secondary_weight)
     idx = np.arange(len(tiny_table.frame))
     train_ds, _ = _datasets(tiny_table, config, targets, idx, idx[:0])
@@ -116,7 +116,7 @@ def test_min_confidence_drops_windows_and_a_changed_labels_file_refuses_resume(t
 
 def test_init_from_starts_the_run_from_the_checkpoint(tiny_table, tiny_config, teacher, tmp_path):
     config = replace(tiny_config, epochs=1, optim=replace(tiny_config.optim, lr=1e-9, warmup_epochs=0.0), init_from=str(teacher),
-                     data=replace(tiny_config.data, mix_p=0.0), augment=replace(tiny_config.augment, background_noise_p=0.0))
+                     data=replace(tiny_config.data, mix_p=0.0), augment={"waveform": []})
     result = fit(tiny_table, config, tmp_path / "init", show_progress=False)
     start, _, _ = load_model(teacher)
     trained, _, _ = load_model(result.best_path)

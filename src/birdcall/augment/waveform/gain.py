@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..base import WaveformTransform, call_audiomentations, check_range, register_transform
@@ -19,9 +21,13 @@ class Gain(WaveformTransform):
     def __init__(self, min_gain_db: float = -12.0, max_gain_db: float = 12.0, p: float = 0.5):
         super().__init__(p)
         self.min_gain_db, self.max_gain_db = check_range("Gain", "gain_db", min_gain_db, max_gain_db)
+
+    @functools.cached_property
+    def _am(self):
+        """The wrapped transform, made on first use (importing audiomentations is slow)."""
         from audiomentations import Gain as _Gain
 
-        self._am = _Gain(min_gain_db=self.min_gain_db, max_gain_db=self.max_gain_db, p=1.0)
+        return _Gain(min_gain_db=self.min_gain_db, max_gain_db=self.max_gain_db, p=1.0)
 
     def randomize_parameters(self, samples: np.ndarray, *, sample_rate: int, rng: np.random.Generator) -> dict:
         return {"gain_db": float(rng.uniform(self.min_gain_db, self.max_gain_db))}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ...features import crop_or_pad
@@ -33,9 +35,13 @@ class PitchShift(WaveformTransform):
             "PitchShift", "semitones", min_semitones, max_semitones, lowest=-24.0, highest=24.0
         )
         self.method = check_choice("PitchShift", "method", method, PITCH_SHIFT_METHODS)
+
+    @functools.cached_property
+    def _am(self):
+        """The wrapped transform, made on first use (importing audiomentations is slow)."""
         from audiomentations import PitchShift as _PitchShift
 
-        self._am = _PitchShift(min_semitones=self.min_semitones, max_semitones=self.max_semitones, method=method, p=1.0)
+        return _PitchShift(min_semitones=self.min_semitones, max_semitones=self.max_semitones, method=self.method, p=1.0)
 
     def randomize_parameters(self, samples: np.ndarray, *, sample_rate: int, rng: np.random.Generator) -> dict:
         return {"semitones": float(rng.uniform(self.min_semitones, self.max_semitones))}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..._validate import is_number
@@ -51,13 +53,18 @@ class TimeShift(WaveformTransform):
                 f"TimeShift: fade_duration must be 0 or in [{_MIN_FADE}, 1) seconds, got {fade_duration!r}"
             )
         self.fade_duration = float(fade_duration)
+
+    @functools.cached_property
+    def _am(self):
+        """The wrapped transform, made on first use: importing audiomentations takes most of a second, which a
+        config that only checks its arguments should not pay."""
         from audiomentations import Shift
 
-        self._am = Shift(
+        return Shift(
             min_shift=self.min_shift,
             max_shift=self.max_shift,
-            shift_unit=shift_unit,
-            rollover=bool(rollover),
+            shift_unit=self.shift_unit,
+            rollover=bool(self.rollover),
             fade_duration=self.fade_duration,
             p=1.0,
         )
