@@ -19,13 +19,6 @@ import birdcall
 
 PACKAGE_ROOT = Path(birdcall.__file__).parent
 
-# Cycles that exist only through imports inside functions, outside birdcall.export; each is being removed
-# (issue 18). Exact: a new cycle fails, and so does an entry that no longer exists (delete it then).
-KNOWN_FUNCTION_LEVEL_CYCLES = {
-    frozenset({"birdcall.train.loop", "birdcall.train.probe"}),
-}
-
-
 def _modules() -> dict[str, tuple[Path, bool]]:
     """Dotted module name -> (file, is a package)."""
     found = {}
@@ -154,10 +147,9 @@ def test_export_modules_import_no_cycle_even_inside_functions():
     assert not {t for t in graph["birdcall.export.metadata"] if t.startswith("birdcall.export")}, "metadata is the leaf of export"
 
 
-def test_function_level_cycles_are_only_the_known_ones():
+def test_no_import_cycle_even_through_imports_inside_functions():
     found = cycles(import_graph(module_level=False))
-    assert not found - KNOWN_FUNCTION_LEVEL_CYCLES, f"new import cycles: {_describe(found - KNOWN_FUNCTION_LEVEL_CYCLES)}"
-    assert not KNOWN_FUNCTION_LEVEL_CYCLES - found, f"gone, delete from KNOWN_FUNCTION_LEVEL_CYCLES: {_describe(KNOWN_FUNCTION_LEVEL_CYCLES - found)}"
+    assert not found, f"import cycles (counting imports inside functions): {_describe(found)}"
 
 
 # Each module imported alone after every birdcall module is dropped from sys.modules, in one fresh interpreter

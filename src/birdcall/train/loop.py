@@ -8,15 +8,14 @@ rewritten atomically), ``last.safetensors`` and ``best.safetensors`` (best valid
 :class:`birdcall.layout.ModelLayout`'s). Under ``torchrun`` it trains with DistributedDataParallel: every
 rank trains on its share of each epoch, rank 0 evaluates and writes.
 
-(Over 500 lines: the loop's steps share the resume, EMA and DDP state; the data loaders are what to move
-out next.)
+What the BirdNET probe trainer shares with this loop (targets, epoch seeds, the end-of-epoch record) is in
+:mod:`birdcall.train.epochs`.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,42 +24,26 @@ import torch
 from torch import nn
 
 from .._threads import torch_threads
-from ..augment import build_batch_augment, build_spectrogram_augment, build_waveform_augment, sum_mix
+from ..augment import build_batch_augment, build_spectrogram_augment, sum_mix
 from ..config import to_yaml
 from ..data.cache import AudioCache
 from ..data.dataset import ClipDataset, ClipTable, check_clip_audio
 from ..data.mixed_windows import MemoryReader, MixedWindowDataset
 from ..data.soundscape import clip_calls
 from ..errors import BirdcallError, ParameterError
-from ..fileio import atomic_to_csv, hash_files
+from ..fileio import hash_files
 from ..layout import ModelLayout
-from ..metrics import score_arrays
-from ..models import BIRDNET_FAMILIES, clip_logits, create_model, model_config, save_model
+from ..models import BIRDNET_FAMILIES, clip_logits, create_model, model_config
 from ..progress import make_progress
 from .checkpoint import load_train_state, save_train_state
 from .config import TrainConfig
 from .ema import ModelEma
+from .epochs import FitResult, encode_targets, epoch_seed, model_overrides, record_epoch, validation_metrics, waveform_augment
 from .losses import build_loss, class_weights, distillation_loss
 from .optim import build_optimizer, build_scheduler
 from .rundir import check_resume, clear_run, cv_run_files, refuse_existing_run, run_fingerprint
 
 __all__ = ["FitResult", "encode_targets", "evaluate", "fit", "record_epoch", "resolve_device", "split_holdout", "train_one_epoch"]
-
-
-@dataclass(frozen=True)
-class FitResult:
-    run_dir: Path
-    best_path: Path
-    best_epoch: int
-    best_metrics: dict
-    history: pd.DataFrame
-    model: nn.Module | None = None  # the model as trained in the last epoch (EMA weights when enabled)
-
-
-def encode_targets(table: ClipTable, secondary_weight: float) -> np.ndarray:
-    """Multi-hot targets: 1 for primary and other ``labels``, ``secondary_weight`` for BirdCLEF secondaries."""
-    weights = [[secondary_weight if c in set(sec) else 1.0 for c in labels] for labels, sec in zip(table.frame["labels"], table.frame["secondary"])]
-    return table.labels.encode(table.frame["labels"], weights=weights)
 
 
 def split_holdout(primary: list[str], *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,23 +70,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(f"device {name!r} requested but CUDA is not available")
     return device
-
-
-def model_overrides(config: TrainConfig) -> dict:
-    """ModelConfig fields the training config sets: ``drop_rate`` always, ``pool`` and ``drop_path_rate`` when given,
-    and for the ``birdnet_probe`` family the BirdNET feature settings of ``config.probe`` (and its ``hidden`` and ``heads`` when given)."""
-    extra = {k: getattr(config.net, k) for k in ("pool", "drop_path_rate") if getattr(config.net, k) is not None}
-    arch = model_config(config.model, num_classes=1).arch
-    if arch in BIRDNET_FAMILIES:
-        extra.update(birdnet_step=config.probe.step, birdnet_pool=config.probe.pool, birdnet_logits=config.probe.logits)
-        extra.update({key: getattr(config.probe, key) for key in ("hidden", "heads") if getattr(config.probe, key) is not None})
-        if arch == "birdnet_finetune":
-            extra.update(birdnet_tail=config.probe.tail)
-    return {"drop_rate": config.net.drop_rate, **extra}
-
-
-def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
-    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -228,14 +194,6 @@ def evaluate(model, loader, *, device: torch.device = torch.device("cpu"), progr
     return validation_metrics(scores, targets), scores
 
 
-def validation_metrics(scores: np.ndarray, targets: np.ndarray) -> dict:
-    """BCE loss, padded cmAP, cmAP and macro AUC of sigmoid ``scores`` against ``targets`` (>= 0.5 is present)."""
-    clipped = np.clip(scores, 1e-7, 1 - 1e-7)
-    bce = float(-np.mean(targets * np.log(clipped) + (1 - targets) * np.log(1 - clipped)))
-    metrics = score_arrays((targets >= 0.5).astype(np.int64), scores)
-    return {"val_loss": bce, **{k: metrics[k] for k in ("padded_cmap", "cmap", "macro_auc")}}
-
-
 def _unwrap(model):
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
@@ -257,12 +215,6 @@ def _barrier(world: int) -> None:
         import torch.distributed as dist
 
         dist.barrier()
-
-
-def waveform_augment(config: TrainConfig, background: list[Path]):
-    """Per-clip training transforms: ``config.augment.waveform``, whose ``background_noise`` without paths mixes in
-    the data set's ``background`` clips."""
-    return build_waveform_augment(config.augment, background=background)
 
 
 def _datasets(table: ClipTable, config: TrainConfig, targets: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray):
@@ -494,9 +446,9 @@ def _fit(
         for epoch in range(start_epoch, config.epochs + 1):
             started = time.perf_counter()
             # Every draw of the epoch is reseeded from (seed, epoch): a resumed run repeats the original exactly.
-            torch.manual_seed(_epoch_seed(config.seed, epoch, rank))
-            loader_generator.manual_seed(_epoch_seed(config.seed, epoch))
-            mix_generator = torch.Generator().manual_seed(_epoch_seed(config.seed + 1, epoch, rank))
+            torch.manual_seed(epoch_seed(config.seed, epoch, rank))
+            loader_generator.manual_seed(epoch_seed(config.seed, epoch))
+            mix_generator = torch.Generator().manual_seed(epoch_seed(config.seed + 1, epoch, rank))
             for part in (train_ds, pseudo_ds, train_loader.sampler, train_loader.batch_sampler):
                 if hasattr(part, "set_epoch"):  # datasets, DistributedSampler, PseudoBatchSampler
                     part.set_epoch(epoch)
@@ -527,35 +479,3 @@ def _fit(
             dist.broadcast(buffer, src=0)
     final = ema.module if ema is not None else _unwrap(model)
     return FitResult(run_dir, layout.best, int(best["epoch"]), best["metrics"], pd.DataFrame(history), final)
-
-
-def record_epoch(
-    run_dir: Path, model, table: ClipTable, config: TrainConfig, *, extra: dict, row: dict, history: list[dict], best: dict,
-    val_idx, val_scores: np.ndarray | None,
-) -> dict:
-    """End of an epoch (every family): append ``row`` to ``metrics.csv``, save ``last.safetensors`` and, when the
-    epoch is the best so far, ``best.safetensors`` and ``oof.csv``. Returns the new ``best``.
-
-    ``config.select == "last"`` keeps the final epoch: out-of-fold scores then owe nothing to the validation
-    fold. Without a validation split the lowest training loss wins.
-    """
-    epoch = row["epoch"]
-    layout = ModelLayout(run_dir)
-    history.append(row)
-    atomic_to_csv(pd.DataFrame(history), layout.metrics)
-    save_model(model, layout.last, labels=table.labels, extra={**extra, "epoch": epoch, "metrics": row})
-    score = float(epoch) if config.select == "last" else row.get("padded_cmap", -row["train_loss"])
-    if score > best["score"]:
-        best = {"score": float(score), "epoch": epoch, "metrics": row}
-        save_model(model, layout.best, labels=table.labels, extra={**extra, "epoch": epoch, "metrics": row})
-        if val_scores is not None:
-            _save_oof(layout.oof, table, np.asarray(val_idx), val_scores, epoch)
-    return best
-
-
-def _save_oof(path: Path, table: ClipTable, val_idx: np.ndarray, scores: np.ndarray, epoch: int) -> None:
-    """Out-of-fold scores of the best epoch: one row per validation clip, one column per species."""
-    frame = pd.DataFrame(scores, columns=list(table.labels.codes))
-    frame.insert(0, "filename", table.frame["filename"].to_numpy()[val_idx])
-    frame.insert(1, "epoch", epoch)
-    atomic_to_csv(frame, path, float_format="%.6g")

@@ -57,6 +57,7 @@ from ..models import create_model
 from ..progress import make_progress
 from .checkpoint import save_train_state
 from .config import TrainConfig
+from .epochs import FitResult, encode_targets, epoch_seed, model_overrides, record_epoch, validation_metrics, waveform_augment
 from .losses import build_loss, class_weights
 from .optim import build_optimizer, build_scheduler, model_param_groups
 
@@ -110,7 +111,6 @@ def probe_training_features(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """The head's training set ``(features (n, D), targets (n, C), is_view (n,))``: clips, background negatives and
     views (module docstring); ``is_view`` marks the soundscape-style windows."""
-    from .loop import waveform_augment  # loop imports this module lazily; the reverse import is deferred too
 
     birdnet = birdnet if birdnet is not None else shared_model()
     store = store or FeatureStore()
@@ -196,8 +196,6 @@ def fit_probe(
         MissingExtraError: the BirdNET extra is not installed (one line naming ``make birdnet``).
         BirdcallError: the loss became non-finite.
     """
-    from .loop import FitResult, _epoch_seed, encode_targets, model_overrides, record_epoch, validation_metrics
-
     torch.manual_seed(config.seed)  # the thread count is fit's (set for the run, restored after it)
     # the missing extra is reported before any work (building a birdnet_finetune model reads BirdNET's file)
     model = create_model(config.model, num_classes=len(table.labels), features=config.features, **model_overrides(config))
@@ -251,8 +249,8 @@ def fit_probe(
     with make_progress(disable=not show_progress) as progress:
         for epoch in range(start_epoch, config.epochs + 1):
             tick = time.perf_counter()
-            torch.manual_seed(_epoch_seed(config.seed, epoch))
-            generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
+            torch.manual_seed(epoch_seed(config.seed, epoch))
+            generator = torch.Generator().manual_seed(epoch_seed(config.seed, epoch))
             model.train()
             tail_on = tail is not None and epoch > config.epochs - config.probe.tail_epochs
             inputs = xt if tail is None or tail_on else head_xt
