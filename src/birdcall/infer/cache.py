@@ -12,7 +12,8 @@ Runtime, and ONNX Runtime against torch, in float32) and keeps the result beside
 A cache is used only when ``source.json`` names the checkpoint's full digest and the IR files still have the
 digests it records; anything else (another checkpoint, an edited or truncated file) is exported again. The
 folder is written under a temporary name and renamed into place, so a reader never sees half a cache, and two
-processes exporting at once both end with a valid one. Nothing here raises for the cache's sake: a folder that
+processes exporting at once both end with a valid one; the temporary folders of killed exports are removed by
+the next export once they are an hour old. Nothing here raises for the cache's sake: a folder that
 cannot be written, a model family that cannot be exported or a failed parity check give ``None`` and the reason.
 """
 
@@ -24,17 +25,20 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import BirdcallError
 from ..fileio import hash_files
 
-__all__ = ["CACHE_DIR", "CachedExport", "cache_folder", "cached_export", "can_export"]
+__all__ = ["CACHE_DIR", "CachedExport", "cache_folder", "cached_export", "can_export", "remove_leftovers"]
 
 CACHE_DIR = ".birdcall-cache"
 _SOURCE = "source.json"
 _FILES = ("model.xml", "model.bin")
+# an export takes seconds to a minute here; a temporary folder this old was left by a killed process
+STALE_SECONDS = 3600.0
 
 
 class CachedExport(NamedTuple):
@@ -98,6 +102,7 @@ def cached_export(checkpoint: Path, digest: str | None = None, *, export=None) -
         return CachedExport(None, why, expected=True)  # by design, or a bad file that torch reports itself
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(folder.parent)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     except OSError as err:
         return CachedExport(None, f"cannot write the export cache in {checkpoint.parent} ({err.strerror or err})")
@@ -114,6 +119,19 @@ def cached_export(checkpoint: Path, digest: str | None = None, *, export=None) -
     if not _valid(folder, digest):
         return CachedExport(None, f"the export cache {folder} is not valid after writing it")
     return CachedExport(folder / "model.xml", exported=True)
+
+
+def remove_leftovers(cache_dir: Path, *, older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove what killed exports left in ``cache_dir`` (``.openvino-*.tmp`` and ``.*.stale`` folders) once they
+    are ``older_than`` seconds old; younger ones may be another process's export in progress. Returns the removed."""
+    now = time.time()
+    removed = []
+    for path in [*cache_dir.glob(".openvino-*.tmp"), *cache_dir.glob(".openvino-*.stale")]:
+        with contextlib.suppress(OSError):
+            if path.is_dir() and now - path.stat().st_mtime > older_than:
+                shutil.rmtree(path)
+                removed.append(path)
+    return removed
 
 
 def _move_into_place(tmp: Path, folder: Path, digest: str) -> None:

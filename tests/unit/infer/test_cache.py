@@ -187,3 +187,22 @@ def test_a_run_recorded_on_torch_resumes_on_torch(checkpoint, audio, tmp_path, e
         warnings.simplefilter("error", BackendWarning)
         last = run_inference(checkpoint, [audio], out)
     assert last.resumed == 2 and not exports and "backend" not in json.loads(run_json.read_text())
+
+
+def test_the_next_export_removes_what_killed_exports_left_but_not_a_young_one(checkpoint):
+    import os
+    import time
+
+    root = checkpoint.parent / cache.CACHE_DIR
+    old_tmp, old_stale, young = root / ".openvino-0123456789abcdef.x1.tmp", root / ".openvino-0123456789abcdef.9.stale", root / ".openvino-fedcba9876543210.x2.tmp"
+    for folder in (old_tmp, old_stale, young):
+        folder.mkdir(parents=True)
+        (folder / "model.bin").write_bytes(b"half")
+    hours_ago = time.time() - 2 * cache.STALE_SECONDS
+    for folder in (old_tmp, old_stale):
+        os.utime(folder, (hours_ago, hours_ago))
+    result = cache.cached_export(checkpoint, export=fake_export([]))
+    assert result.exported
+    assert not old_tmp.exists() and not old_stale.exists()
+    assert young.exists()  # perhaps another process's export in progress
+    assert cache_dirs(checkpoint) == sorted([young.name, result.path.parent.name])
