@@ -21,9 +21,10 @@ $(STAMP):
 demo: setup
 	$(VENV)/bin/birdcall demo --out $(OUT)
 
-# Debian's chromium for the evaluation report's browser test (tests/browser); installed only when missing (needs root).
+# Debian's chromium and chromedriver for the browser tests (tests/browser: the evaluation report, and the page of
+# `birdcall serve` driven by Selenium through /usr/bin/chromedriver); installed only when missing (needs root).
 browser:
-	@test -x /usr/bin/chromium || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
 # What CI runs: every tier that needs no GPU and no network (default, integration and slow: the demo acceptance and
 # browser tests included; ~22–27 min: measured 21 min 40 s of tests, 24 min 16 s with a fresh .venv, 2026-12-03),
