@@ -223,9 +223,11 @@ def model_digest(model: Any, model_id: str | None) -> str | None:
 def model_header(file: Path) -> tuple[dict, Any, dict]:
     """``(model description, FeatureConfig, extra)`` of one model file, without loading its weights.
 
-    A ``.safetensors`` checkpoint's header (reading it imports torch, as loading it would); an ``.onnx`` or
-    ``.xml`` export's metadata (no torch). Exports carry no ``extra``, hence no licence of their own:
-    :func:`model_licences` still finds BirdNET's from the model's family.
+    A ``.safetensors`` checkpoint's header, an ``.onnx`` or ``.xml`` export's metadata; neither imports torch (a
+    checkpoint served through its cached OpenVINO export never needs it), so a checkpoint's header is read here
+    as :func:`birdcall.models.save_model` writes it and checked only as far as these fields go; loading the
+    model checks all of it (:func:`birdcall.models.read_model_info`). Exports carry no ``extra``, hence no
+    licence of their own: :func:`model_licences` still finds BirdNET's from the model's family.
 
     Raises:
         ParameterError: another suffix.
@@ -233,12 +235,23 @@ def model_header(file: Path) -> tuple[dict, Any, dict]:
     """
     suffix = Path(file).suffix.lower()
     if suffix == ".safetensors":
-        from ..config import from_dict
-        from ..features import FeatureConfig
-        from ..models.io import read_model_info
+        import json
 
-        info = read_model_info(file)
-        return info["model"], from_dict(FeatureConfig, info["features"]), info.get("extra") or {}
+        from safetensors import SafetensorError, safe_open
+
+        from ..config import from_dict
+        from ..errors import CheckpointError
+        from ..features.config import FeatureConfig
+
+        try:
+            with safe_open(str(file), framework="numpy") as handle:
+                info = json.loads((handle.metadata() or {})["birdcall"])
+            model, extra = info["model"], info.get("extra") or {}
+            if not isinstance(model, dict) or not isinstance(extra, dict):
+                raise TypeError("'model' and 'extra' must be JSON objects")
+            return model, from_dict(FeatureConfig, info["features"]), extra
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:  # ValueError covers ParameterError and JSON errors
+            raise CheckpointError(file, f"not a birdcall model file or a malformed header ({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
     if suffix in (".onnx", ".xml"):
         from ..export import read_export_info
 

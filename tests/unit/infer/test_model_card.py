@@ -55,3 +55,20 @@ def test_an_export_has_no_licence_unless_its_family_is_built_on_birdnet(tiny, tm
 def test_a_missing_model_is_one_line(tmp_path):
     with pytest.raises(ParameterError, match="nowhere.onnx: model not found"):
         model_card(tmp_path / "nowhere.onnx")
+
+
+@pytest.mark.integration  # a subprocess
+def test_a_checkpoint_card_is_read_without_torch_and_a_bad_header_is_one_line(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    from birdcall.errors import CheckpointError
+    from birdcall.models import save_model
+
+    path = save_model(tiny, tmp_path / "best.safetensors", labels=LABELS)
+    code = f"import sys; from birdcall.infer.models import model_card; print(model_card({str(path)!r}).arch, 'torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["cnn", "False"]
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="bad.safetensors: not a birdcall model file or a malformed header"):
+        model_card(bad)
