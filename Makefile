@@ -7,7 +7,7 @@ HASH   := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(HASH)
 OUT    ?= runs/demo
 
-.PHONY: setup browser demo test test-fast bench birdnet bench-nips4b bench-soundscape bench-distill bench-inference lock clean
+.PHONY: setup browser demo test test-fast bench birdnet bench-nips4b bench-soundscape bench-distill bench-inference bench-serve lock clean
 
 setup: $(STAMP)
 
@@ -84,6 +84,11 @@ bench-distill: birdnet
 # Issue 5's speed benchmark (~10 min): every backend end to end on a 10-min soundscape vs BirdNET, memory vs length.
 bench-inference: birdnet
 	$(PY) benchmarks/inference_speed.py --out runs/inference_speed --stft fft
+
+# Issue 19's load benchmark: a real `birdcall serve` (efficientnet_b0, 182 classes, cached OpenVINO export) under 8 concurrent
+# clients posting 10-s, 1-min and 10-min recordings (and corrupt ones) for 3 minutes, vs `analyze` on the same files.
+bench-serve: setup
+	$(PY) benchmarks/serve_load.py --out runs/serve_load
 
 lock: setup
 	$(PY) -m pip freeze --exclude-editable | grep -v '^torch==' > requirements.tmp
