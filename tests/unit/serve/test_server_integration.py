@@ -143,3 +143,23 @@ def test_several_worker_processes_each_with_the_model(onnx_model, tmp_path):
         assert all(a.json()["detections"] == answers[0].json()["detections"] for a in answers)
         assert requests.get(f"{url}/v1/health", headers={"X-API-Key": KEY}, timeout=10).json()["torch_imported"] is False
     assert list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_a_stalled_upload_gets_504_at_the_time_limit(onnx_model, tmp_path):
+    with running_server(onnx_model, tmp_path / "uploads", "--timeout", "1.5") as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(f"POST /v1/analyze?filename=slow.wav HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {KEY}\r\nContent-Length: 100000\r\n\r\nRIFF".encode())
+            started = time.monotonic()
+            answer = b""
+            while b"}" not in answer:  # the client sends nothing more
+                data = sock.recv(65536)
+                if not data:
+                    break
+                answer += data
+        waited = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 504 "), answer[:300]
+        assert b"the upload took longer than the server's time limit (1.5 s)" in answer and 1.0 < waited < 10.0
+        time.sleep(0.3)
+        assert list((tmp_path / "uploads").iterdir()) == []
+        assert requests.get(f"{url}/v1/health", headers={"X-API-Key": KEY}, timeout=10).status_code == 200  # the server goes on
