@@ -163,3 +163,16 @@ def test_a_stalled_upload_gets_504_at_the_time_limit(onnx_model, tmp_path):
         time.sleep(0.3)
         assert list((tmp_path / "uploads").iterdir()) == []
         assert requests.get(f"{url}/v1/health", headers={"X-API-Key": KEY}, timeout=10).status_code == 200  # the server goes on
+
+
+def test_an_openvino_model_is_served_without_torch(onnx_model, tmp_path):
+    pytest.importorskip("openvino")
+    from birdcall.export import export_openvino
+
+    model = export_openvino(onnx_model, tmp_path / "tiny.xml")
+    audio = write_recording(tmp_path / "rec.wav", 3.0)
+    with running_server(model, tmp_path / "uploads") as url:
+        body = post(url, audio, params={"min_confidence": 0}).json()
+        assert body["windows"] == 3 and body["backend"] == "openvino" and body["model"] == "tiny.xml"
+        health = requests.get(f"{url}/v1/health", headers={"X-API-Key": KEY}, timeout=10).json()
+        assert health["torch_imported"] is False

@@ -326,12 +326,24 @@ function play(d, index) {
   player.play().catch((err) => setStatus(`Cannot play: ${err.message}`, true));
 }
 
-$("player").addEventListener("timeupdate", () => {
+// "timeupdate" comes only every ~250 ms: while a window plays, check every 40 ms whether it has reached its end.
+$("player").addEventListener("playing", () => {
+  clearInterval(state.stopTimer);
+  if (state.stopAt !== null) state.stopTimer = setInterval(stopAtEnd, 40);
+});
+
+function stopAtEnd() {
   const player = $("player");
   if (state.stopAt !== null && player.currentTime >= state.stopAt) {
     player.pause();
     state.stopAt = null;
   }
+  if (state.stopAt === null || player.paused) clearInterval(state.stopTimer);
+}
+
+$("player").addEventListener("timeupdate", () => {
+  const player = $("player");
+  stopAtEnd();
   if (state.result) {
     const head = $("playhead");
     head.style.left = percent(player.currentTime, state.result.duration);
