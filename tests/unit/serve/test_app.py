@@ -188,12 +188,12 @@ def test_client_file_names_are_never_paths(make_client, tmp_path, recording, nam
 
 
 def test_a_request_past_the_time_limit_gets_504_and_its_analysis_stops(make_client, tmp_path):
-    scorer = StandInScorer(delay=0.2)
-    client = make_client(scorer, timeout=0.5, batch_size=1)
-    audio = write_recording(tmp_path / "long.wav", 30.0)  # 30 windows of 0.2 s each: 6 s
+    scorer = StandInScorer(delay=0.25)
+    client = make_client(scorer, timeout=1.0, batch_size=1)
+    audio = write_recording(tmp_path / "long.wav", 30.0)  # 30 windows of 0.25 s each: 7.5 s
     response = upload(client, audio)
     assert response.status_code == 504
-    assert response.json() == {"detail": "the analysis took longer than the server's time limit (0.5 s)"}
+    assert response.json() == {"detail": "the analysis took longer than the server's time limit (1 s)"}
     for _ in range(50):  # the job stops at its next model call, then its folder goes
         if not uploads_left(tmp_path) and client.get("/v1/health").json()["jobs"]["running"] == 0:
             break
