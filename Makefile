@@ -7,7 +7,7 @@ HASH   := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(HASH)
 OUT    ?= runs/demo
 
-.PHONY: setup browser demo test test-fast bench birdnet bench-nips4b bench-soundscape bench-distill bench-inference lock clean
+.PHONY: setup browser demo test test-fast bench birdnet bench-nips4b bench-soundscape bench-distill bench-inference bench-serve lock clean
 
 setup: $(STAMP)
 
@@ -21,9 +21,10 @@ $(STAMP):
 demo: setup
 	$(VENV)/bin/birdcall demo --out $(OUT)
 
-# Debian's chromium for the evaluation report's browser test (tests/browser); installed only when missing (needs root).
+# Debian's chromium and chromedriver for the browser tests (tests/browser: the evaluation report, and the page of
+# `birdcall serve` driven by Selenium through /usr/bin/chromedriver); installed only when missing (needs root).
 browser:
-	@test -x /usr/bin/chromium || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
 # What CI runs: every tier that needs no GPU and no network (default, integration and slow: the demo acceptance and
 # browser tests included; ~22–27 min: measured 21 min 40 s of tests, 24 min 16 s with a fresh .venv, 2026-12-03),
@@ -83,6 +84,11 @@ bench-distill: birdnet
 # Issue 5's speed benchmark (~10 min): every backend end to end on a 10-min soundscape vs BirdNET, memory vs length.
 bench-inference: birdnet
 	$(PY) benchmarks/inference_speed.py --out runs/inference_speed --stft fft
+
+# Issue 19's load benchmark: a real `birdcall serve` (efficientnet_b0, 182 classes, cached OpenVINO export) under 8 concurrent
+# clients posting 10-s, 1-min and 10-min recordings (and corrupt ones) for 3 minutes, vs `analyze` on the same files.
+bench-serve: setup
+	$(PY) benchmarks/serve_load.py --out runs/serve_load
 
 lock: setup
 	$(PY) -m pip freeze --exclude-editable | grep -v '^torch==' > requirements.tmp

@@ -32,6 +32,7 @@ from ..errors import CheckpointError, MissingExtraError, ParameterError
 from ..fileio import hash_files
 
 __all__ = [
+    "BIRDNET_FAMILIES",
     "BIRDNET_LICENSE",
     "BIRDNET_SAMPLE_RATE",
     "BIRDNET_SEGMENT_SAMPLES",
@@ -47,6 +48,9 @@ __all__ = [
 
 BIRDNET_VERSION = "2.4"
 BIRDNET_LICENSE = "CC BY-NC-SA 4.0"
+BIRDNET_FAMILIES = ("birdnet_probe", "birdnet_finetune")
+"""birdcall model families built on BirdNET: the optional extra, :data:`BIRDNET_LICENSE` (``birdnet_probe`` runs
+TFLite inside). Here rather than in :mod:`birdcall.models.zoo` so that reading a model's licence needs no torch."""
 NON_COMMERCIAL_NOTE = (
     f"BirdNET V{BIRDNET_VERSION} is licensed {BIRDNET_LICENSE}: any model or output made with it (embeddings, "
     "scores, a classifier trained on them) is for research and non-commercial use only"

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import BirdcallError
@@ -24,7 +25,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except BirdcallError as err:
-        console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)  # a message's [brackets] are text
         raise typer.Exit(code=2) from None
 
 
@@ -42,7 +43,7 @@ def one_line_warnings(category: type[Warning]) -> Iterator[None]:
             text = " ".join(str(message).split())
             if text not in seen:
                 seen.add(text)
-                console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+                console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
             return None
 
         warnings.showwarning = show

@@ -9,6 +9,9 @@ With ``auto_export=True`` and no backend named (what ``predict`` and ``analyze``
 torch checkpoint (or each checkpoint of a run folder) through its cached OpenVINO export
 (:mod:`birdcall.infer.cache`), and falls back to torch with one :class:`BackendWarning` saying why when there is
 none; OpenVINO then runs :func:`default_streams` streams unless told otherwise.
+
+:func:`model_header` and :func:`model_licences` read what a model file says about itself without loading its
+weights (no torch for an exported model); :func:`model_card` sums them up for a model a user names.
 """
 
 from __future__ import annotations
@@ -19,13 +22,18 @@ import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..birdnet.model import BIRDNET_FAMILIES, BIRDNET_LICENSE, NON_COMMERCIAL_NOTE
 from ..errors import BirdcallError, ParameterError
 from ..fileio import hash_files
+from ..types import Pathlike
 from .cache import cached_export
 from .ensemble import EnsembleScorer, load_ensemble, run_models
 from .scorer import BIRDNET, load_embedder, load_scorer
 
-__all__ = ["MODEL_SUFFIXES", "BackendWarning", "OpenedModel", "default_streams", "is_embedder", "is_scorer", "model_backend", "model_digest", "open_embedder", "open_model", "open_scorer", "suffix_backend"]
+__all__ = [
+    "MODEL_SUFFIXES", "BackendWarning", "ModelCard", "OpenedModel", "default_streams", "is_embedder", "is_scorer", "model_backend", "model_card",
+    "model_digest", "model_header", "model_licences", "open_embedder", "open_model", "open_scorer", "suffix_backend",
+]  # fmt: skip
 
 MODEL_SUFFIXES = {".safetensors": "torch", ".onnx": "onnx", ".xml": "openvino"}
 """The backend that opens a model file, by its (lower-case) suffix."""
@@ -207,3 +215,111 @@ def model_digest(model: Any, model_id: str | None) -> str | None:
     else:
         files = [path] + ([path.with_suffix(".bin")] if path.suffix.lower() == ".xml" and path.with_suffix(".bin").is_file() else [])
     return hash_files(files)
+
+
+# ------------------------------------------------------------------------------------------------ headers
+
+
+def model_header(file: Path) -> tuple[dict, Any, dict]:
+    """``(model description, FeatureConfig, extra)`` of one model file, without loading its weights.
+
+    A ``.safetensors`` checkpoint's header, an ``.onnx`` or ``.xml`` export's metadata; neither imports torch (a
+    checkpoint served through its cached OpenVINO export never needs it), so a checkpoint's header is read here
+    as :func:`birdcall.models.save_model` writes it and checked only as far as these fields go; loading the
+    model checks all of it (:func:`birdcall.models.read_model_info`). Exports carry no ``extra``, hence no
+    licence of their own: :func:`model_licences` still finds BirdNET's from the model's family.
+
+    Raises:
+        ParameterError: another suffix.
+        CheckpointError: a malformed model file.
+    """
+    suffix = Path(file).suffix.lower()
+    if suffix == ".safetensors":
+        import json
+
+        from safetensors import SafetensorError, safe_open
+
+        from ..config import from_dict
+        from ..errors import CheckpointError
+        from ..features.config import FeatureConfig
+
+        try:
+            with safe_open(str(file), framework="numpy") as handle:
+                info = json.loads((handle.metadata() or {})["birdcall"])
+            model, extra = info["model"], info.get("extra") or {}
+            if not isinstance(model, dict) or not isinstance(extra, dict):
+                raise TypeError("'model' and 'extra' must be JSON objects")
+            return model, from_dict(FeatureConfig, info["features"]), extra
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:  # ValueError covers ParameterError and JSON errors
+            raise CheckpointError(file, f"not a birdcall model file or a malformed header ({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
+    if suffix in (".onnx", ".xml"):
+        from ..export import read_export_info
+
+        _, features, info = read_export_info(file)
+        return info.get("model") or {}, features, {}
+    raise ParameterError(f"{file}: unknown model format; expected .safetensors, .onnx, .xml or a run folder")
+
+
+def model_licences(model: dict, extra: dict) -> list[str]:
+    """Every licence a model header names: its backbone's (``extra.backbone.license``), its own
+    (``extra.license``), its teachers' (``extra.teachers``, recursively); BirdNET's when the model is built on
+    BirdNET (its family), even if the header does not say so (an ONNX export of one, say)."""
+    found: list[str] = []
+    backbone = extra.get("backbone")
+    if isinstance(backbone, dict) and isinstance(backbone.get("license"), str):
+        found.append(backbone["license"])
+    if isinstance(extra.get("license"), str):
+        found.append(extra["license"])
+    stack = list(extra.get("teachers") or []) if isinstance(extra.get("teachers"), list) else []
+    while stack:
+        entry = stack.pop(0)
+        if isinstance(entry, dict):
+            if isinstance(entry.get("license"), str):
+                found.append(entry["license"])
+            if isinstance(entry.get("teachers"), list):
+                stack.extend(entry["teachers"])
+    if model.get("arch") in BIRDNET_FAMILIES:
+        found.append(BIRDNET_LICENSE)
+    return found
+
+
+class ModelCard(NamedTuple):
+    """What a model (a file or a run folder) says about itself, as :func:`model_card` reads it.
+
+    Attributes:
+        name: the file or folder name.
+        files: its model files (a run folder's members, in order).
+        arch: architecture family of the first file (``cnn``, ``sed``... None when not recorded).
+        backbone: its backbone (None when not recorded).
+        license: BirdNET's when any file is built on it, else the first licence a header names, else None
+            (the model's terms are its owner's: birdcall records none for models it trains from scratch).
+        note: the non-commercial note that goes with BirdNET's licence, or a header's own note (None: none).
+    """
+
+    name: str
+    files: tuple[str, ...]
+    arch: str | None
+    backbone: str | None
+    license: str | None
+    note: str | None
+
+
+def model_card(model: Pathlike) -> ModelCard:
+    """Read :class:`ModelCard` of a model file or run folder from its headers (no weights loaded).
+
+    Raises:
+        ParameterError: a missing path or an unknown model format.
+        CheckpointError: a malformed model file, or a folder without models.
+    """
+    path = Path(model)
+    if not path.exists():
+        raise ParameterError(f"{path}: model not found")
+    files = run_models(path) if path.is_dir() else [path]
+    headers = [model_header(f) for f in files]
+    licences = [lic for m, _, extra in headers for lic in model_licences(m, extra)]
+    licence = BIRDNET_LICENSE if BIRDNET_LICENSE in licences else (licences[0] if licences else None)
+    notes = [extra.get("note") for _, _, extra in headers if isinstance(extra.get("note"), str)]
+    note = NON_COMMERCIAL_NOTE if licence == BIRDNET_LICENSE else (notes[0] if notes else None)
+    first = headers[0][0]
+    arch, backbone = first.get("arch"), first.get("backbone")
+    return ModelCard(path.name, tuple(str(f) for f in files), str(arch) if arch else None, str(backbone) if backbone else None, licence, note)

@@ -65,10 +65,10 @@ from ..data.labels import LabelSet
 from ..errors import BirdcallError, DataError, ParameterError
 from ..fileio import atomic_path, atomic_to_csv, remove_stale_temporaries
 from ..types import Pathlike
-from .ensemble import check_method, check_power, align_labels, combine
-from .long_recording import WindowSpec
+from .ensemble import align_labels, check_method, check_power, combine
 from .inputs import discover_inputs
-from .models import model_digest
+from .long_recording import WindowSpec
+from .models import model_digest, model_header, model_licences
 from .run import EngineOptions, RunSummary, WindowOptions, run_inference
 from .run_state import OutputWriteError
 
@@ -165,49 +165,6 @@ class _Teacher:
     license: str | None
 
 
-def _header(file: Path) -> tuple[dict, Any, dict]:
-    """``(model description, FeatureConfig, extra)`` of one model file, without loading weights."""
-    suffix = file.suffix.lower()
-    if suffix == ".safetensors":
-        from ..config import from_dict
-        from ..features import FeatureConfig
-        from ..models.io import read_model_info
-
-        info = read_model_info(file)
-        return info["model"], from_dict(FeatureConfig, info["features"]), info.get("extra") or {}
-    if suffix in (".onnx", ".xml"):
-        from ..export import read_export_info
-
-        _, features, info = read_export_info(file)  # exports carry no "extra" (no licence): see _licences
-        return info.get("model") or {}, features, {}
-    raise ParameterError(f"{file}: unknown model format; expected .safetensors, .onnx, .xml or a run folder")
-
-
-def _licences(model: dict, extra: dict) -> list[str]:
-    """Every licence a model header names: its backbone's (``extra.backbone.license``), its own
-    (``extra.license``), its teachers' (``extra.teachers``, recursively); BirdNET's when the model is built on
-    BirdNET (its family), even if the header does not say so (an ONNX export of one, say)."""
-    found: list[str] = []
-    backbone = extra.get("backbone")
-    if isinstance(backbone, dict) and isinstance(backbone.get("license"), str):
-        found.append(backbone["license"])
-    if isinstance(extra.get("license"), str):
-        found.append(extra["license"])
-    stack = list(extra.get("teachers") or []) if isinstance(extra.get("teachers"), list) else []
-    while stack:
-        entry = stack.pop(0)
-        if isinstance(entry, dict):
-            if isinstance(entry.get("license"), str):
-                found.append(entry["license"])
-            if isinstance(entry.get("teachers"), list):
-                stack.extend(entry["teachers"])
-    from ..models.zoo import BIRDNET_FAMILIES
-
-    if model.get("arch") in BIRDNET_FAMILIES:
-        found.append(BIRDNET_LICENSE)
-    return found
-
-
 def _read_teacher(teacher: Pathlike) -> _Teacher:
     """A teacher's header: a model file, or a run folder (its first fold's; licences of every fold)."""
     path = Path(teacher)
@@ -219,9 +176,9 @@ def _read_teacher(teacher: Pathlike) -> _Teacher:
         files = run_models(path)
     else:
         files = [path]
-    headers = [_header(f) for f in files]
+    headers = [model_header(f) for f in files]
     model, features, _ = headers[0]
-    licences = [lic for m, _, extra in headers for lic in _licences(m, extra)]
+    licences = [lic for m, _, extra in headers for lic in model_licences(m, extra)]
     licence = BIRDNET_LICENSE if BIRDNET_LICENSE in licences else (licences[0] if licences else None)
     arch, backbone = model.get("arch"), model.get("backbone")
     name = "/".join(str(v) for v in (arch, backbone) if v) or None

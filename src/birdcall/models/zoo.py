@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 
+from ..birdnet.model import BIRDNET_FAMILIES
 from ..errors import ParameterError
 from ..features import FeatureConfig
 from ..registry import Registry
@@ -51,8 +52,6 @@ _PRESETS.update(
         "birdnet_finetune": {"arch": "birdnet_finetune", "backbone": BIRDNET_BACKBONE, "drop_rate": 0.2, "hidden": 0},
     }
 )
-BIRDNET_FAMILIES = ("birdnet_probe", "birdnet_finetune")
-"""Families built on BirdNET: the optional extra, CC BY-NC-SA 4.0 (``birdnet_probe`` runs TFLite inside)."""
 
 
 @model_registry.register(name="cnn")
