@@ -206,3 +206,35 @@ def test_the_next_export_removes_what_killed_exports_left_but_not_a_young_one(ch
     assert not old_tmp.exists() and not old_stale.exists()
     assert young.exists()  # perhaps another process's export in progress
     assert cache_dirs(checkpoint) == sorted([young.name, result.path.parent.name])
+
+
+@pytest.mark.integration
+def test_a_cross_validated_run_folder_runs_every_fold_on_its_own_cached_export(tmp_path, audio, exports):
+    """``predict``/``analyze --model RUN`` on a K-fold run: each fold's checkpoint is exported once into its own
+    folder's cache, and the ensemble of the exports scores as the torch ensemble does."""
+    import torch
+
+    from birdcall.export.metadata import TOLERANCE
+    from birdcall.models import create_model, save_model
+
+    run = tmp_path / "run"
+    features = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, clip_duration=1.0)
+    state = torch.random.get_rng_state()
+    for fold in (0, 1):
+        torch.manual_seed(10 + fold)
+        save_model(create_model("test_cnn", num_classes=3, features=features), run / f"fold{fold}" / "best.safetensors", labels=LABELS)
+    torch.random.set_rng_state(state)
+
+    every = DetectionOptions(min_confidence=0.0)
+    fast = run_inference(run, [audio], tmp_path / "fast", detection=every)
+    assert fast.backend == "openvino" and fast.backend_note == "cached exports of 2 checkpoints"
+    assert exports == [run / "fold0" / "best.safetensors", run / "fold1" / "best.safetensors"]
+    for fold in (0, 1):
+        assert len(cache_dirs(run / f"fold{fold}" / "best.safetensors")) == 1
+    again = run_inference(run, [audio], tmp_path / "again", detection=every)
+    assert again.backend == "openvino" and len(exports) == 2  # reused, not exported again
+    torch_run = run_inference(run, [audio], tmp_path / "torch", engine=EngineOptions(backend="torch"), detection=every)
+    expected, actual = detections(tmp_path / "torch"), detections(tmp_path / "fast")
+    assert len(expected) == 4 * len(LABELS)
+    pd.testing.assert_frame_equal(actual.drop(columns="confidence"), expected.drop(columns="confidence"))
+    np.testing.assert_allclose(actual["confidence"], expected["confidence"], rtol=0, atol=TOLERANCE)
