@@ -18,6 +18,7 @@ from . import predict as _predict
 from . import pseudo_label as _pseudo_label
 from . import recipes as _recipes
 from . import score as _score
+from . import search as _search
 from . import serve as _serve
 from . import synth as _synth
 from . import train as _train
@@ -55,6 +56,7 @@ _predict.register(app)
 _export.register(app)
 _analyze.register(app)
 _embed.register(app)
+_search.register(app)
 _serve.register(app)
 _pseudo_label.register(app)
 _demo.register(app)

@@ -20,8 +20,14 @@ from .predict import (
     BOOST_FACTOR,
     BOOST_THRESHOLD,
     FRONTEND,
+    LAT,
+    LOCATION_MODE,
+    LOCATION_THRESHOLD,
+    LON,
     MERGE,
     MODEL,
+    OCCURRENCE,
+    OCCURRENCE_RADIUS,
     QUIET,
     RETRY_FAILED,
     SHARD,
@@ -29,7 +35,9 @@ from .predict import (
     STREAMS,
     THREADS,
     TTA,
+    WEEK,
     WORKERS,
+    location_options,
     parse_floats,
     postprocess_config,
     report,
@@ -66,6 +74,13 @@ def analyze(
     retry_failed: bool = RETRY_FAILED,
     merge: bool = MERGE,
     quiet: bool = QUIET,
+    lat: float = LAT,
+    lon: float = LON,
+    week: int = WEEK,
+    location_mode: str = LOCATION_MODE,
+    location_threshold: float = LOCATION_THRESHOLD,
+    occurrence: Path = OCCURRENCE,
+    occurrence_radius: float = OCCURRENCE_RADIUS,
 ) -> None:
     """Detect species in every window of every file; unreadable files are reported and skipped (exit code 1).
 
@@ -74,6 +89,8 @@ def analyze(
     An interrupted run resumes when the same command is run again; a file that killed two runs (out of memory, say) is then skipped. A write that fails (disk full) stops with exit code 2.
 
     Shards (--shard I/N) may run into the same OUT_DIR; its outputs hold every shard finished so far.
+
+    --lat/--lon/--week report only the species expected at that place and week (BirdNET's location model, or --occurrence TABLE.csv); --location-mode weight scales the others' scores down instead.
     """
     from ..infer.detections import read_species_list
     from ..infer.models import BackendWarning
@@ -92,8 +109,9 @@ def analyze(
                 include=read_species_list(include) if include else None,
                 exclude=read_species_list(exclude) if exclude else None,
             )
+            location = location_options(lat, lon, week, location_mode, location_threshold, occurrence, occurrence_radius)
             summary = run_inference(
-                model, audio, out_dir, kind="detections",
+                model, audio, out_dir, kind="detections", location=location,
                 window=WindowOptions(hop=hop, tta_shifts=parse_floats(tta, name="--tta") or (0.0,)),
                 detection=detection, postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
                 engine=EngineOptions(batch_size=batch_size, workers=workers, shard=shard, backend=backend, threads=threads, streams=streams, frontend=frontend),

@@ -46,6 +46,27 @@ SMOOTH = typer.Option(None, "--smooth", help="Average each window with its neigh
 RETRY_FAILED = typer.Option(False, "--retry-failed", help="Redo files an earlier run of this command recorded as failed.")
 MERGE = typer.Option(False, "--merge", help="Only merge: bring in the shards that ran into the folders given as arguments, rebuild the outputs.")
 QUIET = typer.Option(False, "--quiet", help="No progress bar.")
+LAT = typer.Option(None, "--lat", help="Latitude of the recordings (-90..90): keep the species expected there (with --lon, --week).")
+LON = typer.Option(None, "--lon", help="Longitude of the recordings (-180..180).")
+WEEK = typer.Option(None, "--week", help="Week of the year as BirdNET counts it: 1-48, four per month; -1 (default): all year.")
+LOCATION_MODE = typer.Option(
+    "filter", "--location-mode",
+    help="filter: species not expected there and then are removed (scores 0); weight: their scores are scaled by probability/threshold.",
+)
+LOCATION_THRESHOLD = typer.Option(0.03, "--location-threshold", help="Lowest occurrence probability of an expected species (BirdNET's sf_thresh).")
+OCCURRENCE = typer.Option(
+    None, "--occurrence",
+    help="CSV of species_code,lat,lon,week,probability to use instead of BirdNET's location model (the BirdNET extra); "
+    "a place matches the nearest grid cell within --occurrence-radius.",
+)
+OCCURRENCE_RADIUS = typer.Option(50.0, "--occurrence-radius", help="Farthest distance (km) from --lat/--lon to the table's nearest grid cell.")
+
+
+def location_options(lat, lon, week, mode, threshold, occurrence, radius_km):
+    """The :class:`~birdcall.infer.location.LocationOptions` of the flags (None without --lat/--lon/--week)."""
+    from ..infer.location import LocationOptions
+
+    return LocationOptions.from_cli(lat=lat, lon=lon, week=week, mode=mode, threshold=threshold, occurrence=occurrence, radius_km=radius_km)
 
 
 def parse_floats(text: str | None, *, name: str) -> tuple[float, ...] | None:
@@ -136,6 +157,13 @@ def predict(
     retry_failed: bool = RETRY_FAILED,
     merge: bool = MERGE,
     quiet: bool = QUIET,
+    lat: float = LAT,
+    lon: float = LON,
+    week: int = WEEK,
+    location_mode: str = LOCATION_MODE,
+    location_threshold: float = LOCATION_THRESHOLD,
+    occurrence: Path = OCCURRENCE,
+    occurrence_radius: float = OCCURRENCE_RADIUS,
 ) -> None:
     """Score every window of every file into a submission CSV; unreadable files are reported and skipped (exit code 1).
 
@@ -144,6 +172,8 @@ def predict(
     Inputs that share a file name (a/rec.ogg, b/rec.ogg) are refused: their row_ids would repeat.
 
     Shards (--shard I/N) with the same --out share that state; the CSV holds every shard finished so far.
+
+    --lat/--lon/--week keep the species expected at that place and week (BirdNET's location model, or --occurrence TABLE.csv): the others score 0, or, with --location-mode weight, less.
     """
     from ..infer.models import BackendWarning
     from ..infer.outputs import merge_outputs
@@ -156,8 +186,9 @@ def predict(
             result = merge_outputs(out_path, list(audio or []), kind="submission")
         else:
             model = require_model(model_path, audio)
+            location = location_options(lat, lon, week, location_mode, location_threshold, occurrence, occurrence_radius)
             summary = run_inference(
-                model, audio, out_path, kind="submission",
+                model, audio, out_path, kind="submission", location=location,
                 window=WindowOptions(tta_shifts=parse_floats(tta, name="--tta") or (0.0,)),
                 postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
                 engine=EngineOptions(batch_size=batch_size, workers=workers, shard=shard, backend=backend, threads=threads, streams=streams, frontend=frontend),

@@ -7,6 +7,15 @@ from pathlib import Path
 import typer
 
 from ._common import console, user_errors
+from .predict import (
+    LAT,
+    LOCATION_MODE,
+    LOCATION_THRESHOLD,
+    LON,
+    OCCURRENCE,
+    OCCURRENCE_RADIUS,
+    WEEK,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -28,10 +37,19 @@ def serve(
     threads: int = typer.Option(None, "--threads", help="Intra-op threads of the backend."),
     cors_origin: list[str] = typer.Option(None, "--cors-origin", help="Allow pages of this origin to call the API (repeat; default: CORS off)."),
     tmp_dir: Path = typer.Option(None, "--tmp-dir", help="Folder for uploads in flight (default: the system's temporary folder)."),
+    lat: float = LAT,
+    lon: float = LON,
+    week: int = WEEK,
+    location_mode: str = LOCATION_MODE,
+    location_threshold: float = LOCATION_THRESHOLD,
+    occurrence: Path = OCCURRENCE,
+    occurrence_radius: float = OCCURRENCE_RADIUS,
 ) -> None:
     """Serve a model over HTTP: a web page at / to upload or record audio and see the detections, and a JSON API under /v1 (docs at /docs).
 
     Routes: POST /v1/analyze (an upload's detections, or ?format=csv|raven the tables `birdcall analyze` writes), GET /v1/species, GET /v1/model, GET /v1/health.
+
+    --lat/--lon/--week set a server-wide species filter by place and season; a request's lat, lon, week and location_mode override it.
     """
     from ..serve import ServeConfig
     from ..serve.server import serve as run
@@ -40,7 +58,8 @@ def serve(
         config = ServeConfig(
             model=str(model_path), host=host, port=port, workers=workers, max_upload_mb=max_upload_mb, api_key=api_key, timeout=timeout,
             jobs=jobs, queue=queue, backend=backend, threads=threads, cors_origins=tuple(cors_origin or ()),
-            tmp_dir=str(tmp_dir) if tmp_dir is not None else None,
+            tmp_dir=str(tmp_dir) if tmp_dir is not None else None, lat=lat, lon=lon, week=week, location_mode=location_mode,
+            location_threshold=location_threshold, occurrence=str(occurrence) if occurrence is not None else None, occurrence_radius=occurrence_radius,
         )  # fmt: skip
 
         def ready(app) -> None:

@@ -53,7 +53,14 @@ from ..errors import ParameterError
 from ..types import Pathlike
 from .batching import score_files
 from .detections import to_detections
-from .inputs import check_names, check_row_ids, discover_inputs, parse_shard, select_shard
+from .inputs import (
+    check_names,
+    check_row_ids,
+    discover_inputs,
+    parse_shard,
+    select_shard,
+)
+from .location import LocationOptions, SpeciesFilter, species_filter
 from .long_recording import WindowSpec
 from .models import model_backend, model_digest, open_embedder, open_scorer
 from .outputs import INDEX, combine_outputs, empty_scores
@@ -212,6 +219,7 @@ def run_inference(
     show_progress: bool = False,
     model_id: str | None = None,
     birdnet=None,
+    location: LocationOptions | None = None,
 ) -> RunSummary:
     """Score ``inputs`` with ``model`` into ``out``, resumably; see :mod:`birdcall.infer.run_state` for the layout.
 
@@ -235,6 +243,9 @@ def run_inference(
         model_id: identifies a Scorer object in run.json (a model path is identified by its bytes).
         birdnet: ``embeddings`` with ``model="birdnet"`` only: a :class:`~birdcall.birdnet.BirdNetFeatureConfig`
             (None: its defaults).
+        location: a species filter by place and season (:mod:`birdcall.infer.location`), computed once for the
+            run and applied to each file's scores (not to ``embeddings``); recorded in run.json, so a resume with
+            other filter settings is refused.
 
     Returns:
         A :class:`RunSummary`.
@@ -246,7 +257,8 @@ def run_inference(
             another run's results, the same shard already running into it, or (``submission``) inputs
             sharing a file stem, whose row ids would repeat; all before anything is scored.
         CheckpointError: the model cannot be opened.
-        MissingExtraError: ``embeddings`` of ``"birdnet"`` without the BirdNET extra.
+        MissingExtraError: ``embeddings`` of ``"birdnet"`` without the BirdNET extra; ``location`` without an
+            occurrence table and without the BirdNET extra.
         OutputWriteError: writing a part, a manifest line or an output failed (disk full, say); the files
             finished before are kept and a rerun resumes.
     """
@@ -261,15 +273,20 @@ def run_inference(
         check_row_ids(all_files)  # all shards: the submission holds them all
     files = [str(p) for p in select_shard(all_files, (shard_index, shard_count))]
     if kind == "embeddings":
+        if location is not None:
+            raise ParameterError("location filters do not apply to embeddings")
         scorer, spec, settings = _open_embeddings(model, birdnet=birdnet, model_id=model_id, window=window, engine=engine,
                                                   postprocess=postprocess, detection=detection)
-        labels, note = None, ""
+        labels, note, where = None, "", None
     else:
         resumes = _resumes_suffix_backend(model, state_dir(out, kind))
         auto = engine.backend is None and kind in ("detections", "submission") and resumes is None
         scorer, spec, settings, detection, note = _open_scorer(model, kind=kind, model_id=model_id, window=window, engine=engine,
                                                                postprocess=postprocess, detection=detection, auto_export=auto)
         labels = scorer.labels
+        where = species_filter(location, labels) if location is not None else None
+        if where is not None:
+            settings["location"] = where.settings
         if resumes is False and engine.backend in (None, settings["backend"]):
             del settings["backend"]  # a run.json from before backends were recorded: it resumes on the same one
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back
@@ -290,7 +307,7 @@ def run_inference(
             resumed = len(files) - len(todo)
             todo = drop_killers(todo, manifest)
             _run_todo(scorer, todo, state=state, manifest=manifest, kind=kind, labels=labels, spec=spec, engine=engine,
-                      postprocess=postprocess, detection=detection, show_progress=show_progress)
+                      postprocess=postprocess, detection=detection, location=where, show_progress=show_progress)
         combined = combine_outputs(out, kind=kind)
     records = read_records(state)
     mine = [records.get(f) for f in files]
@@ -395,7 +412,8 @@ def _open_embeddings(model: Any, *, birdnet, model_id: str | None, window: Windo
 
 
 def _run_todo(scorer, todo: list[str], *, state: Path, manifest: Path, kind: str, labels: LabelSet | None, spec: WindowSpec,
-              engine: EngineOptions, postprocess: PostprocessConfig | None, detection: DetectionOptions | None, show_progress: bool) -> None:
+              engine: EngineOptions, postprocess: PostprocessConfig | None, detection: DetectionOptions | None,
+              location: SpeciesFilter | None, show_progress: bool) -> None:
     from ..progress import make_progress
 
     if not todo:
@@ -423,7 +441,8 @@ def _run_todo(scorer, todo: list[str], *, state: Path, manifest: Path, kind: str
                         record.append({"file": result.path, "status": "done", "part": result.part, "windows": result.num_windows,
                                        "duration": result.duration, "rows": result.num_windows})
                 elif result.ok:
-                    frame = file_table(result.scores, kind=kind, labels=labels, postprocess=postprocess, detection=detection)
+                    frame = file_table(result.scores, kind=kind, labels=labels, postprocess=postprocess, detection=detection,
+                                       location=location)
                     part = write_part(state, result.path, frame, kind)
                     with writing(manifest):
                         record.append({"file": result.path, "status": "done", "part": part, "windows": result.num_windows,
@@ -444,10 +463,18 @@ def _run_todo(scorer, todo: list[str], *, state: Path, manifest: Path, kind: str
         record.close()
 
 
-def file_table(scores, *, kind: str, labels: LabelSet | None, postprocess: PostprocessConfig | None, detection: DetectionOptions | None):
+def file_table(scores, *, kind: str, labels: LabelSet | None, postprocess: PostprocessConfig | None, detection: DetectionOptions | None,
+               location: SpeciesFilter | None = None):
     """What a run keeps of one file's window scores (:func:`~birdcall.infer.batching.score_file`): post-processed,
-    then, for ``detections``, the detection table (:func:`~birdcall.infer.detections.to_detections`)."""
+    weighted by the location filter (``filter``: the unexpected species' scores become 0; ``weight``: scaled), then,
+    for ``detections``, the detection table (:func:`~birdcall.infer.detections.to_detections`; a ``filter``'s
+    unexpected species are excluded, so no threshold lets them through)."""
     frame = scores if postprocess is None else apply_postprocess(scores, postprocess)
+    if location is not None:
+        frame = location.apply(frame)
     if kind == "detections":
-        frame = to_detections(frame, labels=labels, **(detection or DetectionOptions()).kwargs())
+        kwargs = (detection or DetectionOptions()).kwargs()
+        if location is not None and location.excluded:
+            kwargs["exclude"] = tuple(dict.fromkeys((*(kwargs["exclude"] or ()), *location.excluded)))
+        frame = to_detections(frame, labels=labels, **kwargs)
     return frame

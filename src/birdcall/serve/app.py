@@ -44,11 +44,19 @@ from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..config import to_dict
-from ..errors import AudioLoadError, BirdcallError, ParameterError
+from ..errors import AudioLoadError, BirdcallError, MissingExtraError, ParameterError
 from ..infer.run import DetectionOptions
 from . import schemas
 from .config import ServeConfig
-from .service import TABLE_FORMATS, AnalysisCancelled, AnalysisTimeout, Job, ModelService, ServerBusy, remove_folder
+from .service import (
+    TABLE_FORMATS,
+    AnalysisCancelled,
+    AnalysisTimeout,
+    Job,
+    ModelService,
+    ServerBusy,
+    remove_folder,
+)
 from .uploads import BadUpload, UploadTooLarge, receive_upload
 
 __all__ = ["app_from_env", "create_app"]
@@ -58,7 +66,7 @@ STATIC = Path(__file__).parent / "static"
 UPLOAD_PREFIX = "birdcall-serve-"
 PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
                "style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'")  # fmt: skip
-_STATUS = ((UploadTooLarge, 413), (BadUpload, 400), (AudioLoadError, 422), (ParameterError, 422), (ServerBusy, 503),
+_STATUS = ((UploadTooLarge, 413), (BadUpload, 400), (AudioLoadError, 422), (ParameterError, 422), (MissingExtraError, 422), (ServerBusy, 503),
            (AnalysisTimeout, 504), (AnalysisCancelled, 504))  # fmt: skip
 _ERRORS = {code: {"model": schemas.ErrorResponse} for code in (400, 401, 413, 422, 503, 504)}
 _MEDIA = {"csv": ("text/csv; charset=utf-8", "detections.csv"), "raven": ("text/plain; charset=utf-8", "selections.txt")}
@@ -119,7 +127,7 @@ def create_app(config: ServeConfig, *, service: ModelService | None = None) -> F
     """
     if service is None:
         service = ModelService(config.model, backend=config.backend, threads=config.threads, jobs=config.jobs, queue=config.queue,
-                               batch_size=config.batch_size)  # fmt: skip
+                               batch_size=config.batch_size, location=config.location())  # fmt: skip
     for warning in service.warnings:
         log.warning("%s", warning)
     root = config.tmp_dir or tempfile.gettempdir()
@@ -247,9 +255,14 @@ def _api(config: ServeConfig, service: ModelService, root: str) -> APIRouter:
         spectrogram: Annotated[bool, Query(description="json: add the recording's spectrogram as a PNG data URI.")] = False,
         tables: Annotated[bool, Query(description="json: add both tables' text (csv, raven).")] = False,
         filename: Annotated[str | None, Query(max_length=1000, description="The file's name for a raw body (shown back, never used as a path).")] = None,
+        lat: Annotated[float | None, Query(description="Latitude (-90..90): report only the species expected there (with lon; overrides the server's).")] = None,
+        lon: Annotated[float | None, Query(description="Longitude (-180..180).")] = None,
+        week: Annotated[int | None, Query(description="Week of the year, BirdNET's 1-48 (four per month), or -1: all year.")] = None,
+        location_mode: Annotated[Literal["filter", "weight"] | None, Query(description="filter: unexpected species removed; weight: their scores scaled down.")] = None,
     ):  # fmt: skip
         detection = DetectionOptions(min_confidence=min_confidence, top_k=top_k, include=_codes(include), exclude=_codes(exclude))
         service.check_options(detection, hop)  # before any byte of the upload is read
+        location = service.location_filter(lat=lat, lon=lon, week=week, mode=location_mode)
         job = Job(deadline=time.monotonic() + config.timeout)
         folder = _upload_folder(root)
         future = None
@@ -260,7 +273,7 @@ def _api(config: ServeConfig, service: ModelService, root: str) -> APIRouter:
                 raise AnalysisTimeout(f"the upload took longer than the server's time limit ({config.timeout:g} s)") from None
             wanted = (format,) if format != "json" else (TABLE_FORMATS if tables else ())
             future = service.submit(upload.path, name=upload.name, detection=detection, hop=hop, job=job,
-                                    with_spectrogram=spectrogram and format == "json", tables=wanted)  # fmt: skip
+                                    with_spectrogram=spectrogram and format == "json", tables=wanted, location=location)  # fmt: skip
             try:
                 result = await asyncio.wait_for(asyncio.wrap_future(future), timeout=max(0.0, job.deadline - time.monotonic()))
             except asyncio.TimeoutError:
@@ -274,12 +287,12 @@ def _api(config: ServeConfig, service: ModelService, root: str) -> APIRouter:
         if format != "json":
             media, suffix = _MEDIA[format]
             return Response(result.tables[format], media_type=media, headers={"Content-Disposition": _attachment(result.name, suffix)})
-        return _analysis_json(result, service, detection, hop)
+        return _analysis_json(result, service, detection, hop, location)
 
     return router
 
 
-def _analysis_json(result, service: ModelService, detection: DetectionOptions, hop: float | None) -> schemas.AnalyzeResponse:
+def _analysis_json(result, service: ModelService, detection: DetectionOptions, hop: float | None, location=None) -> schemas.AnalyzeResponse:
     frame = result.detections
     detections = [schemas.Detection(start_time=s, end_time=e, code=c, scientific_name=sn, common_name=cn, confidence=p) for s, e, c, sn, cn, p in
                   zip(frame["start_time"].tolist(), frame["end_time"].tolist(), frame["code"].tolist(), frame["scientific_name"].tolist(),
@@ -291,7 +304,9 @@ def _analysis_json(result, service: ModelService, detection: DetectionOptions, h
                                            width=s.width, height=s.height)  # fmt: skip
     options = schemas.Options(min_confidence=detection.min_confidence, top_k=detection.top_k, hop=hop or service.features.clip_duration,
                               include=list(detection.include) if detection.include is not None else None,
-                              exclude=list(detection.exclude) if detection.exclude is not None else None)  # fmt: skip
+                              exclude=list(detection.exclude) if detection.exclude is not None else None,
+                              location=schemas.LocationFilter(**{k: v for k, v in location.settings.items() if k in schemas.LocationFilter.model_fields},
+                                                              expected=len(location.expected)) if location is not None else None)  # fmt: skip
     return schemas.AnalyzeResponse(file=result.name, duration=result.duration, windows=result.windows, model=service.name, backend=service.backend,
                                    options=options, detections=detections, elapsed=round(result.elapsed, 6), spectrogram=picture,
                                    tables=schemas.Tables(**result.tables) if result.tables else None)  # fmt: skip

@@ -41,6 +41,9 @@ class ServeConfig:
         batch_size: windows per model call.
         cors_origins: origins allowed to call the API from another site's page (none: CORS off).
         tmp_dir: folder for the uploads in flight (None: the system's temporary folder).
+        lat, lon, week, location_mode, location_threshold, occurrence, occurrence_radius: the server-wide species
+            filter by place and season (:class:`~birdcall.infer.location.LocationOptions`; none without ``lat``
+            and ``lon``); a request's ``lat``, ``lon``, ``week`` and ``location_mode`` override them.
     """
 
     model: str
@@ -57,6 +60,13 @@ class ServeConfig:
     batch_size: int = 32
     cors_origins: tuple[str, ...] = ()
     tmp_dir: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    week: int | None = None
+    location_mode: str = "filter"
+    location_threshold: float = 0.03
+    occurrence: str | None = None
+    occurrence_radius: float = 50.0
 
     def __post_init__(self) -> None:
         owner = "serve"
@@ -76,6 +86,22 @@ class ServeConfig:
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key.strip()):
             raise ParameterError(f"{owner}: the API key must be a non-empty string")
         object.__setattr__(self, "cors_origins", tuple(str(o) for o in self.cors_origins))
+        self.location()  # validates the filter's values
+
+    def location(self) -> dict:
+        """The server's location settings as :class:`~birdcall.serve.service.ModelService` takes them: the keys of
+        :class:`~birdcall.infer.location.LocationOptions` (``lat``, ``lon``, ``week`` None when not given).
+
+        Raises:
+            ParameterError: a value out of range, named as its command-line flag.
+        """
+        from ..infer.location import CLI_NAMES, check_location
+
+        settings = {"lat": self.lat, "lon": self.lon, "week": self.week, "mode": self.location_mode, "threshold": self.location_threshold,
+                    "radius_km": self.occurrence_radius}  # fmt: skip
+        place = (self.lat, self.lon, self.week) != (None, None, None)
+        check_location(**(settings if place else {**settings, "lat": 0.0, "lon": 0.0}), names=CLI_NAMES)  # no place: check the rest
+        return {**settings, "occurrence": self.occurrence}
 
     @property
     def max_upload_bytes(self) -> int:

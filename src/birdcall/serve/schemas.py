@@ -31,6 +31,19 @@ class Detection(BaseModel):
     confidence: float = Field(description="The model's probability for the species in the window.")
 
 
+class LocationFilter(BaseModel):
+    """The species filter by place and season the analysis ran with."""
+
+    lat: float
+    lon: float
+    week: int = Field(description="BirdNET's week of the year (1-48), or -1: all year.")
+    mode: str = Field(description="filter or weight.")
+    threshold: float = Field(description="Lowest occurrence probability of an expected species.")
+    source: str = Field(description="birdnet (BirdNET's location model) or occurrence (the server's table).")
+    unknown: int = Field(description="Species of the model the source does not know (kept as they are).")
+    expected: int = Field(0, description="Species of the model expected there and then.")
+
+
 class Options(BaseModel):
     """The options the analysis ran with (those of ``birdcall analyze``)."""
 
@@ -39,6 +52,7 @@ class Options(BaseModel):
     hop: float = Field(description="Seconds between window starts.")
     include: list[str] | None
     exclude: list[str] | None
+    location: LocationFilter | None = None
 
 
 class SpectrogramImage(BaseModel):

@@ -31,6 +31,12 @@ from ..data.labels import LabelSet
 from ..errors import AudioLoadError, BirdcallError
 from ..infer.batching import score_file
 from ..infer.detections import to_detections
+from ..infer.location import (
+    LocationOptions,
+    SpeciesFilter,
+    read_occurrence,
+    species_filter,
+)
 from ..infer.models import ModelCard, is_scorer, model_card, open_scorer
 from ..infer.outputs import empty_scores
 from ..infer.run import DetectionOptions, WindowOptions, file_table
@@ -116,12 +122,17 @@ class ModelService:
         jobs: analyses at once (threads sharing the model, one call at a time).
         queue: requests that may wait for a job; more are refused with :class:`ServerBusy`.
         batch_size: windows per model call.
+        location: the server's species filter settings by place and season: the keys of
+            :class:`~birdcall.infer.location.LocationOptions`, ``lat``/``lon``/``week`` None for no default filter
+            (:meth:`location_filter` puts a request's over them); the occurrence table, if any, is read once here.
 
     Raises:
         ParameterError, CheckpointError: as :func:`~birdcall.infer.models.open_scorer`.
+        ParameterError, DataError, MissingExtraError: ``location`` cannot be computed for the model's species.
     """
 
-    def __init__(self, model: Any, *, backend: str | None = None, threads: int | None = None, jobs: int = 2, queue: int = 16, batch_size: int = 32):
+    def __init__(self, model: Any, *, backend: str | None = None, threads: int | None = None, jobs: int = 2, queue: int = 16, batch_size: int = 32,
+                 location: dict | None = None):
         from ..infer.models import BackendWarning
 
         with warnings.catch_warnings(record=True) as caught:
@@ -137,6 +148,10 @@ class ModelService:
             self.card = model_card(model)
             self.card = self.card._replace(files=tuple(_relative(f, Path(model)) for f in self.card.files))
         self.batch_size = int(batch_size)
+        self.location = {"lat": None, "lon": None, "week": None, **(location or {})}
+        occurrence = self.location.get("occurrence")
+        self._occurrence = read_occurrence(occurrence) if occurrence else None
+        self.location_filter()  # a bad default is refused at start, not at each request
         self.capacity = int(jobs) + int(queue)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=int(jobs), thread_name_prefix="birdcall-analyze")
@@ -169,8 +184,29 @@ class ModelService:
         WindowOptions(hop=hop).spec(self.features.sample_rate, self.features.clip_duration, self.features.pad)
         to_detections(empty_scores(self.labels.codes), labels=self.labels, **detection.kwargs())
 
+    def location_filter(self, *, lat: float | None = None, lon: float | None = None, week: int | None = None,
+                        mode: str | None = None) -> SpeciesFilter | None:
+        """The species filter of one request: its ``lat``/``lon``/``week``/``mode`` over the server's defaults
+        (a request's place without a week is all year; a week alone needs the server's place). None: no filter.
+
+        Raises:
+            ParameterError: a value out of range (one line naming it), or a week without a place.
+            MissingExtraError: a place without an occurrence table and without the BirdNET extra.
+        """
+        settings = dict(self.location)
+        if lat is not None or lon is not None:  # the request's place: its week, or all year
+            settings.update(lat=lat, lon=lon, week=week)
+        elif week is not None:  # the request's week at the server's place
+            settings.update(week=week)
+        if mode is not None:
+            settings.update(mode=mode)
+        if settings["lat"] is None and settings["lon"] is None and settings["week"] is None:
+            return None  # no place: no filter
+        options = LocationOptions(**{**settings, "week": -1 if settings["week"] is None else settings["week"]})
+        return species_filter(options, self.labels, table=self._occurrence)
+
     def submit(self, path: Path, *, name: str, detection: DetectionOptions, hop: float | None, job: Job,
-               with_spectrogram: bool = False, tables: tuple[str, ...] = ()) -> Future:  # fmt: skip
+               with_spectrogram: bool = False, tables: tuple[str, ...] = (), location: SpeciesFilter | None = None) -> Future:  # fmt: skip
         """Queue the analysis of the audio file ``path`` (a file the server wrote; ``name`` is what clients see).
 
         Returns:
@@ -186,7 +222,7 @@ class ModelService:
             self._admitted += 1
             self._jobs.add(job)
         try:
-            future = self._pool.submit(self._run, Path(path), name, detection, hop, job, with_spectrogram, tuple(tables))
+            future = self._pool.submit(self._run, Path(path), name, detection, hop, job, with_spectrogram, tuple(tables), location)
         except RuntimeError:  # the pool is shut down: the server is stopping
             self._release(job)
             raise ServerBusy("the server is stopping") from None
@@ -206,14 +242,15 @@ class ModelService:
                 job.cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _run(self, path: Path, name: str, detection: DetectionOptions, hop: float | None, job: Job, with_spectrogram: bool, tables: tuple[str, ...]) -> Analysis:
+    def _run(self, path: Path, name: str, detection: DetectionOptions, hop: float | None, job: Job, with_spectrogram: bool, tables: tuple[str, ...],
+             location: SpeciesFilter | None = None) -> Analysis:  # fmt: skip
         with self._count_lock:
             self._running += 1
         try:
             job.check()
             started = time.perf_counter()
             try:
-                return self._analyse(path, name, detection, hop, job, with_spectrogram, tables, started)
+                return self._analyse(path, name, detection, hop, job, with_spectrogram, tables, started, location)
             except AudioLoadError as err:  # the server's file name means nothing to the client: name theirs
                 raise AudioLoadError(name, err.cause) from None
         finally:
@@ -221,14 +258,14 @@ class ModelService:
                 self._running -= 1
 
     def _analyse(self, path: Path, name: str, detection: DetectionOptions, hop: float | None, job: Job, with_spectrogram: bool,
-                 tables: tuple[str, ...], started: float) -> Analysis:  # fmt: skip
+                 tables: tuple[str, ...], started: float, location: SpeciesFilter | None = None) -> Analysis:  # fmt: skip
         duration = audio_info(path).duration  # a file that is no audio fails here, before any decoding
         features = self.features
         spec = WindowOptions(hop=hop).spec(features.sample_rate, features.clip_duration, features.pad)
         scorer = _SharedScorer(self.scorer, self._lock, job)
         scores = score_file(scorer, path, spec, labels=self.labels, batch_size=self.batch_size)
         scores = scores.rename(index={str(path): name}, level="file")
-        detections = file_table(scores, kind="detections", labels=self.labels, postprocess=None, detection=detection)
+        detections = file_table(scores, kind="detections", labels=self.labels, postprocess=None, detection=detection, location=location)
         picture = None
         if with_spectrogram:
             picture = spectrogram(path, sample_rate=features.sample_rate, fmax=self.high_freq or features.sample_rate / 2, check=job.check)

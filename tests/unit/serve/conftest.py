@@ -88,7 +88,7 @@ def make_client(tmp_path, onnx_model):
         config = ServeConfig(model=str(onnx_model), tmp_dir=str(tmp_path / "uploads"), **settings)
         service = None
         if scorer is not None:
-            service = ModelService(scorer, jobs=config.jobs, queue=config.queue, batch_size=config.batch_size)
+            service = ModelService(scorer, jobs=config.jobs, queue=config.queue, batch_size=config.batch_size, location=config.location())
         client = TestClient(create_app(config, service=service), raise_server_exceptions=raise_server_exceptions)
         client.__enter__()
         clients.append(client)
