@@ -46,6 +46,12 @@ SMOOTH = typer.Option(None, "--smooth", help="Average each window with its neigh
 RETRY_FAILED = typer.Option(False, "--retry-failed", help="Redo files an earlier run of this command recorded as failed.")
 MERGE = typer.Option(False, "--merge", help="Only merge: bring in the shards that ran into the folders given as arguments, rebuild the outputs.")
 QUIET = typer.Option(False, "--quiet", help="No progress bar.")
+ENGINE = typer.Option("local", "--engine", help="local (this machine: --workers decode, one process scores) or ray (Ray actors score; needs the ray extra).")
+RAY_ADDRESS = typer.Option(None, "--ray-address", help="--engine ray: the cluster to join (auto: the one `ray start` runs here; host:port). Default: a local Ray for this run.")
+NUM_ACTORS = typer.Option(None, "--num-actors", help="--engine ray: actors scoring at once (default: the cluster's CPUs / --cpus-per-actor).")
+CPUS_PER_ACTOR = typer.Option(1.0, "--cpus-per-actor", help="--engine ray: CPUs each actor reserves (and its backend threads unless --threads).")
+GPUS_PER_ACTOR = typer.Option(0.0, "--gpus-per-actor", help="--engine ray: GPUs each actor reserves.")
+SEGMENT = typer.Option(3600.0, "--segment-duration", help="--engine ray: a longer file is split into segments of this many seconds, scored by different actors.")
 
 
 def parse_floats(text: str | None, *, name: str) -> tuple[float, ...] | None:
@@ -99,6 +105,18 @@ def report_merge(result: dict, *, target: Path, errors_csv: Path) -> None:
         raise typer.Exit(code=1)
 
 
+def engine_options(engine: str, ray_address: str | None, num_actors: int | None, cpus_per_actor: float, gpus_per_actor: float,
+                   segment_duration: float, **local):
+    """The :class:`~birdcall.infer.run.EngineOptions` of the flags (``local``: batch size, workers, shard, backend...)."""
+    from ..infer.run import EngineOptions, RayOptions
+
+    ray = None
+    if engine == "ray":
+        ray = RayOptions(address=ray_address, num_actors=num_actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
+                         segment_duration=segment_duration)
+    return EngineOptions(engine=engine, ray=ray, **local)
+
+
 def require_model(model_paths: list[Path] | None, audio: list[Path] | None) -> Path | list[Path]:
     """The model argument of ``run_inference``: the one ``--model``, or the list of several (an ensemble)."""
     from ..errors import ParameterError
@@ -136,6 +154,12 @@ def predict(
     retry_failed: bool = RETRY_FAILED,
     merge: bool = MERGE,
     quiet: bool = QUIET,
+    engine: str = ENGINE,
+    ray_address: str = RAY_ADDRESS,
+    num_actors: int = NUM_ACTORS,
+    cpus_per_actor: float = CPUS_PER_ACTOR,
+    gpus_per_actor: float = GPUS_PER_ACTOR,
+    segment_duration: float = SEGMENT,
 ) -> None:
     """Score every window of every file into a submission CSV; unreadable files are reported and skipped (exit code 1).
 
@@ -147,7 +171,7 @@ def predict(
     """
     from ..infer.models import BackendWarning
     from ..infer.outputs import merge_outputs
-    from ..infer.run import EngineOptions, WindowOptions, run_inference
+    from ..infer.run import WindowOptions, run_inference
     from ..infer.run_state import RunStateWarning, state_dir
 
     errors_csv = state_dir(out_path, "submission") / "errors.csv"
@@ -160,7 +184,8 @@ def predict(
                 model, audio, out_path, kind="submission",
                 window=WindowOptions(tta_shifts=parse_floats(tta, name="--tta") or (0.0,)),
                 postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
-                engine=EngineOptions(batch_size=batch_size, workers=workers, shard=shard, backend=backend, threads=threads, streams=streams, frontend=frontend),
+                engine=engine_options(engine, ray_address, num_actors, cpus_per_actor, gpus_per_actor, segment_duration, batch_size=batch_size,
+                                      workers=workers, shard=shard, backend=backend, threads=threads, streams=streams, frontend=frontend),
                 retry_failed=retry_failed, show_progress=not quiet,
             )  # fmt: skip
     if merge:

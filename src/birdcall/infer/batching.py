@@ -26,7 +26,18 @@ from ..data.labels import LabelSet
 from ..errors import ParameterError
 from ..types import Pathlike
 from .long_recording import WindowSpec, score_windows, scores_frame
-from .producers import IDLE, Block, Done, Event, Failed, Idle, Start, local_events, parallel_events, prefetched
+from .producers import (
+    IDLE,
+    Block,
+    Done,
+    Event,
+    Failed,
+    Idle,
+    Start,
+    local_events,
+    parallel_events,
+    prefetched,
+)
 
 __all__ = ["FileResult", "SegmentRows", "default_spec", "score_file", "score_files", "score_segment", "segment_rows", "segment_windows"]
 
