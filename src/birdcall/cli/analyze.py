@@ -19,6 +19,8 @@ from .predict import (
     BOOST,
     BOOST_FACTOR,
     BOOST_THRESHOLD,
+    CPUS_PER_ACTOR,
+    ENGINE,
     FRONTEND,
     LAT,
     LOCATION_MODE,
@@ -28,8 +30,12 @@ from .predict import (
     MODEL,
     OCCURRENCE,
     OCCURRENCE_RADIUS,
+    GPUS_PER_ACTOR,
+    NUM_ACTORS,
     QUIET,
+    RAY_ADDRESS,
     RETRY_FAILED,
+    SEGMENT,
     SHARD,
     SMOOTH,
     STREAMS,
@@ -38,6 +44,7 @@ from .predict import (
     WEEK,
     WORKERS,
     location_options,
+    engine_options,
     parse_floats,
     postprocess_config,
     report,
@@ -81,6 +88,12 @@ def analyze(
     location_threshold: float = LOCATION_THRESHOLD,
     occurrence: Path = OCCURRENCE,
     occurrence_radius: float = OCCURRENCE_RADIUS,
+    engine: str = ENGINE,
+    ray_address: str = RAY_ADDRESS,
+    num_actors: int = NUM_ACTORS,
+    cpus_per_actor: float = CPUS_PER_ACTOR,
+    gpus_per_actor: float = GPUS_PER_ACTOR,
+    segment_duration: float = SEGMENT,
 ) -> None:
     """Detect species in every window of every file; unreadable files are reported and skipped (exit code 1).
 
@@ -95,7 +108,7 @@ def analyze(
     from ..infer.detections import read_species_list
     from ..infer.models import BackendWarning
     from ..infer.outputs import merge_outputs
-    from ..infer.run import DetectionOptions, EngineOptions, WindowOptions, run_inference
+    from ..infer.run import DetectionOptions, WindowOptions, run_inference
     from ..infer.run_state import RunStateWarning
 
     with user_errors(), one_line_warnings(RunStateWarning), one_line_warnings(BackendWarning):
@@ -114,7 +127,8 @@ def analyze(
                 model, audio, out_dir, kind="detections", location=location,
                 window=WindowOptions(hop=hop, tta_shifts=parse_floats(tta, name="--tta") or (0.0,)),
                 detection=detection, postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
-                engine=EngineOptions(batch_size=batch_size, workers=workers, shard=shard, backend=backend, threads=threads, streams=streams, frontend=frontend),
+                engine=engine_options(engine, ray_address, num_actors, cpus_per_actor, gpus_per_actor, segment_duration, batch_size=batch_size,
+                                      workers=workers, shard=shard, backend=backend, threads=threads, streams=streams, frontend=frontend),
                 retry_failed=retry_failed, show_progress=not quiet,
             )  # fmt: skip
     if merge:

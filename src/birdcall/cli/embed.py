@@ -13,7 +13,22 @@ from pathlib import Path
 import typer
 
 from ._common import console, one_line_warnings, user_errors
-from .predict import BATCH_SIZE, QUIET, RETRY_FAILED, SHARD, THREADS, WORKERS, report
+from .predict import (
+    BATCH_SIZE,
+    CPUS_PER_ACTOR,
+    ENGINE,
+    GPUS_PER_ACTOR,
+    NUM_ACTORS,
+    QUIET,
+    RAY_ADDRESS,
+    RETRY_FAILED,
+    SEGMENT,
+    SHARD,
+    THREADS,
+    WORKERS,
+    engine_options,
+    report,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +51,12 @@ def embed(
     batch_size: int = BATCH_SIZE,
     retry_failed: bool = RETRY_FAILED,
     quiet: bool = QUIET,
+    engine: str = ENGINE,
+    ray_address: str = RAY_ADDRESS,
+    num_actors: int = NUM_ACTORS,
+    cpus_per_actor: float = CPUS_PER_ACTOR,
+    gpus_per_actor: float = GPUS_PER_ACTOR,
+    segment_duration: float = SEGMENT,
 ) -> None:
     """Embed every window of every file; unreadable files are reported and skipped (exit code 1).
 
@@ -45,7 +66,7 @@ def embed(
 
     Shards (--shard I/N) with the same --out share that state; the table holds every shard finished so far.
     """
-    from ..infer.run import EngineOptions, WindowOptions, run_inference
+    from ..infer.run import WindowOptions, run_inference
     from ..infer.run_state import RunStateWarning, state_dir
 
     errors_csv = state_dir(out_path, "embeddings") / "errors.csv"
@@ -57,7 +78,9 @@ def embed(
             birdnet = BirdNetFeatureConfig(step=step)
         summary = run_inference(
             model, audio, out_path, kind="embeddings", birdnet=birdnet, window=WindowOptions(hop=hop),
-            engine=EngineOptions(batch_size=batch_size, workers=workers, shard=shard, threads=threads), retry_failed=retry_failed, show_progress=not quiet,
+            engine=engine_options(engine, ray_address, num_actors, cpus_per_actor, gpus_per_actor, segment_duration, batch_size=batch_size,
+                                  workers=workers, shard=shard, threads=threads),
+            retry_failed=retry_failed, show_progress=not quiet,
         )  # fmt: skip
     if model == "birdnet":
         from ..birdnet import NON_COMMERCIAL_NOTE

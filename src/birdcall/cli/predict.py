@@ -61,6 +61,13 @@ OCCURRENCE = typer.Option(
 )
 OCCURRENCE_RADIUS = typer.Option(50.0, "--occurrence-radius", help="Farthest distance (km) from --lat/--lon to the table's nearest grid cell.")
 
+ENGINE = typer.Option("local", "--engine", help="local (this machine: --workers decode, one process scores) or ray (Ray actors score; needs the ray extra).")
+RAY_ADDRESS = typer.Option(None, "--ray-address", help="--engine ray: the cluster to join (auto: the one `ray start` runs here; host:port). Default: a local Ray for this run.")
+NUM_ACTORS = typer.Option(None, "--num-actors", help="--engine ray: actors scoring at once (default: the cluster's CPUs / --cpus-per-actor).")
+CPUS_PER_ACTOR = typer.Option(1.0, "--cpus-per-actor", help="--engine ray: CPUs each actor reserves (and its backend threads unless --threads).")
+GPUS_PER_ACTOR = typer.Option(0.0, "--gpus-per-actor", help="--engine ray: GPUs each actor reserves.")
+SEGMENT = typer.Option(3600.0, "--segment-duration", help="--engine ray: a longer file is split into segments of this many seconds, scored by different actors.")
+
 
 def location_options(lat, lon, week, mode, threshold, occurrence, radius_km):
     """The :class:`~birdcall.infer.location.LocationOptions` of the flags (None without --lat/--lon/--week)."""
@@ -120,6 +127,18 @@ def report_merge(result: dict, *, target: Path, errors_csv: Path) -> None:
         raise typer.Exit(code=1)
 
 
+def engine_options(engine: str, ray_address: str | None, num_actors: int | None, cpus_per_actor: float, gpus_per_actor: float,
+                   segment_duration: float, **local):
+    """The :class:`~birdcall.infer.run.EngineOptions` of the flags (``local``: batch size, workers, shard, backend...)."""
+    from ..infer.run import EngineOptions, RayOptions
+
+    ray = None
+    if engine == "ray":
+        ray = RayOptions(address=ray_address, num_actors=num_actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
+                         segment_duration=segment_duration)
+    return EngineOptions(engine=engine, ray=ray, **local)
+
+
 def require_model(model_paths: list[Path] | None, audio: list[Path] | None) -> Path | list[Path]:
     """The model argument of ``run_inference``: the one ``--model``, or the list of several (an ensemble)."""
     from ..errors import ParameterError
@@ -164,6 +183,12 @@ def predict(
     location_threshold: float = LOCATION_THRESHOLD,
     occurrence: Path = OCCURRENCE,
     occurrence_radius: float = OCCURRENCE_RADIUS,
+    engine: str = ENGINE,
+    ray_address: str = RAY_ADDRESS,
+    num_actors: int = NUM_ACTORS,
+    cpus_per_actor: float = CPUS_PER_ACTOR,
+    gpus_per_actor: float = GPUS_PER_ACTOR,
+    segment_duration: float = SEGMENT,
 ) -> None:
     """Score every window of every file into a submission CSV; unreadable files are reported and skipped (exit code 1).
 
@@ -177,7 +202,7 @@ def predict(
     """
     from ..infer.models import BackendWarning
     from ..infer.outputs import merge_outputs
-    from ..infer.run import EngineOptions, WindowOptions, run_inference
+    from ..infer.run import WindowOptions, run_inference
     from ..infer.run_state import RunStateWarning, state_dir
 
     errors_csv = state_dir(out_path, "submission") / "errors.csv"
@@ -191,7 +216,8 @@ def predict(
                 model, audio, out_path, kind="submission", location=location,
                 window=WindowOptions(tta_shifts=parse_floats(tta, name="--tta") or (0.0,)),
                 postprocess=postprocess_config(boost, boost_threshold, boost_factor, smooth),
-                engine=EngineOptions(batch_size=batch_size, workers=workers, shard=shard, backend=backend, threads=threads, streams=streams, frontend=frontend),
+                engine=engine_options(engine, ray_address, num_actors, cpus_per_actor, gpus_per_actor, segment_duration, batch_size=batch_size,
+                                      workers=workers, shard=shard, backend=backend, threads=threads, streams=streams, frontend=frontend),
                 retry_failed=retry_failed, show_progress=not quiet,
             )  # fmt: skip
     if merge:

@@ -21,13 +21,25 @@ import numpy as np
 import pandas as pd
 
 from .._validate import is_int
+from ..audio import stream
 from ..data.labels import LabelSet
 from ..errors import ParameterError
 from ..types import Pathlike
 from .long_recording import WindowSpec, score_windows, scores_frame
-from .producers import IDLE, Block, Done, Event, Failed, Idle, Start, local_events, parallel_events, prefetched
+from .producers import (
+    IDLE,
+    Block,
+    Done,
+    Event,
+    Failed,
+    Idle,
+    Start,
+    local_events,
+    parallel_events,
+    prefetched,
+)
 
-__all__ = ["FileResult", "default_spec", "score_file", "score_files"]
+__all__ = ["FileResult", "SegmentRows", "default_spec", "score_file", "score_files", "score_segment", "segment_rows", "segment_windows"]
 
 
 def default_spec(scorer) -> WindowSpec:
@@ -69,6 +81,107 @@ def score_file(scorer, path: Pathlike, spec: WindowSpec | None = None, *, labels
         windows = block.windows(clip_samples=spec.clip_samples, shift_samples=spec.shift_samples)
         rows.add(block.starts, score_windows(scorer, windows, num_classes=len(labels)))
     return rows.frame()
+
+
+def score_segment(scorer, path: Pathlike, spec: WindowSpec | None = None, first: int = 0, stop: int | None = None, *,
+                  labels: LabelSet | None = None, batch_size: int = 32) -> pd.DataFrame:
+    """Score windows ``first`` to ``stop - 1`` of one file: the rows of :func:`score_file` with those window
+    numbers, the same grid, start times and scores (so the tables of consecutive segments, concatenated, are the
+    file's table). The work unit that spreads one long recording over several Ray actors
+    (:mod:`birdcall.infer.ray_engine`).
+
+    The audio is decoded from the start of the file (windows before ``first`` are cut but not scored: a
+    resampled stream cannot be entered mid-way with the same samples) and no further than window ``stop - 1``
+    needs, so memory is one chunk plus the segment's rows, whatever the file length.
+
+    Args:
+        scorer, path, spec, labels, batch_size: as in :func:`score_file`.
+        first: the first window (window ``k`` starts at ``k * spec.hop_samples``).
+        stop: one past the last window (None: to the end of the file).
+
+    Returns:
+        As :func:`score_file`, for the segment's windows only (empty when the file ends before ``first``).
+
+    Raises:
+        AudioLoadError: the file cannot be decoded up to the segment's end (the whole file when ``stop`` is None).
+        ParameterError: invalid arguments, or a scorer that returns the wrong shape.
+    """
+    labels = labels if labels is not None else getattr(scorer, "labels", None)
+    if not isinstance(labels, LabelSet):
+        raise ParameterError("score_segment: the scorer has no LabelSet; pass labels=")
+    spec = spec if spec is not None else default_spec(scorer)
+    rows = segment_rows(scorer, path, spec, first, stop, width=len(labels), batch_size=batch_size)
+    return scores_frame(str(path), rows.starts, rows.values, sample_rate=spec.sample_rate, clip_samples=spec.clip_samples, codes=labels.codes)
+
+
+@dataclass(frozen=True)
+class SegmentRows:
+    """What :func:`segment_rows` scored.
+
+    Attributes:
+        starts: ``(n,)`` int64 start sample of each window of the segment, in order.
+        values: ``(n, width)`` float32 scores (or embedding vectors) of those windows.
+        duration: seconds of audio decoded; the file's duration when the segment runs to its end.
+    """
+
+    starts: np.ndarray
+    values: np.ndarray
+    duration: float
+
+
+def segment_windows(blocks: Iterable, spec: WindowSpec, first: int, stop: int | None) -> Iterator:
+    """The blocks (:class:`~birdcall.infer.long_recording.WindowBlock`) of windows ``first`` to ``stop - 1`` out of
+    a file's ``blocks``: earlier windows dropped, and iteration ended once window ``stop - 1`` has been cut."""
+    if not is_int(first) or first < 0 or (stop is not None and (not is_int(stop) or stop < first)):
+        raise ParameterError(f"a segment is windows first to stop - 1 with 0 <= first <= stop, got {first!r}, {stop!r}")
+    lo = int(first) * spec.hop_samples
+    hi = None if stop is None else int(stop) * spec.hop_samples  # window starts in [lo, hi)
+    for block in blocks:
+        keep = block.starts >= lo
+        if hi is not None:
+            keep &= block.starts < hi
+        if keep.all():
+            yield block
+        elif keep.any():
+            yield type(block)(block.starts[keep], block.segment, block.offset)  # windows() indexes by start: a subset is valid
+        if hi is not None and len(block.starts) and block.starts[-1] >= hi - spec.hop_samples:
+            return
+
+
+def segment_rows(scorer, path: Pathlike, spec: WindowSpec, first: int = 0, stop: int | None = None, *, width: int,
+                 batch_size: int = 32, prefetch: bool = False) -> SegmentRows:
+    """The scored windows ``first`` to ``stop - 1`` of one file as arrays (:func:`score_segment` makes its table of
+    them; an embedder's vectors need no table). ``width``: values per window. With ``prefetch``, the next block is
+    decoded in a thread while the current one is scored (what the engine's decoding thread does).
+
+    Raises:
+        As :func:`score_segment`.
+    """
+    per_batch = spec.windows_per_batch(batch_size)
+    decoded = 0
+
+    def counted(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        nonlocal decoded
+        for chunk in chunks:
+            decoded += len(chunk)
+            yield chunk
+
+    chunks = counted(stream(path, sample_rate=spec.sample_rate, chunk_duration=spec.chunk_duration))
+    blocks = segment_windows(spec.cut(chunks, max_windows=per_batch), spec, first, stop)
+    if prefetch:
+        blocks = prefetched(blocks, depth=2)
+    starts: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    with contextlib.closing(blocks):  # a scorer error stops the decoding thread too
+        for block in blocks:
+            windows = block.windows(clip_samples=spec.clip_samples, shift_samples=spec.shift_samples)
+            starts.append(block.starts)
+            values.append(score_windows(scorer, windows, num_classes=width))
+    return SegmentRows(
+        np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64),
+        np.concatenate(values) if values else np.zeros((0, width), dtype=np.float32),
+        decoded / spec.sample_rate,
+    )
 
 
 @dataclass(frozen=True)

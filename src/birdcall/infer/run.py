@@ -66,6 +66,7 @@ from .models import model_backend, model_digest, open_embedder, open_scorer
 from .outputs import INDEX, combine_outputs, empty_scores
 from .postprocess import PostprocessConfig
 from .postprocess import postprocess as apply_postprocess
+from .ray_engine import ModelRecipe, RayOptions, absolute_model, require_ray, run_ray
 from .run_state import (
     FORMAT,
     EmbeddingPart,
@@ -88,8 +89,9 @@ from .run_state import (
     writing,
 )
 
-__all__ = ["DetectionOptions", "EngineOptions", "RunSummary", "WindowOptions", "run_inference"]
+__all__ = ["ENGINES", "DetectionOptions", "EngineOptions", "RayOptions", "RunSummary", "WindowOptions", "run_inference"]
 
+ENGINES = ("local", "ray")
 _DESCRIPTIONS = {"detections": "analyze", "submission": "predict", "embeddings": "embed", "scores": "score"}  # progress bar labels
 
 
@@ -138,6 +140,9 @@ class EngineOptions:
             :func:`~birdcall.infer.models.default_streams`).
         frontend: where an exported model computes its STFT (:func:`~birdcall.infer.models.open_model`); the
             scores agree to 1e-4.
+        engine: ``"local"`` (this process, with ``workers`` decoding) or ``"ray"``: Ray actors score the files
+            (:mod:`birdcall.infer.ray_engine`; ``workers`` and ``start_method`` do not apply). Same outputs either way.
+        ray: where and how wide the Ray engine runs (None: :class:`~birdcall.infer.ray_engine.RayOptions` defaults).
     """
 
     batch_size: int = 32
@@ -148,6 +153,12 @@ class EngineOptions:
     threads: int | None = None
     streams: int | None = None
     frontend: str = "auto"
+    engine: str = "local"
+    ray: RayOptions | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ParameterError(f"engine must be one of {ENGINES}, got {self.engine!r}")
 
 
 @dataclass(frozen=True)
@@ -266,6 +277,8 @@ def run_inference(
     engine = engine if engine is not None else EngineOptions()
     check_kind(kind)
     check_out(Path(out), kind)
+    if engine.engine == "ray":
+        require_ray()  # the one-line error before any work
     shard_index, shard_count = parse_shard(engine.shard)
     all_files = discover_inputs(inputs)
     check_names(all_files)
@@ -306,8 +319,16 @@ def run_inference(
             todo = [f for f in files if f not in records or (retry_failed and records[f]["status"] == "failed")]
             resumed = len(files) - len(todo)
             todo = drop_killers(todo, manifest)
-            _run_todo(scorer, todo, state=state, manifest=manifest, kind=kind, labels=labels, spec=spec, engine=engine,
-                      postprocess=postprocess, detection=detection, location=where, show_progress=show_progress)
+            if engine.engine == "ray":
+                recipe = ModelRecipe(absolute_model(model), kind, backend=engine.backend, threads=engine.threads, streams=engine.streams,
+                                     frontend=engine.frontend, auto_export=kind != "embeddings" and auto, birdnet=birdnet)
+                table = lambda scores: file_table(scores, kind=kind, labels=labels, postprocess=postprocess, detection=detection, location=where)  # noqa: E731
+                run_ray(recipe, todo, state=state, manifest=manifest, kind=kind, spec=spec, codes=labels.codes if labels else None,
+                        batch_size=engine.batch_size, options=engine.ray or RayOptions(), table=table, show_progress=show_progress,
+                        description=_DESCRIPTIONS[kind])
+            else:
+                _run_todo(scorer, todo, state=state, manifest=manifest, kind=kind, labels=labels, spec=spec, engine=engine,
+                          postprocess=postprocess, detection=detection, location=where, show_progress=show_progress)
         combined = combine_outputs(out, kind=kind)
     records = read_records(state)
     mine = [records.get(f) for f in files]
