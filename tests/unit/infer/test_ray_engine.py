@@ -247,3 +247,21 @@ def test_driver_killed_half_way_resumes_with_the_local_engine(ray_session, onnx_
     reference = CliRunner().invoke(app, [*common, "--out", str(tmp_path / "reference")])
     assert reference.exit_code == 1
     assert outputs(out, "detections") == outputs(tmp_path / "reference", "detections")
+
+
+@RAY
+@SLOW
+@pytest.mark.parametrize("mode", ["filter", "weight"])
+def test_ray_applies_the_location_filter_as_the_local_engine_does(ray_session, onnx_model, audio, tmp_path, mode):
+    from birdcall.infer.location import LocationOptions
+
+    table = tmp_path / "occurrence.csv"
+    table.write_text("species_code,lat,lon,week,probability\nsp_a,52.5,13.4,19,0.9\nsp_b,52.5,13.4,19,0.01\nsp_c,52.5,13.4,19,0.02\n")
+    where = LocationOptions(52.5, 13.4, 19, mode=mode, occurrence=str(table))
+    detection = DetectionOptions(min_confidence=0.0)
+    plain = run_inference(onnx_model, [audio], tmp_path / "plain", detection=detection, engine=EngineOptions(batch_size=3))
+    local = run_inference(onnx_model, [audio], tmp_path / "local", detection=detection, location=where, engine=EngineOptions(batch_size=3))
+    ray = run_inference(onnx_model, [audio], tmp_path / "ray", detection=detection, location=where, engine=ray_engine())
+    assert ray.line() == local.line() == plain.line()
+    assert outputs(tmp_path / "ray", "detections") == outputs(tmp_path / "local", "detections")
+    assert outputs(tmp_path / "local", "detections") != outputs(tmp_path / "plain", "detections")  # the filter did something
