@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 
 from .._validate import is_int
-from ..audio import stream
 from ..data.labels import LabelSet
 from ..errors import ParameterError
 from ..types import Pathlike
 from .long_recording import WindowSpec, score_windows, scores_frame
 from .producers import (
+    CountedStream,
     IDLE,
     Block,
     Done,
@@ -158,15 +158,7 @@ def segment_rows(scorer, path: Pathlike, spec: WindowSpec, first: int = 0, stop:
         As :func:`score_segment`.
     """
     per_batch = spec.windows_per_batch(batch_size)
-    decoded = 0
-
-    def counted(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        nonlocal decoded
-        for chunk in chunks:
-            decoded += len(chunk)
-            yield chunk
-
-    chunks = counted(stream(path, sample_rate=spec.sample_rate, chunk_duration=spec.chunk_duration))
+    chunks = CountedStream(path, spec)
     blocks = segment_windows(spec.cut(chunks, max_windows=per_batch), spec, first, stop)
     if prefetch:
         blocks = prefetched(blocks, depth=2)
@@ -180,7 +172,7 @@ def segment_rows(scorer, path: Pathlike, spec: WindowSpec, first: int = 0, stop:
     return SegmentRows(
         np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64),
         np.concatenate(values) if values else np.zeros((0, width), dtype=np.float32),
-        decoded / spec.sample_rate,
+        chunks.samples / spec.sample_rate,
     )
 
 

@@ -101,6 +101,20 @@ def failure(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"[:500] if text else type(err).__name__
 
 
+
+class CountedStream:
+    """The decoded chunks of ``path`` at ``spec``'s rate, in ``spec.chunk_duration`` pieces, counting the samples
+    decoded so far (``samples``: the duration a file reports, whatever its header says)."""
+
+    def __init__(self, path: Pathlike, spec: WindowSpec):
+        self.samples = 0
+        self.path, self.spec = path, spec
+
+    def __iter__(self) -> Iterator[np.ndarray]:  # the file is opened here, where its errors are reported
+        for chunk in stream(self.path, sample_rate=self.spec.sample_rate, chunk_duration=self.spec.chunk_duration):
+            self.samples += len(chunk)
+            yield chunk
+
 def iter_file_events(index: int, path: Pathlike, spec: WindowSpec, *, max_windows: int) -> Iterator[Event]:
     """What a producer reports about one file, in order.
 
@@ -108,21 +122,14 @@ def iter_file_events(index: int, path: Pathlike, spec: WindowSpec, *, max_window
     :class:`Done` (with the seconds decoded) or, if anything fails, :class:`Failed` (with its reason).
     """
     yield Start(index)
-    decoded = 0
-
-    def counted(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        nonlocal decoded
-        for chunk in chunks:
-            decoded += len(chunk)
-            yield chunk
-
+    chunks = CountedStream(path, spec)
     try:
-        for block in spec.cut(counted(stream(path, sample_rate=spec.sample_rate, chunk_duration=spec.chunk_duration)), max_windows=max_windows):
+        for block in spec.cut(chunks, max_windows=max_windows):
             yield Block(index, block)
     except Exception as err:  # noqa: BLE001 - any failure of one file is that file's, the run goes on
         yield Failed(index, failure(err))
         return
-    yield Done(index, decoded / spec.sample_rate)
+    yield Done(index, chunks.samples / spec.sample_rate)
 
 
 def local_events(paths: Sequence[Pathlike], spec: WindowSpec, max_windows: int, on_start: Callable[[str], None] | None = None) -> Iterator[Event]:
