@@ -338,17 +338,8 @@ def fit(
         return _fit(table, config, run_dir, train_idx=train_idx, val_idx=val_idx, resume=resume, overwrite=overwrite, show_progress=show_progress)
 
 
-def _fit(
-    table: ClipTable,
-    config: TrainConfig,
-    run_dir: str | Path,
-    *,
-    train_idx: np.ndarray | None = None,
-    val_idx: np.ndarray | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    show_progress: bool = True,
-) -> FitResult:
+def _fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, train_idx, val_idx, resume: bool, overwrite: bool, show_progress: bool) -> FitResult:
+    """:func:`fit`'s work, with torch's thread count already set."""
     if resume and overwrite:
         raise ParameterError("fit: resume continues the run in run_dir and overwrite replaces it: choose one")
     run_dir = Path(run_dir)
