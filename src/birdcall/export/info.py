@@ -14,13 +14,15 @@ from ..data.labels import LabelSet
 from ..errors import CheckpointError, ParameterError
 from ..features.config import FeatureConfig
 from ..types import Pathlike
-from .metadata import FORMAT_KEY, HOST_STFT_KEY, check_num_outputs, onnx_num_outputs, openvino_num_outputs, parse_metadata
+from .metadata import FORMAT_KEY, HOST_STFT_KEY, QUANTIZATION_KEY, check_num_outputs, onnx_num_outputs, openvino_num_outputs, parse_metadata
 
 __all__ = ["RT_KEYS", "RT_SECTION", "import_openvino", "read_export_info", "read_ir"]
 
 RT_SECTION = "birdcall"  # the OpenVINO rt_info section holding the metadata
-# rt_info key -> ONNX metadata key; "host_stft" is optional (older exports lack it), the others are required
-RT_KEYS = {"format": FORMAT_KEY, "labels": "labels", "features": "features", "model": "model", "host_stft": HOST_STFT_KEY}
+# rt_info key -> ONNX metadata key; "host_stft" (older exports lack it) and "quantization" (int8 IRs only) are
+# optional, the others are required
+RT_KEYS = {"format": FORMAT_KEY, "labels": "labels", "features": "features", "model": "model", "host_stft": HOST_STFT_KEY,
+           "quantization": QUANTIZATION_KEY}  # fmt: skip
 
 
 def import_openvino():

@@ -23,7 +23,7 @@ from ..features.config import FeatureConfig
 from ..types import Pathlike
 
 __all__ = [
-    "FORMAT", "FORMAT_KEY", "HOST_STFT_KEY", "INPUT_NAME", "OUTPUT_NAME", "POWER_TENSOR", "TOLERANCE", "check_num_outputs",
+    "FORMAT", "FORMAT_KEY", "HOST_STFT_KEY", "INPUT_NAME", "OUTPUT_NAME", "POWER_TENSOR", "QUANTIZATION_KEY", "TOLERANCE", "check_num_outputs",
     "check_windows", "max_difference", "onnx_num_outputs", "openvino_num_outputs", "parity_windows", "parse_metadata",
 ]  # fmt: skip
 
@@ -39,6 +39,9 @@ _JSON_KEYS = ("labels", "features", "model")
 # bins ``lo..hi-1`` as `birdcall.features.PowerSpectrum` computes it. Files without it run the whole graph.
 HOST_STFT_KEY = "birdcall.host_stft"
 POWER_TENSOR = "power_spectrum"
+# Optional (int8 exports carry it, `birdcall.export.quantize`): JSON ``{"precision": "int8", "calibration":
+# {"source", "digest", "windows", "held_out"}, "max_abs_difference", "tolerance", ...}``; files without it are float32.
+QUANTIZATION_KEY = "birdcall.quantization"
 
 
 def parse_metadata(props: Mapping[str, str], *, path: Pathlike) -> tuple[LabelSet, FeatureConfig, dict[str, Any]]:
@@ -47,7 +50,8 @@ def parse_metadata(props: Mapping[str, str], *, path: Pathlike) -> tuple[LabelSe
     Returns:
         ``(labels, features, info)`` where ``info`` holds ``format`` and the ``labels``, ``features`` and
         ``model`` dicts (the layout of :func:`birdcall.models.read_model_info`), and ``host_stft``
-        (``{"tensor", "bins"}``, see `HOST_STFT_KEY`) when the file has it.
+        (``{"tensor", "bins"}``, see `HOST_STFT_KEY`) and ``quantization`` (see `QUANTIZATION_KEY`) when the
+        file has them.
 
     Raises:
         CheckpointError: no birdcall metadata, another format version, or malformed values.
@@ -63,6 +67,10 @@ def parse_metadata(props: Mapping[str, str], *, path: Pathlike) -> tuple[LabelSe
         features = from_dict(FeatureConfig, info["features"])
         if HOST_STFT_KEY in props:
             info["host_stft"] = _parse_host_stft(json.loads(props[HOST_STFT_KEY]), features)
+        if QUANTIZATION_KEY in props:
+            info["quantization"] = json.loads(props[QUANTIZATION_KEY])
+            if not isinstance(info["quantization"], dict) or not isinstance(info["quantization"].get("precision"), str):
+                raise ValueError(f"{QUANTIZATION_KEY} must be a JSON object with a 'precision', got {props[QUANTIZATION_KEY]!r}")
     except (KeyError, TypeError, ValueError) as err:  # ValueError covers JSON errors and ParameterError
         raise CheckpointError(path, f"malformed birdcall metadata ({type(err).__name__}: {err})") from None
     return labels, features, info

@@ -20,6 +20,27 @@ def test_configurations_cover_streams_frontends_and_stft_forms(bench):
 
 
 @pytest.mark.integration
+def test_int8_rows_follow_the_openvino_rows(bench):
+    rows = bench.configurations(["m"], ["openvino"], ["fft"], [1, 2], ["host"], int8=True)
+    assert rows == [("m", "openvino", "fft", 1, "host"), ("m", "openvino", "fft", 2, "host"),
+                    ("m", "openvino-int8", "fft", 1, "host"), ("m", "openvino-int8", "fft", 2, "host")]  # fmt: skip
+
+
+@pytest.mark.integration
+def test_benchmark_int8_quantises_on_the_soundscape_and_measures_it(bench, tmp_path):
+    pytest.importorskip("nncf")
+    out = tmp_path / "speed"
+    code = bench.main(["--out", str(out), "--minutes", "0.5", "--models", "test_cnn", "--backends", "openvino", "--streams", "1",
+                       "--stft", "fft", "--frontends", "host", "--num-classes", "5", "--threads", "1", "--skip-birdnet",
+                       "--skip-memory", "--repeat", "1", "--detections", "0", "--int8"])  # fmt: skip
+    assert code == 0
+    rows = json.loads((out / "inference_speed.json").read_text())["rows"]
+    assert [r["backend"] for r in rows] == ["openvino, host STFT, 1 stream", "openvino int8, host STFT, 1 stream"]
+    assert rows[1]["spec"]["backend"] == "openvino" and rows[1]["spec"]["model"].endswith("test_cnn-fft-int8.xml")
+    assert float(rows[1]["int8 max diff"]) <= 0.05 and rows[1]["summary"] == "1 files, 6 windows, 0 skipped"
+
+
+@pytest.mark.integration
 def test_benchmark_runs_each_configuration_and_counts_detections(bench, tmp_path, capsys):
     pytest.importorskip("openvino")
     out = tmp_path / "speed"
