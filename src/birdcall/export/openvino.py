@@ -30,7 +30,7 @@ from .host import has_power_tensor
 from .info import RT_KEYS, RT_SECTION, import_openvino, read_export_info
 from .metadata import INPUT_NAME, POWER_TENSOR, TOLERANCE, max_difference, parity_windows
 
-__all__ = ["export_openvino"]
+__all__ = ["export_openvino", "save_ir_atomically"]
 
 
 def export_openvino(
@@ -99,7 +99,7 @@ def _convert(ov, onnx_path: Path, dest: Path, check: bool) -> Path:
             model.set_rt_info(value, [RT_SECTION, rt_key])
     if check:
         _compare_with_onnxruntime(ov, model, onnx_path, dest, features, info)
-    _save_atomically(ov, model, dest)
+    save_ir_atomically(ov, model, dest)
     return dest
 
 
@@ -132,7 +132,7 @@ def _compare_with_onnxruntime(ov, model, onnx_path: Path, dest: Path, features: 
         raise ExportError(f"{dest}: OpenVINO (f32) fed by the host STFT and ONNX Runtime differ by {diff:.2e} on {where} (tolerance {TOLERANCE:g})")
 
 
-def _save_atomically(ov, model, dest: Path) -> None:
+def save_ir_atomically(ov, model, dest: Path) -> None:
     """``save_model`` into a temporary folder beside ``dest``, then move the ``.bin`` and then the ``.xml`` in."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.stem}.", suffix=".tmp", dir=dest.parent))

@@ -225,7 +225,7 @@ def quantize_openvino(
             measured difference); nothing is written.
     """
     from .host import has_power_tensor, host_power_spectrum
-    from .openvino import _save_atomically
+    from .openvino import save_ir_atomically
 
     ov, nncf = import_openvino(), import_nncf()
     dest = Path(path)
@@ -277,5 +277,5 @@ def quantize_openvino(
     for rt_key in RT_KEYS:
         if rt_key in info:
             quantized.set_rt_info(info["format"] if rt_key == "format" else json.dumps(info[rt_key]), [RT_SECTION, rt_key])
-    _save_atomically(ov, quantized, dest)
+    save_ir_atomically(ov, quantized, dest)
     return dest
