@@ -32,7 +32,7 @@ QUERY_MAX_DURATION = 30.0
 
 _PAGE_CSS = _CSS + """
 .hits { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 1em; padding: 0; list-style: none; }
-.rank { font-weight: bold; margin-right: 0.4em; } .query-card { max-width: 640px; }
+.rank { font-weight: bold; margin-right: 0.4em; } .query-card { max-width: 640px; } code { overflow-wrap: anywhere; }
 """
 
 
@@ -74,11 +74,15 @@ def resolve_source(file: object, *, table: Pathlike | None = None) -> Path | Non
     return None
 
 
+def _span(start: float, end: float) -> str:
+    return f"{round(start, 2):g}-{round(end, 2):g} s"
+
+
 def _card(rank: int, file: str, start: float, end: float, similarity: float | None, source: Path | None, features: FeatureConfig) -> HitCard:
     card = HitCard(rank, file, float(start), float(end), similarity, source)
     if source is None:
         return replace(card, problem="source file not found (moved, deleted or not a regular file): no picture, no sound")
-    title = f"{Path(file).name}  {start:g}-{end:g} s"  # drawn literally by spectrogram_figure
+    title = f"{Path(file).name}  {_span(start, end)}"  # drawn literally by spectrogram_figure
     image, wav, problem = window_media(WindowRef(source, float(start), float(end) - float(start)), features, title=title)
     return replace(card, image_png=image, wav=wav, problem=problem)
 
@@ -118,7 +122,7 @@ def hit_cards(hits: pd.DataFrame, query: Pathlike, *, table: Pathlike | None = N
 
 def _card_html(card: HitCard) -> str:
     name = html.escape(card.file)
-    span = f"{card.start_time:g}-{card.end_time:g} s"
+    span = _span(card.start_time, card.end_time)
     if card.rank == 0:
         head = f"<p><b>query</b> <code>{name}</code> ({span})</p>"
         parts = ['<div class="card query-card" id="query">', head]
