@@ -110,7 +110,8 @@ def scaled(vectors: np.ndarray, queries: np.ndarray, rows: int, k: int, seed: in
               f"recall@{k} {recall_at(index, big, queries, k):.4f}, tie-tolerant {np.mean(tolerant):.4f}")  # fmt: skip
 
 
-def precision_at(train: Path, data: Path, k: int, min_audio: float) -> None:
+def precision_at(train: Path, data: Path, k: int, min_audio: float) -> list[tuple[str, float, float, float]]:
+    """Per variant: ``(name, precision@k of windows, of distinct clips, of a random ranking)``, macro over species."""
     table = read_embeddings(train)
     meta = pd.read_csv(data / "train_metadata.csv")
     root = data / "train_audio"
@@ -119,6 +120,7 @@ def precision_at(train: Path, data: Path, k: int, min_audio: float) -> None:
     files = keys["file"].to_numpy()
     real_audio = np.array([by_file[f][2] - s for f, s in zip(files, keys["start_time"])])
     unit = _normalise(table.values)
+    results = []
     full = real_audio >= min_audio
     every = np.ones(len(keys), dtype=bool)
     variants = (("query and table: all windows", every, every),
@@ -149,6 +151,8 @@ def precision_at(train: Path, data: Path, k: int, min_audio: float) -> None:
         n_queries = sum(len(v) for v in per_species.values())
         print(f"precision@{k}, {name}: {len(per_species)} species, {n_queries} queries: windows {means[:, 0].mean():.3f}, "
               f"distinct clips {means[:, 1].mean():.3f}, random ranking {means[:, 2].mean():.3f} (macro over species)")  # fmt: skip
+        results.append((name, *(float(x) for x in means.mean(axis=0))))
+    return results
 
 
 def main() -> None:
