@@ -191,9 +191,8 @@ def report(tmp_path_factory) -> Path:
     return out / "report.html"
 
 
-def test_report_loads_in_headless_chromium(chromium, report, tmp_path):
-    text = report.read_text()
-    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", text), "the report must not link outside itself"
+def load_in_chromium(chromium: str, page: Path, tmp_path: Path) -> tuple[dict, list[str], Path]:
+    """Open ``page`` in headless chromium: what :data:`CHECK_PAGE` found, the console errors, a full-page screenshot."""
     browser = DevTools(chromium, tmp_path / "profile")
     try:
         target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -201,22 +200,29 @@ def test_report_loads_in_headless_chromium(chromium, report, tmp_path):
         for domain in ("Page", "Runtime", "Log"):
             browser.send(f"{domain}.enable", session=session)
         browser.send("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=session)
-        browser.send("Page.navigate", {"url": report.as_uri()}, session=session)
+        browser.send("Page.navigate", {"url": page.as_uri()}, session=session)
         browser.wait_for("Page.loadEventFired")
         found = browser.send("Runtime.evaluate", {"expression": CHECK_PAGE, "awaitPromise": True, "returnByValue": True}, session=session)
         assert "exceptionDetails" not in found, found
-        page = found["result"]["value"]
-        height = min(int(page["height"]), 16000)
+        result = found["result"]["value"]
+        height = min(int(result["height"]), 16000)
         shot = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
                                                        "clip": {"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1}}, session=session)  # fmt: skip
-        screenshot = tmp_path / "report.png"
+        screenshot = tmp_path / "page.png"
         screenshot.write_bytes(base64.b64decode(shot["data"]))
         time.sleep(0.2)  # let late console events arrive
         browser.send("Runtime.evaluate", {"expression": "1"}, session=session)
     finally:
         browser.close()
+    return result, _console_errors(browser.events), screenshot
 
-    assert _console_errors(browser.events) == []
+
+def test_report_loads_in_headless_chromium(chromium, report, tmp_path):
+    text = report.read_text()
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", text), "the report must not link outside itself"
+    page, errors, screenshot = load_in_chromium(chromium, report, tmp_path)
+
+    assert errors == []
     assert page["title"].startswith("birdcall evaluation")
     assert len(page["images"]) == text.count("<img ") >= 7 + 6  # 7 figures, 3 false positives + 3 false negatives
     assert [img for img in page["images"] if img["error"] or img["width"] == 0 or img["height"] == 0] == []
@@ -227,3 +233,36 @@ def test_report_loads_in_headless_chromium(chromium, report, tmp_path):
     assert all(link.startswith(("data:", "#")) for link in page["links"]), [link[:80] for link in page["links"] if not link.startswith(("data:", "#"))]
     assert screenshot.stat().st_size > 10_000 and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     shutil.copy(screenshot, report.parent / "screenshot.png")
+
+
+def test_search_page_loads_in_headless_chromium(chromium, tmp_path):
+    """``birdcall search --html``'s page (written from a hits table, no model): every picture decodes, every clip
+    loads with its window's length, the missing source is a placeholder, nothing links outside the page."""
+    import numpy as np
+    import pandas as pd
+
+    from birdcall.audio import write_audio
+    from birdcall.eval.search_page import write_search_page
+    from birdcall.features import FeatureConfig
+    from birdcall.testing.signals import tone
+
+    features = FeatureConfig(sample_rate=16_000, n_fft=512, hop_length=256, n_mels=32, fmax=8000.0, clip_duration=1.0)
+    parts = [tone(frequency_hz=f, duration=1.0, sample_rate=16_000, amplitude=0.3) for f in (500.0, 1000.0, 2000.0)]
+    long = write_audio(tmp_path / "<script>x.wav", np.concatenate(parts), 16_000)
+    query = write_audio(tmp_path / "query.wav", parts[1], 16_000)
+    hits = pd.DataFrame({"file": [str(long), str(tmp_path / "gone.wav"), str(long)], "start_time": [1.0, 0.0, 2.0],
+                         "end_time": [2.0, 1.0, 3.0], "similarity": [0.9, 0.5, 0.25]})  # fmt: skip
+    html_path = write_search_page(hits, query, tmp_path / "hits.html", features=features)
+    text = html_path.read_text()
+    page, errors, screenshot = load_in_chromium(chromium, html_path, tmp_path)
+
+    assert errors == []
+    assert page["title"] == "birdcall search: query.wav"
+    assert len(page["images"]) == text.count("<img ") == 3  # the query and the two hits whose file exists
+    assert [img for img in page["images"] if img["error"] or img["width"] == 0 or img["height"] == 0] == []
+    assert len(page["audios"]) == 3
+    for audio in page["audios"]:
+        assert audio["mime"] == "audio/wav" and audio["loaded"] and audio["error"] is None and abs(audio["duration"] - 1.0) < 0.01, audio
+    assert all(link.startswith(("data:", "#")) for link in page["links"])
+    assert "source file not found" in text and "&lt;script&gt;x.wav" in text
+    assert screenshot.stat().st_size > 10_000

@@ -20,6 +20,10 @@ def search(
     model: str = typer.Option(..., "--model", help="The embedder that wrote the table (birdnet or the same .safetensors); another one is refused."),
     top: int = typer.Option(20, "--top", help="Windows returned."),
     out_path: Path = typer.Option(None, "--out", help="Also write the hits as CSV (file, start_time, end_time, similarity)."),
+    html_path: Path = typer.Option(
+        None, "--html",
+        help="Also write a self-contained HTML page: the query, then per hit its spectrogram and playable audio (cut from the source file).",
+    ),
     threads: int = THREADS,
 ) -> None:
     """Find the windows most similar to QUERY (cosine similarity; exact for small tables, an approximate index saved beside larger ones)."""
@@ -32,5 +36,9 @@ def search(
         hits = run_search(index, vector, top=top, query_info=info)
         if out_path is not None:
             atomic_write_text(out_path, hits.to_csv(index=False))
+        if html_path is not None:
+            from ..eval.search_page import write_search_page
+
+            write_search_page(hits, query, html_path, table=index)
     for row in hits.itertuples(index=False):
         out.print(f"{row.similarity:.4f}  {row.file}  {row.start_time:g}-{row.end_time:g} s", highlight=False)

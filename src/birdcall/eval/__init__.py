@@ -2,7 +2,8 @@
 HTML report. BirdCLEF solution/submission CSV files are read and scored by :mod:`birdcall.eval.submission`.
 
 Gather the inputs with :func:`from_submission`, :func:`from_model` or :func:`from_run`, then
-:func:`write_report` writes ``report.html``, ``metrics.json`` and ``per_species.csv``.
+:func:`write_report` writes ``report.html``, ``metrics.json`` and ``per_species.csv``. :func:`write_search_page` writes
+the page of a similarity search's hits (``birdcall search --html``) in the same style.
 """
 
 from ..metrics import EvalMetrics as EvalMetrics
@@ -25,3 +26,4 @@ from .inputs import from_run as from_run
 from .inputs import from_submission as from_submission
 from .report import ReportResult as ReportResult
 from .report import write_report as write_report
+from .search_page import write_search_page as write_search_page

@@ -15,7 +15,7 @@ from ..features import FeatureConfig
 from ..metrics import check_arrays
 from .inputs import EvalInputs, WindowRef, read_window
 
-__all__ = ["GalleryItem", "build_gallery", "select_errors", "wav_bytes"]
+__all__ = ["GalleryItem", "build_gallery", "select_errors", "wav_bytes", "window_media"]
 
 FALSE_POSITIVE, FALSE_NEGATIVE = "false positive", "false negative"
 
@@ -74,27 +74,37 @@ def wav_bytes(y: Any, *, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def _render(item: GalleryItem, features: FeatureConfig) -> GalleryItem:
-    from dataclasses import replace
+def window_media(window: WindowRef, features: FeatureConfig, *, title: str = "") -> tuple[bytes | None, bytes | None, str]:
+    """The log-mel picture (PNG) and audio (WAV) of one window, read with ``features``' sample rate.
 
+    Returns:
+        ``(image_png, wav, problem)``: an unreadable window gives ``(None, None, why)``; a picture that cannot be
+        drawn gives ``(None, wav, why)`` (as a report figure: one picture that fails does not sink the page).
+    """
     from ..features import log_mel
     from .plots import figure_png, spectrogram_figure
 
-    if item.window is None:
-        return replace(item, problem="no audio for this sample")
     try:
-        y = read_window(item.window, sample_rate=features.sample_rate)
+        y = read_window(window, sample_rate=features.sample_rate)
     except AudioLoadError as err:
-        return replace(item, problem=f"audio unavailable: {err}")
+        return None, None, f"audio unavailable: {err}"
     wav = wav_bytes(y, sample_rate=features.sample_rate)
-    title = f"{item.window.path.name}  {item.window.start_time:g}-{item.window.start_time + item.window.duration:g} s"  # drawn literally
     try:
         figure = spectrogram_figure(log_mel(y=y, config=features), sample_rate=features.sample_rate, hop_length=features.hop_length,
                                     fmin=features.fmin, fmax=features.fmax, title=title)  # fmt: skip
-        image = figure_png(figure)
-    except (BirdcallError, ValueError) as err:  # as a report figure: one picture that fails does not sink the report
-        return replace(item, wav=wav, problem=f"spectrogram could not be drawn: {err}")
-    return replace(item, image_png=image, wav=wav)
+        return figure_png(figure), wav, ""
+    except (BirdcallError, ValueError) as err:
+        return None, wav, f"spectrogram could not be drawn: {err}"
+
+
+def _render(item: GalleryItem, features: FeatureConfig) -> GalleryItem:
+    from dataclasses import replace
+
+    if item.window is None:
+        return replace(item, problem="no audio for this sample")
+    title = f"{item.window.path.name}  {item.window.start_time:g}-{item.window.start_time + item.window.duration:g} s"  # drawn literally
+    image, wav, problem = window_media(item.window, features, title=title)
+    return replace(item, image_png=image, wav=wav, problem=problem)
 
 
 def build_gallery(inputs: EvalInputs, *, count: int = 8) -> tuple[list[GalleryItem], list[GalleryItem]]:

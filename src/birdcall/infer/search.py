@@ -19,13 +19,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import MissingExtraError, ParameterError
+from ..errors import AudioLoadError, MissingExtraError, ParameterError
 from ..fileio import atomic_write_text, hash_files
 from ..types import Pathlike
 from .embeddings import EmbeddingTable, read_embedding_info, read_embeddings
 
-__all__ = ["EXACT_BELOW", "check_same_embedder", "cosine_search", "load_index", "query_vector", "search"]
+__all__ = ["EXACT_BELOW", "MIN_QUERY_AUDIO", "check_same_embedder", "cosine_search", "load_index", "query_vector", "query_windows", "search"]
 
+MIN_QUERY_AUDIO = 1.0
+"""A query window holding less than this many seconds of the file (a final window padded to length) is left out of
+the query's vector, unless it is the only one: a 5.004-s clip's 4-ms tail, wrapped to 5 s, halved precision@5
+on NIPS4B (benchmarks/RESULTS.md)."""
 EXACT_BELOW = 20_000
 """Tables with at most this many rows are searched exactly; larger ones through the saved approximate index."""
 RESULT_COLUMNS = ("file", "start_time", "end_time", "similarity")
@@ -65,8 +69,16 @@ def check_same_embedder(table_info: dict, query_info: dict, *, table: Pathlike) 
                              "embed the query with the model that made the table")  # fmt: skip
 
 
+def query_windows(starts: np.ndarray, *, duration: float, min_audio: float = MIN_QUERY_AUDIO) -> np.ndarray:
+    """Which query windows go into its vector: those starting at least ``min(min_audio, duration)`` seconds before
+    the end of the file (so the first window always does)."""
+    starts = np.asarray(starts, dtype=np.float64)
+    return duration - starts >= min(min_audio, duration) - 1e-9
+
+
 def query_vector(audio: Pathlike, model, *, birdnet=None, threads: int | None = None) -> tuple[np.ndarray, dict]:
-    """The query's vector (its windows' L2-normalised embeddings averaged) and its embedding metadata.
+    """The query's vector (the L2-normalised embeddings of its windows averaged, leaving out a final window with
+    less than :data:`MIN_QUERY_AUDIO` of audio, see :func:`query_windows`) and its embedding metadata.
 
     Raises:
         ParameterError: the file gave no window (unreadable: the reason is in the message).
@@ -81,7 +93,14 @@ def query_vector(audio: Pathlike, model, *, birdnet=None, threads: int | None = 
         query = read_embeddings(out)
     if len(query.values) == 0:
         raise ParameterError(f"{audio}: the query gave no window")
-    return _normalise(_normalise(query.values).mean(axis=0)), query.info
+    from ..audio import info
+
+    try:
+        keep = query_windows(query.keys["start_time"].to_numpy(), duration=info(audio).duration)
+    except AudioLoadError:  # embedded all the same: keep every window
+        keep = np.ones(len(query.values), dtype=bool)
+    values = query.values[keep] if keep.any() else query.values
+    return _normalise(_normalise(values).mean(axis=0)), query.info
 
 
 def _index_paths(table: Path) -> tuple[Path, Path]:

@@ -1,5 +1,5 @@
 """`birdcall search` through the typer app with a tiny torch embedder: a window of an embedded file, used as the
-query, finds itself first; a query through another model is refused in one line."""
+query, finds itself first (and the --html page shows it and the others); a query through another model is refused in one line."""
 
 import pandas as pd
 import pytest
@@ -39,9 +39,12 @@ def test_a_window_finds_itself_and_another_embedder_is_refused(tmp_path):
     result = runner.invoke(app, ["embed", "--quiet", "--model", str(model), "--out", str(tmp_path / "emb.parquet"), str(folder)])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["search", str(query), "--index", str(tmp_path / "emb.parquet"), "--model", str(model), "--top", "3",
-                                 "--out", str(tmp_path / "hits.csv")])  # fmt: skip
+                                 "--out", str(tmp_path / "hits.csv"), "--html", str(tmp_path / "hits.html")])  # fmt: skip
     assert result.exit_code == 0, result.output
     hits = pd.read_csv(tmp_path / "hits.csv")
+    page = (tmp_path / "hits.html").read_text(encoding="utf-8")
+    assert page.count('<li class="card hit"') == 3 and page.index('id="query"') < page.index('id="hit-1"') < page.index('id="hit-3"')
+    assert page.count("data:audio/wav;base64,") == 4 and page.count("data:image/png;base64,") == 4
     assert hits["start_time"].iloc[0] == 2.0 and hits["similarity"].iloc[0] == pytest.approx(1.0, abs=1e-4)
     result = runner.invoke(app, ["search", str(query), "--index", str(tmp_path / "emb.parquet"), "--model", str(other)])
     assert result.exit_code == 2 and "embedded by another embedder than the query (different" in result.output

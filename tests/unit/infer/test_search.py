@@ -6,7 +6,13 @@ import pytest
 
 from birdcall.errors import ParameterError
 from birdcall.infer.embeddings import EmbeddingWriter
-from birdcall.infer.search import check_same_embedder, cosine_search, load_index, search
+from birdcall.infer.search import (
+    check_same_embedder,
+    cosine_search,
+    load_index,
+    query_windows,
+    search,
+)
 
 SETTINGS = {"embedder": {"name": "tiny.safetensors", "digest": "abc", "layer": "pre_logits"}, "hop": 5.0}
 
@@ -71,3 +77,12 @@ def test_a_query_from_another_embedder_is_refused(tmp_path, rng):
         check_same_embedder({"dim": 8, "settings": SETTINGS}, {"dim": 9, "settings": SETTINGS}, table="t")
     with pytest.raises(ParameterError, match="vectors of 8 values, the query has 4"):
         search(table, np.ones(4))
+
+
+def test_a_query_leaves_out_a_final_window_with_little_audio():
+    # a 5.004-s clip in 5-s windows: the 4-ms tail is left out; a 7-s file keeps its 2-s tail; a 0.5-s file its only window
+    assert query_windows([0.0, 5.0], duration=5.004).tolist() == [True, False]
+    assert query_windows([0.0, 5.0], duration=7.0).tolist() == [True, True]
+    assert query_windows([0.0, 5.0], duration=6.0).tolist() == [True, True]
+    assert query_windows([0.0], duration=0.5).tolist() == [True]
+    assert query_windows([0.0, 1.0, 2.0], duration=2.5, min_audio=1.0).tolist() == [True, True, False]
