@@ -35,6 +35,10 @@ EXACT_BELOW = 20_000
 RESULT_COLUMNS = ("file", "start_time", "end_time", "similarity")
 
 
+# usearch's default search width (64) found 0.66 of the exact top 10 on a 25 000-row table of near-duplicate
+# vectors; 256 found 0.87 at 6 ms a query (benchmarks/RESULTS.md, similarity search): worth its cost here
+EXPANSION_SEARCH = 256
+
 def _normalise(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float32)
     norms = np.linalg.norm(values, axis=-1, keepdims=True)
@@ -128,10 +132,12 @@ def load_index(table: Pathlike, vectors: np.ndarray | None = None):
     except (OSError, ValueError):
         saved = {}
     if saved.get("digest") == digest and path.is_file():
-        return Index.restore(str(path), view=False), False
+        index = Index.restore(str(path), view=False)
+        index.expansion_search = EXPANSION_SEARCH  # a search-time setting: not saved with the index
+        return index, False
     if vectors is None:
         vectors = read_embeddings(table).values
-    index = Index(ndim=vectors.shape[1], metric="cos", dtype="f32")
+    index = Index(ndim=vectors.shape[1], metric="cos", dtype="f32", expansion_search=EXPANSION_SEARCH)
     index.add(np.arange(len(vectors), dtype=np.uint64), _normalise(vectors))
     tmp = path.with_name(path.name + ".tmp")
     index.save(str(tmp))

@@ -7,6 +7,7 @@ import pytest
 from birdcall.errors import ParameterError
 from birdcall.infer.embeddings import EmbeddingWriter
 from birdcall.infer.search import (
+    EXPANSION_SEARCH,
     check_same_embedder,
     cosine_search,
     load_index,
@@ -57,8 +58,9 @@ def test_the_index_is_saved_and_rebuilt_when_the_table_changes(tmp_path, rng):
     table = write_table(tmp_path / "emb.parquet", values)
     _, rebuilt = load_index(table)
     assert rebuilt and (tmp_path / "emb.parquet.usearch").is_file() and (tmp_path / "emb.parquet.usearch.json").is_file()
-    _, rebuilt = load_index(table)
+    loaded, rebuilt = load_index(table)
     assert not rebuilt  # same bytes: loaded
+    assert loaded.expansion_search == EXPANSION_SEARCH  # the search width is set again on a loaded index
     changed = values.copy()
     changed[5] = -values[5]
     write_table(table, changed)
