@@ -92,7 +92,8 @@ def test_gtcc_channels_match_the_numpy_reference_and_stack_with_logmel(rng):
     assert out.shape == (2, 4, 128, 63) and out.dtype == np.float32
     assert np.all(out[:, 1:, 13:] == 0.0)
     np.testing.assert_allclose(out[:, 1:, :13].std(axis=(-2, -1)), 1.0, rtol=1e-3)  # normalised over its own rows
-    np.testing.assert_allclose(out, extract_features(y=y, config=config), rtol=0, atol=2e-3)
+    expected = extract_features(y=y, config=config)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=2e-4 * max(1.0, np.abs(expected).max()))  # as for MFCC
     buffers = dict(module.named_buffers())
     assert buffers["gammatone.weights"].shape == (64, 1025) and buffers["gtcc.dct"].shape == (13, 64)
     assert module.logmel._bins == slice(0, 1025)  # every bin: gammatone responses never reach zero
