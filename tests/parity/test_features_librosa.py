@@ -160,6 +160,13 @@ def _librosa_frontend(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     else:
         base = db
     sources = {"logmel": base, "mfcc": librosa.feature.mfcc(S=db, n_mfcc=config.n_mfcc)}
+    if any(name.startswith("gtcc") for name in config.channels):  # the gammatone package's weights on librosa's STFT
+        fftweight = pytest.importorskip("gammatone.fftweight")
+        fmin, fmax = config.gammatone_band
+        weights, _ = fftweight.fft_weights(config.n_fft, config.sample_rate, config.n_gammatone, 1, fmin, fmax, config.n_fft // 2 + 1)
+        power = np.abs(librosa.stft(y, n_fft=config.n_fft, hop_length=config.hop_length, pad_mode="constant")) ** config.power
+        gammatone_db = librosa.power_to_db(weights @ power, ref=1.0, amin=1e-10, top_db=config.top_db)
+        sources["gtcc"] = librosa.feature.mfcc(S=gammatone_db, n_mfcc=config.n_gtcc)
     out = []
     for name in config.channels:
         if name == "freqpos":  # row i of n holds 2 i / (n - 1) - 1 in every frame

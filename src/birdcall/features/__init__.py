@@ -1,4 +1,4 @@
-"""Feature front end: log-mel (numpy reference and torch), PCEN, MFCC and deltas, normalisation, cropping.
+"""Feature front end: log-mel (numpy reference and torch), PCEN, MFCC, GTCC (gammatone) and deltas, normalisation, cropping.
 
 Numpy functions are the references (float64 inside, librosa-compatible); the torch modules compute the same
 features batched on CPU or GPU. `FeatureExtractor` is what models put in front of their backbone.
@@ -18,6 +18,13 @@ from .crop import crop_or_pad as crop_or_pad
 _LAZY = {
     "FeatureExtractor": "frontend",
     "extract_features": "frontend",
+    "EAR_Q": "gammatone",
+    "MIN_BW": "gammatone",
+    "Gammatone": "gammatone",
+    "erb_bandwidth": "gammatone",
+    "erb_centre_frequencies": "gammatone",
+    "erb_number": "gammatone",
+    "gammatone_filterbank": "gammatone",
     "LogMel": "mel",
     "fft_frequencies": "mel",
     "hz_to_mel": "mel",

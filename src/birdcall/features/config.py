@@ -15,10 +15,14 @@ from .crop import PAD_MODES
 
 __all__ = ["FeatureConfig", "CHANNELS"]
 
-# Channels a model input can stack, in this order of names. "mfcc*" channels hold n_mfcc coefficients and are
-# zero-padded to n_mels rows so they stack with the mel channels. "freqpos" is a constant ramp from -1 (lowest
+# Channels a model input can stack, in this order of names. "mfcc*" channels hold n_mfcc coefficients and "gtcc*"
+# channels n_gtcc gammatone cepstral coefficients (from n_gammatone ERB-spaced filters); both are zero-padded to
+# n_mels rows so they stack with the mel channels. "freqpos" is a constant ramp from -1 (lowest
 # mel band) to 1 (highest), a CoordConv-style channel that tells a translation-invariant CNN where in frequency it is.
-CHANNELS = ("logmel", "logmel_delta", "logmel_delta2", "mfcc", "mfcc_delta", "mfcc_delta2", "freqpos")
+CHANNELS = (
+    "logmel", "logmel_delta", "logmel_delta2", "mfcc", "mfcc_delta", "mfcc_delta2", "gtcc", "gtcc_delta", "gtcc_delta2",
+    "freqpos",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,12 @@ class FeatureConfig:
     preemphasis: float = 0.0  # 0 disables; the seed recipe's value is 0.97
     channels: tuple[str, ...] = ("logmel",)
     n_mfcc: int = 20
+    # GTCC: n_gtcc DCT coefficients of the dB gammatone spectrogram of n_gammatone filters, ERB-spaced from
+    # gammatone_fmin up to gammatone_fmax (null: fmin and fmax); used only by the "gtcc*" channels
+    n_gammatone: int = 64
+    gammatone_fmin: float | None = None
+    gammatone_fmax: float | None = None
+    n_gtcc: int = 20
     delta_width: int = 9
     normalize: str = "standardize"  # per sample and channel: "standardize", "minmax" or "none"
     clip_duration: float = 5.0
@@ -63,6 +73,17 @@ class FeatureConfig:
         check_number(self, "n_mfcc", ge=1)
         if any(c.startswith("mfcc") for c in channels) and not self.n_mfcc <= self.n_mels:
             raise ParameterError(f"FeatureConfig.n_mfcc must be in 1..n_mels, got {self.n_mfcc}")
+        for key in ("n_gammatone", "n_gtcc"):
+            check_number(self, key, ge=1)
+        check_number(self, "gammatone_fmin", ge=0, none_ok=True)
+        check_number(self, "gammatone_fmax", gt=0, le=self.sample_rate / 2, none_ok=True, note=" (sample_rate/2)")
+        low, high = self.gammatone_band
+        if not low < high:
+            raise ParameterError(f"FeatureConfig.gammatone_fmin must be below gammatone_fmax, got {low} >= {high}")
+        if any(c.startswith("gtcc") for c in channels) and not self.n_gtcc <= min(self.n_gammatone, self.n_mels):
+            raise ParameterError(
+                f"FeatureConfig.n_gtcc must be in 1..min(n_gammatone, n_mels) = {min(self.n_gammatone, self.n_mels)}, got {self.n_gtcc}"
+            )
         if self.delta_width < 3 or self.delta_width % 2 == 0:
             raise ParameterError(f"FeatureConfig.delta_width must be odd and >= 3, got {self.delta_width}")
         check_choice(self, "pad", PAD_MODES)
@@ -73,6 +94,13 @@ class FeatureConfig:
     @property
     def clip_samples(self) -> int:
         return int(round(self.clip_duration * self.sample_rate))
+
+    @property
+    def gammatone_band(self) -> tuple[float, float]:
+        """``(fmin, fmax)`` of the gammatone filters: their own band, else the mel band."""
+        low = self.fmin if self.gammatone_fmin is None else self.gammatone_fmin
+        high = self.fmax if self.gammatone_fmax is None else self.gammatone_fmax
+        return low, high
 
     @property
     def num_channels(self) -> int:

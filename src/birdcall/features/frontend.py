@@ -9,6 +9,10 @@ in ``config.channels`` -> per-example, per-channel normalisation. Channels:
 - ``"mfcc"``, ``"mfcc_delta"``, ``"mfcc_delta2"``: ``config.n_mfcc`` MFCCs of the dB mel spectrogram (also
   under PCEN) and their deltas. Each is normalised over its ``n_mfcc`` rows, then zero-padded to ``n_mels``
   rows so it stacks with the mel channels (the padding stays exactly zero).
+- ``"gtcc"``, ``"gtcc_delta"``, ``"gtcc_delta2"``: ``config.n_gtcc`` gammatone cepstral coefficients, the same
+  DCT of the dB spectrogram of ``config.n_gammatone`` ERB-spaced gammatone filters (`birdcall.features.gammatone`,
+  applied to ``|STFT| ** config.power`` like the mel filters, ``top_db`` as for the mel bands, also under PCEN),
+  and their deltas; normalised over their rows and zero-padded to ``n_mels`` rows as the MFCC channels are.
 - ``"freqpos"``: the frequency coordinate, ``linspace(-1, 1, n_mels)`` down the mel rows, the same in every
   frame and never normalised (CoordConv: a CNN is translation invariant, but a species is known by its pitch).
 
@@ -25,7 +29,8 @@ from torch import nn
 
 from ..errors import ParameterError
 from .config import FeatureConfig
-from .mel import LogMel, _mel_spectrogram64, power_to_db
+from .gammatone import Gammatone
+from .mel import LogMel, _gammatone_from_config, _mel_spectrogram64, power_to_db, stft_power
 from .mfcc import MFCC, Delta, delta, mfcc
 from .normalize import Normalize, normalize
 from .pcen import PCEN, PCEN_INPUT_SCALE, pcen
@@ -70,6 +75,10 @@ def extract_features(*, y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     sources = {"logmel": base}
     if any(c.startswith("mfcc") for c in config.channels):
         sources["mfcc"] = mfcc(S=db, n_mfcc=config.n_mfcc)
+    if any(c.startswith("gtcc") for c in config.channels):
+        spec = stft_power(y=x, n_fft=config.n_fft, hop_length=config.hop_length, power=config.power)
+        gammatone_db = power_to_db(np.matmul(_gammatone_from_config(config), spec), top_db=config.top_db)
+        sources["gtcc"] = mfcc(S=gammatone_db, n_mfcc=config.n_gtcc)
     channels = []
     for name in config.channels:
         if name == "freqpos":
@@ -116,6 +125,14 @@ class FeatureExtractor(nn.Module):
         self.pcen = PCEN(sample_rate=c.sample_rate, hop_length=c.hop_length, dtype=dtype) if c.scale == "pcen" else None
         wants_mfcc = any(ch.startswith("mfcc") for ch in c.channels)
         self.mfcc = MFCC(c.n_mfcc, c.n_mels, dtype=dtype) if wants_mfcc else None
+        self.gammatone = self.gtcc = None
+        if any(ch.startswith("gtcc") for ch in c.channels):
+            fmin, fmax = c.gammatone_band
+            self.gammatone = Gammatone(
+                sample_rate=c.sample_rate, n_fft=c.n_fft, n_filters=c.n_gammatone, fmin=fmin, fmax=fmax,
+                bins=self.logmel._bins, power=c.power, dtype=dtype,
+            )  # fmt: skip
+            self.gtcc = MFCC(c.n_gtcc, c.n_gammatone, dtype=dtype)
         self.delta = Delta(c.delta_width, 1, dtype=dtype)
         self.delta2 = Delta(c.delta_width, 2, dtype=dtype)
         self.normalize = Normalize(c.normalize)
@@ -151,20 +168,24 @@ class FeatureExtractor(nn.Module):
             base = db
         else:
             base = self.pcen(self.logmel.mel(spec, power=1.0) * PCEN_INPUT_SCALE)
-        mfccs = self.mfcc(db) if self.mfcc is not None else None
+        sources = {"logmel": base}
+        if self.mfcc is not None:
+            sources["mfcc"] = self.mfcc(db)
+        if self.gammatone is not None:
+            sources["gtcc"] = self.gtcc(self.logmel.to_db(self.gammatone(spec)))
         channels = []
         for name in c.channels:
             if name == "freqpos":
                 channels.append(self.freqpos.expand_as(base))
                 continue
             source, _, suffix = name.partition("_")
-            feat = base if source == "logmel" else mfccs
+            feat = sources[source]
             if suffix == "delta":
                 feat = self.delta(feat)
             elif suffix == "delta2":
                 feat = self.delta2(feat)
             feat = self.normalize(feat)
-            if source == "mfcc" and c.n_mfcc < c.n_mels:
-                feat = F.pad(feat, (0, 0, 0, c.n_mels - c.n_mfcc))
+            if feat.shape[-2] < c.n_mels:  # mfcc and gtcc channels
+                feat = F.pad(feat, (0, 0, 0, c.n_mels - feat.shape[-2]))
             channels.append(feat)
         return torch.stack(channels, dim=1)

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..errors import ParameterError
 from .config import FeatureConfig
+from .gammatone import gammatone_filterbank
 from .stft import hann_window
 
 __all__ = [
@@ -180,6 +181,17 @@ def _mel_from_config(config: FeatureConfig) -> np.ndarray:
     )
 
 
+def _gammatone_from_config(config: FeatureConfig) -> np.ndarray:
+    fmin, fmax = config.gammatone_band
+    return gammatone_filterbank(
+        sample_rate=config.sample_rate, n_fft=config.n_fft, n_filters=config.n_gammatone, fmin=fmin, fmax=fmax
+    )
+
+
+def _uses_gammatone(config: FeatureConfig) -> bool:
+    return any(c.startswith("gtcc") for c in config.channels)
+
+
 def _mel_spectrogram64(y: np.ndarray, config: FeatureConfig, power: float) -> np.ndarray:
     spec = stft_power(y=y, n_fft=config.n_fft, hop_length=config.hop_length, power=power)
     return np.matmul(_mel_from_config(config), spec)
@@ -246,7 +258,7 @@ class LogMel(nn.Module):
     The Hann window and the mel filter bank (from `mel_filterbank`) are registered buffers, so they follow
     ``.to(device)`` / ``.double()`` and are saved in the state dict. The STFT is ``torch.stft`` on zero-padded
     centred frames, and the power is taken from ``view_as_real`` (no complex tensors leave the STFT); FFT bins
-    that no filter covers are skipped.
+    that no filter covers are skipped (with ``"gtcc*"`` channels none is: gammatone responses never reach zero).
 
     Args:
         config: feature parameters (``scale`` is ignored: this is always dB).
@@ -268,7 +280,10 @@ class LogMel(nn.Module):
             raise ParameterError(f"LogMel: dtype must be a floating point dtype, got {dtype}")
         c = self.config
         weights = _mel_from_config(c)
-        used = np.flatnonzero(weights.any(axis=0))  # FFT bins some filter covers (none above fmax)
+        covered = weights.any(axis=0)
+        if _uses_gammatone(c):
+            covered |= _gammatone_from_config(c).any(axis=0)  # every bin: the gammatone frames read them all
+        used = np.flatnonzero(covered)  # FFT bins some filter covers (no mel filter above fmax)
         self._bins = slice(int(used[0]), int(used[-1]) + 1) if used.size else slice(0, 1)
         self.register_buffer("window", torch.from_numpy(hann_window(c.n_fft)).to(dtype))
         self.register_buffer("mel_basis", torch.from_numpy(weights).to(dtype))
