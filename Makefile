@@ -27,14 +27,14 @@ browser:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
 # What CI runs: every tier that needs no GPU and no network (default, integration and slow: the demo acceptance and
-# browser tests included; ~10–15 min: measured 9 min 42 s of tests, 11 min 10 s with a fresh .venv, 2026-12-04),
+# browser tests included; ~10–15 min: measured 10 min 55 s of tests, 12 min 21 s with a fresh .venv, 2026-12-04),
 # and the `birdnet` and `ray` tests, with the optional BirdNET and Ray extras installed first (in CI they fail rather
 # than skip without them).
 test: setup browser birdnet ray
 	$(PY) -m pytest -m "not gpu and not network" -q
 
 # The quick default tier (plain `pytest` does the same; no `integration` or `slow` tests): ~1.5 min on 2 cores
-# (measured 1 min 23 s, 2026-12-04). No extra needed: `birdnet` and `ray` tests skip without them.
+# (measured 1 min 20 s, 2026-12-04). No extra needed: `birdnet` and `ray` tests skip without them.
 test-fast: setup
 	$(PY) -m pytest -q
 
