@@ -1,4 +1,4 @@
-"""Models: timm-backed CNN, SED and CRNN families and heads on frozen BirdNET features, all taking raw waveform, their registry and their file format.
+"""Models: timm-backed CNN, SED and CRNN families (on CNN or audio-transformer backbones) and heads on frozen BirdNET features, all taking raw waveform, their registry and their file format.
 
 A CNN returns clip logits ``(B, C)``; SED and CRNN models return ``{"clipwise": (B, C), "framewise": (B, T', C)}``
 logits. ``clip_logits(model(x))`` gives the clip logits of either, for losses and scoring.

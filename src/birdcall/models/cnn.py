@@ -127,7 +127,11 @@ class WaveformModel(nn.Module):
         self.feature_config = features
         self.frontend = FeatureExtractor(features)
         self.backbone = create_backbone(
-            config.backbone, in_chans=features.num_channels, drop_rate=config.drop_rate, drop_path_rate=config.drop_path_rate
+            config.backbone,
+            in_chans=features.num_channels,
+            drop_rate=config.drop_rate,
+            drop_path_rate=config.drop_path_rate,
+            input_size=(features.n_mels, features.num_frames(features.clip_samples)),  # the transformers' patch grid
         )
 
     @property

@@ -4,6 +4,10 @@ variant for fast tests (as timm registers ``test_efficientnet``).
 Presets are named ``<family>_<backbone>``: every family (``cnn``, ``sed``, ``crnn``) on every backbone of
 ``BACKBONES``, so ``sed_eca_nfnet_l0`` is the BirdCLEF 2022-2023 SED recipe and ``cnn_efficientnet_b0`` the
 seed recipe's classifier.
+
+The audio transformers (``backbones.VIT_BACKBONES``) give the same ``(B, C, F', T')`` map as a CNN, so they run
+in the same families: ``vit_tiny`` is the clip family (``cnn``: mean of the patch tokens -> linear) on the
+``vit_tiny`` backbone and ``sed_vit_tiny`` the SED family on it.
 """
 
 from __future__ import annotations
@@ -45,6 +49,13 @@ _PRESETS.update(
         "test_cnn": {"arch": "cnn", "backbone": "test_efficientnet", "drop_rate": 0.0},
         "test_sed": {"arch": "sed", "backbone": "test_efficientnet", "drop_rate": 0.0},
         "test_crnn": {"arch": "crnn", "backbone": "test_resnet", "drop_rate": 0.0, "rnn_hidden": 16},
+        # audio transformers on 16x16 log-mel patches (backbones.VIT_BACKBONES): clip head on the mean token, or SED
+        "vit_tiny": {"arch": "cnn", "backbone": "vit_tiny"},
+        "vit_small": {"arch": "cnn", "backbone": "vit_small"},
+        "sed_vit_tiny": {"arch": "sed", "backbone": "vit_tiny"},
+        "sed_vit_small": {"arch": "sed", "backbone": "vit_small"},
+        "test_vit": {"arch": "cnn", "backbone": "test_vit", "drop_rate": 0.0},
+        "test_sed_vit": {"arch": "sed", "backbone": "test_vit", "drop_rate": 0.0},
         # heads on frozen BirdNET V2.4 features (the optional extra; CC BY-NC-SA 4.0: non-commercial use only)
         "birdnet_probe": {"arch": "birdnet_probe", "backbone": BIRDNET_BACKBONE, "drop_rate": 0.0, "hidden": 0},
         "birdnet_mlp": {"arch": "birdnet_probe", "backbone": BIRDNET_BACKBONE, "drop_rate": 0.2, "hidden": 512},

@@ -7,7 +7,7 @@ from birdcall._compat import import_timm
 from birdcall.errors import ParameterError
 from birdcall.features import FeatureConfig
 from birdcall.models import ModelConfig, clip_logits, create_model, list_models, model_config
-from birdcall.models.backbones import create_backbone
+from birdcall.models.backbones import VIT_BACKBONES, create_backbone
 from birdcall.models.zoo import BACKBONES
 
 SMALL = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0)
@@ -22,7 +22,7 @@ def test_every_family_on_every_backbone_is_a_valid_preset():
         for short in REQUIRED:
             config = model_config(f"{arch}_{short}", num_classes=4)
             assert config.arch == arch and timm.is_model(config.backbone)
-    assert list_models("sed_*") == sorted(f"sed_{s}" for s in BACKBONES)
+    assert list_models("sed_*") == sorted([f"sed_{s}" for s in BACKBONES] + [f"sed_{v}" for v in VIT_BACKBONES if not v.startswith("test_")])
     assert model_config("cnn_resnext50", num_classes=2).backbone == "resnext50_32x4d"
 
 

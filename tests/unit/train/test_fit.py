@@ -190,3 +190,15 @@ def test_pool_and_drop_path_reach_the_saved_model(tiny_table, tiny_config, tmp_p
     assert model.config.pool == "avgmax" and model.config.drop_path_rate == 0.1
     with pytest.raises(ParameterError, match="pool"):
         fit(tiny_table, replace(config, net={"pool": "median"}), tmp_path / "bad", show_progress=False)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["test_vit", "test_sed_vit"])
+def test_the_audio_transformers_train_through_fit(tiny_table, tiny_config, tmp_path, name):
+    """One epoch of the transformer family through the same fit, and the saved model reloads as trained."""
+    from dataclasses import replace
+
+    result = fit(tiny_table, replace(tiny_config, model=name, epochs=1), tmp_path, show_progress=False)
+    assert np.isfinite(result.history["train_loss"]).all() and result.history["epoch"].tolist() == [1]
+    model, labels, _ = load_model(result.best_path)
+    assert model.config.backbone == "test_vit" and model.backbone.patch_embed.grid_size == (2, 7) and labels == tiny_table.labels
