@@ -19,6 +19,7 @@ from birdcall.features import FeatureConfig
 from birdcall.infer.scorer import OnnxScorer, OpenVinoScorer
 from birdcall.models import create_model
 from birdcall.testing import signals
+from birdcall.testing.export import parity_tolerance
 
 ov = pytest.importorskip("openvino")
 ort = pytest.importorskip("onnxruntime")
@@ -26,7 +27,8 @@ ort = pytest.importorskip("onnxruntime")
 FEATURES = FeatureConfig()  # the seed recipe: what real models use
 LABELS = LabelSet(tuple(f"sp{i:02d}" for i in range(8)))
 TOL = 1e-4
-CASES = [("test_cnn", 17, "fft"), ("test_cnn", 17, "op"), ("test_cnn", 13, "dft"), ("test_sed", 13, "fft"), ("test_sed", 17, "op"), ("test_crnn", 17, "fft")]
+CASES = [("test_cnn", 17, "fft"), ("test_cnn", 17, "op"), ("test_cnn", 13, "dft"), ("test_sed", 13, "fft"), ("test_sed", 17, "op"), ("test_crnn", 17, "fft"),
+         ("test_vit", 17, "fft"), ("test_sed_vit", 17, "fft")]  # fmt: skip  (SDPA needs opset >= 14)
 NIPS4B_CLIPS = (
     "train_audio/sylmel/trainfile002.ogg",
     "train_audio/erirub/trainfile004.ogg",
@@ -80,7 +82,8 @@ def backends(tmp_path_factory):
     return out
 
 
-def _assert_agree(results: dict[str, dict[str, np.ndarray]], expected_outputs: set[str], where: str) -> None:
+def _assert_agree(results: dict[str, dict[str, np.ndarray]], expected_outputs: set[str], where: str, tolerance: dict[str, np.ndarray]) -> None:
+    """Every pair of backends within ``tolerance[output]`` (per window: TOL, or 4x torch's own float32 error)."""
     backends = list(results)
     for output in expected_outputs:
         for i, a in enumerate(backends):
@@ -89,8 +92,8 @@ def _assert_agree(results: dict[str, dict[str, np.ndarray]], expected_outputs: s
                     continue
                 x, y = results[a][output], results[b][output]
                 assert x.shape == y.shape, f"{where} {output}: {a} {x.shape} vs {b} {y.shape}"
-                diff = float(np.abs(x.astype(np.float64) - y).max())
-                assert diff <= TOL, f"{where} {output}: {a} vs {b} differ by {diff:.2e}"
+                diff = np.abs(x.astype(np.float64) - y)
+                assert np.all(diff <= tolerance[output]), f"{where} {output}: {a} vs {b} differ by {diff.max():.2e}"
 
 
 def _synthetic_windows() -> np.ndarray:
@@ -108,6 +111,15 @@ def _synthetic_windows() -> np.ndarray:
     return np.stack(windows).astype(np.float32)
 
 
+def _tolerance(model, windows: np.ndarray, name: str) -> dict[str, np.ndarray]:
+    """TOL per window, raised to 4x torch's own float32 error (vs float64) where that is larger: only the audio
+    transformers on the clean chirp, whose near-empty bins the float32 front end rounds to a few 1e-2 dB."""
+    tolerance = parity_tolerance(model, windows, TOL)
+    if not name.endswith("vit"):
+        assert all(np.all(t == TOL) for t in tolerance.values()), name  # the CNN families meet TOL itself
+    return tolerance
+
+
 @pytest.mark.parametrize(("name", "opset", "stft"), CASES, ids=[f"{n}-opset{o}-{s}" for n, o, s in CASES])
 @pytest.mark.integration
 def test_synthetic_windows_agree_across_backends(backends, name, opset, stft):
@@ -115,7 +127,7 @@ def test_synthetic_windows_agree_across_backends(backends, name, opset, stft):
     results = backends[name, opset, stft].run(windows)
     assert set(results["torch"]) == set(results["onnxruntime"]) == set(results["openvino"])
     assert {"onnxruntime-host", "openvino-host"} <= set(results)
-    _assert_agree(results, set(results["torch"]), f"{name} opset {opset} stft {stft}")
+    _assert_agree(results, set(results["torch"]), f"{name} opset {opset} stft {stft}", _tolerance(backends[name, opset, stft].model, windows, name))
 
 
 @pytest.mark.parametrize(("name", "opset", "stft"), CASES, ids=[f"{n}-opset{o}-{s}" for n, o, s in CASES])
@@ -127,4 +139,4 @@ def test_real_nips4b_windows_agree_across_backends(backends, name, opset, stft, 
         row[: y.size] = y
     assert np.abs(windows).max() > 0.01  # real audio was loaded
     results = backends[name, opset, stft].run(windows)
-    _assert_agree(results, set(results["torch"]), f"{name} opset {opset} stft {stft} NIPS4B")
+    _assert_agree(results, set(results["torch"]), f"{name} opset {opset} stft {stft} NIPS4B", _tolerance(backends[name, opset, stft].model, windows, name))
