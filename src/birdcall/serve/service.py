@@ -151,7 +151,8 @@ class ModelService:
         self.location = {"lat": None, "lon": None, "week": None, **(location or {})}
         occurrence = self.location.get("occurrence")
         self._occurrence = read_occurrence(occurrence) if occurrence else None
-        self.location_filter()  # a bad default is refused at start, not at each request
+        # computed once: a bad default is refused at start, and a request that overrides nothing reuses it
+        self._default_filter = self._species_filter(self.location)
         self.capacity = int(jobs) + int(queue)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=int(jobs), thread_name_prefix="birdcall-analyze")
@@ -193,6 +194,8 @@ class ModelService:
             ParameterError: a value out of range (one line naming it), or a week without a place.
             MissingExtraError: a place without an occurrence table and without the BirdNET extra.
         """
+        if lat is None and lon is None and week is None and mode is None:
+            return self._default_filter
         settings = dict(self.location)
         if lat is not None or lon is not None:  # the request's place: its week, or all year
             settings.update(lat=lat, lon=lon, week=week)
@@ -200,6 +203,10 @@ class ModelService:
             settings.update(week=week)
         if mode is not None:
             settings.update(mode=mode)
+        return self._species_filter(settings)
+
+    def _species_filter(self, settings: dict) -> SpeciesFilter | None:
+        """The filter of full location ``settings`` (the server's keys); None without a place."""
         if settings["lat"] is None and settings["lon"] is None and settings["week"] is None:
             return None  # no place: no filter
         options = LocationOptions(**{**settings, "week": -1 if settings["week"] is None else settings["week"]})
