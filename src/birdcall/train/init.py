@@ -11,7 +11,9 @@
 - a **weights file of the timm backbone** (e.g. ImageNet weights downloaded beforehand): a safetensors file
   without the birdcall header, or a torch state dict (``.pth``, ``.bin``, ``.pt``) read with
   ``torch.load(..., weights_only=True)``. Its tensors go into ``model.backbone``; timm's classifier is left out
-  and the first convolution is adapted to the model's input channels (timm's ``adapt_input_conv``).
+  and the first convolution is adapted to the model's input channels (timm's ``adapt_input_conv``). An audio
+  transformer (``vit_*``) also gets an image ViT's positional embedding resampled to its mel x time patch grid
+  (:meth:`birdcall.models.vit.AudioViT.adapt_pretrained`): DeiT/ViT ImageNet weights start it as AST starts.
 
 Nothing is downloaded and nothing is unpickled beyond torch's weights-only loader. The model changes only once
 the whole file has been checked: after an error it is as it was.
@@ -63,7 +65,9 @@ class InitReport:
             the species differ and the front end when the features differ (the model keeps its own).
         head: ``"loaded"``, ``"reinitialised"`` (the model's fresh initialisation) or ``"partial: k of n
             species"`` (the rows of the ``k`` species the file also has are copied; the others stay fresh).
-        adapted: first-convolution weights adapted to the model's input channels (``adapt_input_conv``).
+        adapted: tensors fitted to the model's shape, one note each: the first convolution adapted to the
+            model's input channels (``adapt_input_conv``, e.g. ``conv_stem.weight 3->1``) and an audio
+            transformer's resampled positional embedding or patch kernel (``pos_embed 14x14->8x19 ...``).
         warnings: settings that differ from the file's without changing a tensor, each one line.
     """
 
@@ -87,7 +91,7 @@ class InitReport:
             more = f", +{len(groups) - 3} more" if len(groups) > 3 else ""
             parts.append(f"{len(self.skipped)} skipped ({', '.join(groups[:3])}{more})")
         if self.adapted:
-            parts.append(f"adapted to the input channels: {', '.join(self.adapted)}")
+            parts.append(f"adapted: {', '.join(self.adapted)}")
         parts.append(f"head {self.head}")
         text = ", ".join(parts) + "".join(f"; warning: {w}" for w in self.warnings)
         return " ".join(text.split())
@@ -304,6 +308,10 @@ def _init_from_backbone_weights(model: WaveformModel, p: Path, tensors: Mapping[
     update: dict[str, torch.Tensor] = {}
     skipped: list[tuple[str, str]] = []
     adapted: list[str] = []
+    adapt_pretrained = getattr(backbone, "adapt_pretrained", None)  # a backbone's own fitting (AudioViT: positions, patch)
+    if callable(adapt_pretrained):
+        tensors, notes = adapt_pretrained(tensors)
+        adapted.extend(notes)
     for name, tensor in tensors.items():
         if name not in target:
             timm_head = any(name == c or name.startswith(c + ".") for c in classifiers)

@@ -18,6 +18,8 @@ from birdcall.features import FeatureConfig
 from birdcall.models import create_model, save_model
 from birdcall.train.init import InitReport, init_weights
 
+import_timm()  # the torchvision workaround before the tests' own timm imports (so a test runs alone, too)
+
 SMALL = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0)
 ABC = LabelSet(("aaa", "bbb", "ccc"))
 HEAD = {"test_cnn": "classifier.", "test_sed": "head.", "test_crnn": "head."}
@@ -218,7 +220,7 @@ def test_timm_weights_load_into_the_backbone_with_the_first_conv_adapted(form, t
     line = report.line()
     assert line == (
         f"init_from {path} (backbone weights): {report.loaded} tensors loaded, 2 skipped (2 timm classifier), "
-        "adapted to the input channels: conv_stem.weight 3->1, head reinitialised"
+        "adapted: conv_stem.weight 3->1, head reinitialised"
     )
 
 
@@ -250,6 +252,82 @@ def test_tensors_of_another_shape_are_skipped_and_listed(tmp_path):
     assert torch.equal(model.state_dict()["backbone.conv_head.weight"], fresh["backbone.conv_head.weight"])
     assert torch.equal(model.state_dict()["backbone.bn2.weight"], weights["bn2.weight"])  # the rest loads
     assert report.loaded == len([k for k in fresh if k.startswith("backbone.")]) - 1
+
+
+def _image_vit_weights(*, distilled=False, patch=16, seed=5):
+    """State dict of an image ViT with ``test_vit``'s widths (32 wide, 2 blocks, 2 heads): 224 x 224 RGB, a class
+    token (and a distillation token, DeiT-style), a 1000-class head, as a downloaded DeiT/ViT file holds."""
+    import_timm()
+    from timm.models.deit import VisionTransformerDistilled
+    from timm.models.vision_transformer import VisionTransformer
+
+    cls = VisionTransformerDistilled if distilled else VisionTransformer
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = cls(img_size=224, patch_size=patch, embed_dim=32, depth=2, num_heads=2, num_classes=1000)
+    return {k: v.contiguous() for k, v in net.state_dict().items()}
+
+
+@pytest.mark.parametrize(("distilled", "patch"), [(False, 16), (True, 16), (False, 8)])
+def test_image_vit_weights_start_an_audio_transformer_with_positions_resampled(distilled, patch, tmp_path):
+    from timm.layers import resample_abs_pos_embed, resample_patch_embed
+    from timm.models._manipulate import adapt_input_conv
+
+    weights = _image_vit_weights(distilled=distilled, patch=patch)
+    prefix = 2 if distilled else 1
+    side = 224 // patch
+    assert weights["pos_embed"].shape == (1, prefix + side * side, 32)
+    path = tmp_path / "deit.safetensors"
+    save_file(weights, str(path))
+    model = _model("test_vit", seed=2)
+    fresh = _state(model)
+    grid = tuple(model.backbone.patch_embed.grid_size)
+    assert grid == (2, 7)  # SMALL: 32 mels x 126 frames in 16 x 16 patches
+    report = init_weights(model, path, labels=ABC)
+    state = model.state_dict()
+
+    want_pos = resample_abs_pos_embed(weights["pos_embed"][:, prefix:], new_size=list(grid), old_size=[side, side], num_prefix_tokens=0)
+    assert torch.equal(state["backbone.pos_embed"], want_pos)
+    assert not torch.equal(state["backbone.pos_embed"], fresh["backbone.pos_embed"])
+    kernel = weights["patch_embed.proj.weight"]
+    if patch != 16:
+        kernel = resample_patch_embed(kernel, new_size=[16, 16])
+    assert torch.equal(state["backbone.patch_embed.proj.weight"], adapt_input_conv(1, kernel))
+    for key in ("blocks.0.attn.qkv.weight", "blocks.1.mlp.fc2.bias", "norm.weight", "patch_embed.proj.bias"):
+        assert torch.equal(state[f"backbone.{key}"], weights[key]), key
+    assert torch.equal(state["head.weight"] if "head.weight" in state else state["classifier.weight"],
+                       fresh["head.weight"] if "head.weight" in fresh else fresh["classifier.weight"])  # birdcall's head stays fresh
+    skipped = dict(report.skipped)
+    assert skipped.pop("head.weight") == skipped.pop("head.bias") == "timm classifier"
+    assert skipped.pop("cls_token") == "not in test_vit"
+    if distilled:
+        assert skipped.pop("dist_token") == "not in test_vit"
+        assert skipped.pop("head_dist.weight") == skipped.pop("head_dist.bias") == "not in test_vit"
+    assert skipped == {}
+    dropped = f"{prefix} prefix token{'s' if prefix > 1 else ''} dropped"
+    notes = [f"pos_embed {side}x{side}->2x7 ({dropped})"]
+    if patch != 16:
+        notes.append(f"patch_embed.proj.weight {patch}x{patch}->16x16")
+    assert report.adapted == (*notes, "patch_embed.proj.weight 3->1")
+    assert report.loaded == len([k for k in state if k.startswith("backbone.")])  # every backbone tensor
+    assert f"adapted: {notes[0]}" in report.line()
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 32000))
+    assert torch.isfinite(out["clipwise"] if isinstance(out, dict) else out).all()
+
+
+def test_an_image_vit_of_another_width_is_refused(tmp_path):
+    weights = _image_vit_weights()
+    weights = {k: (v[..., :16].contiguous() if k == "pos_embed" else v) for k, v in weights.items()}  # positions 16 wide
+    path = tmp_path / "deit.safetensors"
+    save_file(weights, str(path))
+    model = _model("test_vit", seed=2)
+    fresh = _state(model)
+    report = init_weights(model, path, labels=ABC)
+    assert dict(report.skipped)["pos_embed"] == "shape (1, 197, 16) in the file, (1, 14, 32) in the model"
+    assert torch.equal(model.state_dict()["backbone.pos_embed"], fresh["backbone.pos_embed"])
+    assert not any(note.startswith("pos_embed") for note in report.adapted)
 
 
 def test_weights_of_another_backbone_are_refused(tmp_path):
