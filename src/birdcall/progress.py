@@ -11,9 +11,15 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgress
 
 T = TypeVar("T")
 
-__all__ = ["track", "make_progress"]
+__all__ = ["audio_rate", "make_progress", "track"]
 
 _console = Console(stderr=True, soft_wrap=True)
+
+
+def audio_rate(audio_seconds: float, elapsed: float) -> str:
+    """The rate column of an inference run: ``"12.5 min audio, 180x real time"`` (hours from one hour of audio)."""
+    amount = f"{audio_seconds / 3600:.2f} h" if audio_seconds >= 3600 else f"{audio_seconds / 60:.1f} min"
+    return f"{amount} audio, {audio_seconds / max(elapsed, 1e-9):.0f}x real time"
 
 
 def make_progress(*, disable: bool = False) -> Progress:

@@ -58,7 +58,7 @@ from .batching import segment_rows
 from .long_recording import WindowSpec, scores_frame
 from .models import open_embedder, open_scorer
 from .producers import failure
-from .run_state import DEATHS, EmbeddingPart, Manifest, write_part, writing
+from .run_state import DEATHS, EmbeddingPart, Manifest, recording_run, write_part, writing
 
 __all__ = ["DEPTH", "RayOptions", "connect", "require_ray", "run_ray"]
 
@@ -250,7 +250,7 @@ def run_ray(recipe: ModelRecipe, todo: Sequence[str], *, state: Path, manifest: 
     """
     if not todo:
         return
-    from ..progress import make_progress
+    from ..progress import audio_rate, make_progress
 
     with connect(options) as ray, writing(manifest):
         record = Manifest(manifest)
@@ -280,30 +280,24 @@ def run_ray(recipe: ModelRecipe, todo: Sequence[str], *, state: Path, manifest: 
             entry.rows.clear()
             with writing(manifest):
                 record.append(line)
-            elapsed = max(time.perf_counter() - started, 1e-9)
-            amount = f"{audio / 3600:.2f} h" if audio >= 3600 else f"{audio / 60:.1f} min"
-            progress.update(task, advance=1, rate=f"{amount} audio, {audio / elapsed:.0f}x real time")
+            progress.update(task, advance=1, rate=audio_rate(audio, time.perf_counter() - started))
 
-        try:
-            with make_progress(disable=not show_progress) as progress:
-                task = progress.add_task(description or kind, total=len(todo), rate="")
-                for unit, rows in pool.run(units(), skip=lambda u: files[u.path].closed):
-                    entry = files[unit.path]
-                    if entry.closed:
-                        continue
-                    if rows.reason is not None:
-                        close(unit.path, rows.reason)
-                        continue
-                    entry.rows[unit.part] = rows
-                    if len(entry.rows) == len(entry.units):
-                        close(unit.path, None)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                record.append({"status": "stopped", "run": run})
-            raise
-        finally:
-            pool.shutdown()
-            record.close()
+        with recording_run(record, run):
+            try:
+                with make_progress(disable=not show_progress) as progress:
+                    task = progress.add_task(description or kind, total=len(todo), rate="")
+                    for unit, rows in pool.run(units(), skip=lambda u: files[u.path].closed):
+                        entry = files[unit.path]
+                        if entry.closed:
+                            continue
+                        if rows.reason is not None:
+                            close(unit.path, rows.reason)
+                            continue
+                        entry.rows[unit.part] = rows
+                        if len(entry.rows) == len(entry.units):
+                            close(unit.path, None)
+            finally:
+                pool.shutdown()
 
 
 def _write(state: Path, path: str, rows: list[UnitRows], *, kind: str, spec: WindowSpec, codes: Sequence[str] | None, table: Callable) -> dict:

@@ -41,7 +41,6 @@ Failures
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import secrets
@@ -86,6 +85,7 @@ from .run_state import (
     manifest_name,
     read_records,
     read_settings,
+    recording_run,
     shard_name,
     state_dir,
     temporary_folders,
@@ -353,7 +353,7 @@ def _open_embeddings(model: Any, *, birdnet, model_id: str | None, window: Windo
 def _run_todo(scorer, todo: list[str], *, state: Path, manifest: Path, kind: str, labels: LabelSet | None, spec: WindowSpec,
               engine: EngineOptions, postprocess: PostprocessConfig | None, detection: DetectionOptions | None,
               location: SpeciesFilter | None, show_progress: bool) -> None:
-    from ..progress import make_progress
+    from ..progress import audio_rate, make_progress
 
     if not todo:
         return  # a rerun with nothing to do adds nothing to the manifest
@@ -370,36 +370,26 @@ def _run_todo(scorer, todo: list[str], *, state: Path, manifest: Path, kind: str
         streamed = {"width": scorer.dim, "sink": lambda index, path: EmbeddingPart(state, path, spec, scorer.dim)}
     started = time.perf_counter()
     audio = 0.0
-    try:
-        with make_progress(disable=not show_progress) as progress:
-            task = progress.add_task(_DESCRIPTIONS[kind], total=len(todo), rate="")
-            for result in score_files(scorer, todo, labels=labels, spec=spec, batch_size=engine.batch_size, workers=engine.workers,
-                                      start_method=engine.start_method, on_start=on_start, **streamed):
-                if result.ok and result.part is not None:
-                    with writing(manifest):
-                        record.append({"file": result.path, "status": "done", "part": result.part, "windows": result.num_windows,
-                                       "duration": result.duration, "rows": result.num_windows})
-                elif result.ok:
-                    frame = file_table(result.scores, kind=kind, labels=labels, postprocess=postprocess, detection=detection,
-                                       location=location)
-                    part = write_part(state, result.path, frame, kind)
-                    with writing(manifest):
-                        record.append({"file": result.path, "status": "done", "part": part, "windows": result.num_windows,
-                                       "duration": result.duration, "rows": len(frame)})
-                else:
-                    with writing(manifest):
-                        record.append({"file": result.path, "status": "failed", "reason": result.reason})
-                audio += result.duration
-                elapsed = max(time.perf_counter() - started, 1e-9)
-                amount = f"{audio / 3600:.2f} h" if audio >= 3600 else f"{audio / 60:.1f} min"
-                progress.update(task, advance=1, rate=f"{amount} audio, {audio / elapsed:.0f}x real time")
-    except BaseException:
-        # Stopped by an exception we see (Ctrl-C, a reported error): not a death, whatever files were in flight.
-        with contextlib.suppress(Exception):
-            record.append({"status": "stopped", "run": run})
-        raise
-    finally:
-        record.close()
+    with recording_run(record, run), make_progress(disable=not show_progress) as progress:
+        task = progress.add_task(_DESCRIPTIONS[kind], total=len(todo), rate="")
+        for result in score_files(scorer, todo, labels=labels, spec=spec, batch_size=engine.batch_size, workers=engine.workers,
+                                  start_method=engine.start_method, on_start=on_start, **streamed):
+            if result.ok and result.part is not None:
+                with writing(manifest):
+                    record.append({"file": result.path, "status": "done", "part": result.part, "windows": result.num_windows,
+                                   "duration": result.duration, "rows": result.num_windows})
+            elif result.ok:
+                frame = file_table(result.scores, kind=kind, labels=labels, postprocess=postprocess, detection=detection,
+                                   location=location)
+                part = write_part(state, result.path, frame, kind)
+                with writing(manifest):
+                    record.append({"file": result.path, "status": "done", "part": part, "windows": result.num_windows,
+                                   "duration": result.duration, "rows": len(frame)})
+            else:
+                with writing(manifest):
+                    record.append({"file": result.path, "status": "failed", "reason": result.reason})
+            audio += result.duration
+            progress.update(task, advance=1, rate=audio_rate(audio, time.perf_counter() - started))
 
 
 def file_table(scores, *, kind: str, labels: LabelSet | None, postprocess: PostprocessConfig | None, detection: DetectionOptions | None,

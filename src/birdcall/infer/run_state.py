@@ -93,6 +93,7 @@ __all__ = [
     "read_plans",
     "read_records",
     "read_settings",
+    "recording_run",
     "copy_plans",
     "has_run",
     "state_dir",
@@ -299,6 +300,21 @@ class Manifest:
 
     def close(self) -> None:
         self.handle.close()
+
+
+@contextlib.contextmanager
+def recording_run(record: Manifest, run: str) -> Iterator[None]:
+    """The body of one run over its files (the local and the Ray engine): an exception it sees (Ctrl-C, an error
+    it reports) appends a ``stopped`` record for ``run`` and goes on, so the files in flight are not taken for
+    files that killed it (:func:`deaths`); the manifest is closed either way."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            record.append({"status": "stopped", "run": run})
+        raise
+    finally:
+        record.close()
 
 
 _PART = re.compile(r"parts/([^/\\\x00]+\.parquet)")
