@@ -71,16 +71,7 @@ def score_file(scorer, path: Pathlike, spec: WindowSpec | None = None, *, labels
         AudioLoadError: the file cannot be decoded (a truncated file raises after its readable part).
         ParameterError: invalid arguments, or a scorer that returns the wrong shape.
     """
-    labels = labels if labels is not None else getattr(scorer, "labels", None)
-    if not isinstance(labels, LabelSet):
-        raise ParameterError("score_file: the scorer has no LabelSet; pass labels=")
-    spec = spec if spec is not None else default_spec(scorer)
-    per_batch = spec.windows_per_batch(batch_size)
-    rows = _FrameRows(str(path), spec, labels.codes)
-    for block in spec.blocks(path, max_windows=per_batch):
-        windows = block.windows(clip_samples=spec.clip_samples, shift_samples=spec.shift_samples)
-        rows.add(block.starts, score_windows(scorer, windows, num_classes=len(labels)))
-    return rows.frame()
+    return _score_windows_of(scorer, path, spec, 0, None, labels=labels, batch_size=batch_size, caller="score_file")
 
 
 def score_segment(scorer, path: Pathlike, spec: WindowSpec | None = None, first: int = 0, stop: int | None = None, *,
@@ -106,9 +97,15 @@ def score_segment(scorer, path: Pathlike, spec: WindowSpec | None = None, first:
         AudioLoadError: the file cannot be decoded up to the segment's end (the whole file when ``stop`` is None).
         ParameterError: invalid arguments, or a scorer that returns the wrong shape.
     """
+    return _score_windows_of(scorer, path, spec, first, stop, labels=labels, batch_size=batch_size, caller="score_segment")
+
+
+def _score_windows_of(scorer, path: Pathlike, spec: WindowSpec | None, first: int, stop: int | None, *, labels: LabelSet | None,
+                      batch_size: int, caller: str) -> pd.DataFrame:
+    """What :func:`score_file` (the whole file) and :func:`score_segment` do; ``caller`` names the one in errors."""
     labels = labels if labels is not None else getattr(scorer, "labels", None)
     if not isinstance(labels, LabelSet):
-        raise ParameterError("score_segment: the scorer has no LabelSet; pass labels=")
+        raise ParameterError(f"{caller}: the scorer has no LabelSet; pass labels=")
     spec = spec if spec is not None else default_spec(scorer)
     rows = segment_rows(scorer, path, spec, first, stop, width=len(labels), batch_size=batch_size)
     return scores_frame(str(path), rows.starts, rows.values, sample_rate=spec.sample_rate, clip_samples=spec.clip_samples, codes=labels.codes)
