@@ -4,10 +4,13 @@
 ``RUN/scores/<system>_fold<k>.csv``. This averages the probabilities of two or more of them per window and
 species (what :class:`birdcall.infer.EnsembleScorer` does with ``method="mean"``, so the figure is the one an
 ensemble of those models would get) and scores the result as the benchmark does: per fold, pooled over the
-folds' windows, padded cmAP, macro AUC, birds only. No model runs; it takes a second.
+folds' windows, padded cmAP, macro AUC, birds only. No model runs; it takes a second. With ``--no-ensemble`` it
+only pools systems over the folds given (``--only-fold 0,1,2``: systems screened fold by fold).
 
     python benchmarks/soundscape_ensemble.py --run runs/nips4b_soundscape \\
         "birdcall birdnet_mlp (birdnet_mlp 2heads)" "birdcall birdnet_finetune (birdnet_finetune ft-lr1)"
+    python benchmarks/soundscape_ensemble.py --run runs/ss21 --only-fold 0,1,2 --no-ensemble \\
+        "CNN cnn_mobilenetv3_large (cpu_default base)" "CNN cnn_mobilenetv3_large (cpu_default gtcc)"
 """
 
 from __future__ import annotations
@@ -35,18 +38,23 @@ def main(argv=None) -> int:
     p.add_argument("--run", type=Path, default=REPO_ROOT / "runs" / "nips4b_soundscape")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--only-fold", type=int, default=None, help="score fold K only (systems screened with --only-fold)")
+    p.add_argument("--only-fold", default=None,
+                   help="score these folds only, e.g. 0 or 0,1,2 (systems screened with the benchmark's --only-fold)")
+    p.add_argument("--no-ensemble", action="store_true", help="only the systems themselves, pooled over the folds (one system is then enough)")
     args = p.parse_args(argv)
-    fold_ids = [args.only_fold] if args.only_fold is not None else list(range(args.folds))
-    if len(args.systems) < 2:
-        raise SystemExit("name two or more systems")
+    try:
+        fold_ids = [int(k) for k in args.only_fold.split(",")] if args.only_fold is not None else list(range(args.folds))
+    except ValueError:
+        raise SystemExit(f"--only-fold: expected fold numbers such as 0 or 0,1,2, got {args.only_fold!r}") from None
+    if len(args.systems) < (1 if args.no_ensemble else 2):
+        raise SystemExit("name two or more systems (or one with --no-ensemble)")
     taxonomy = pd.read_csv(DatasetLayout(args.data).taxonomy)
     solutions = {k: pd.read_csv(DatasetLayout(args.run / "soundscapes" / f"fold{k}").solution) for k in fold_ids}  # build_fold_soundscapes' folders
     codes = [c for c in solutions[fold_ids[0]].columns if c != "row_id"]
     taxon = taxonomy.set_index("species_code")["taxon"] if "taxon" in taxonomy else pd.Series(dtype=str)
     birds = [c for c in codes if taxon.get(c, "bird") == "bird"]
     rows, pooled_scores = [], {}
-    for name in [*args.systems, "ensemble (mean probability)"]:
+    for name in [*args.systems, *([] if args.no_ensemble else ["ensemble (mean probability)"])]:
         per_fold = []
         for k in fold_ids:
             if name.startswith("ensemble"):
