@@ -62,7 +62,7 @@ class AudioViT(VisionTransformer):
         grid = tuple(int(g) for g in self.patch_embed.grid_size)
         pos = tensors.get("pos_embed")
         if pos is not None and pos.ndim == 3 and pos.shape[-1] == self.pos_embed.shape[-1] and tuple(pos.shape) != tuple(self.pos_embed.shape):
-            prefix = sum(1 for name in self.PREFIX_TOKENS if name in tensors and tensors[name].ndim == 3 for _ in range(tensors[name].shape[1]))
+            prefix = sum(tensors[name].shape[1] for name in self.PREFIX_TOKENS if name in tensors and tensors[name].ndim == 3)
             side = math.isqrt(max(pos.shape[1] - prefix, 0))
             if prefix < pos.shape[1] and side * side == pos.shape[1] - prefix:
                 resampled = resample_abs_pos_embed(pos[:, prefix:].float(), new_size=list(grid), old_size=[side, side], num_prefix_tokens=0)

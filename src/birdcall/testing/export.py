@@ -45,7 +45,8 @@ def torch_probabilities(model, windows: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def float32_noise(model, windows: np.ndarray) -> dict[str, np.ndarray]:
-    """How far the torch model's own float32 probabilities are from a float64 copy's, per window: ``{output: (batch,)}``.
+    """How far the torch model's own float32 probabilities are from a float64 copy's, per window: ``{output: (batch, 1[, 1])}``
+    (the maximum over each window's values, kept broadcastable to the output's shape).
 
     The floor of any export parity check: an exported float32 graph cannot be expected closer to torch than
     torch is to itself in exact-er arithmetic. It is ~1e-7 for most models and windows; it is larger where the
@@ -61,7 +62,7 @@ def float32_noise(model, windows: np.ndarray) -> dict[str, np.ndarray]:
         out = wide(torch.from_numpy(windows).double())
     out = out if isinstance(out, dict) else {"clipwise": out}
     narrow = torch_probabilities(model, windows)
-    return {k: np.abs(narrow[k] - torch.sigmoid(v).numpy()).reshape(len(windows), -1).max(axis=1) for k, v in out.items()}
+    return {k: np.abs(narrow[k] - torch.sigmoid(v).numpy()).max(axis=tuple(range(1, v.ndim)), keepdims=True) for k, v in out.items()}
 
 
 def parity_tolerance(model, windows: np.ndarray, atol: float, factor: float = 4.0) -> dict[str, np.ndarray]:
@@ -70,8 +71,4 @@ def parity_tolerance(model, windows: np.ndarray, atol: float, factor: float = 4.
     ``factor``: an exported graph's own float32 error (its DFT front end, its kernels) measured at up to ~2x torch's
     on the chirp that needs it; two graphs compared pairwise may sit on opposite sides of torch, hence 4.
     """
-    tolerance = {}
-    reference = torch_probabilities(model, windows)
-    for key, noise in float32_noise(model, windows).items():
-        tolerance[key] = np.maximum(atol, factor * noise).reshape((-1,) + (1,) * (reference[key].ndim - 1))
-    return tolerance
+    return {key: np.maximum(atol, factor * noise) for key, noise in float32_noise(model, windows).items()}
