@@ -61,6 +61,9 @@ class ModelConfig:
         heads: ``birdnet_probe`` only: heads averaged in probability. With 2, the first is trained on whole clips
             (and background negatives) only and the second on every training window (soundscape-style views
             too): two views of the data whose average beats either on continuous recordings.
+        birdnet_zero_shot: ``birdnet_probe`` only: weight ``a`` of BirdNET's own classifier in the output. For a
+            species BirdNET knows (by scientific name, ``zero_shot_index`` buffer) the logit is
+            ``(1 - a) * head + a * BirdNET``; 0 leaves the head alone.
     """
 
     arch: str = "cnn"
@@ -80,6 +83,7 @@ class ModelConfig:
     birdnet_logits: bool = False
     birdnet_tail: str = "BLOCK_4-3"
     heads: int = 1
+    birdnet_zero_shot: float = 0.0
 
     def __post_init__(self) -> None:
         check_fields(self)  # types and finite numbers
@@ -108,6 +112,7 @@ class ModelConfig:
         check_number(self, "hidden", ge=0)
         check_number(self, "heads", ge=1, le=8)
         check_number(self, "birdnet_step", gt=0)
+        check_number(self, "birdnet_zero_shot", ge=0, le=1)
         if self.birdnet_pool not in ("meanmax", "mean", "max"):
             raise ParameterError(f"ModelConfig: birdnet_pool must be 'meanmax', 'mean' or 'max', got {self.birdnet_pool!r}")
         if not re.fullmatch(r"BLOCK_\d+-\d+", self.birdnet_tail):

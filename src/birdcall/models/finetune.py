@@ -41,8 +41,8 @@ class BirdNetFinetune(BirdNetProbe):
     pooled embeddings (the head alone, while the tail is still frozen).
 
     Raises:
-        ParameterError: a window not at 48 kHz, ``birdnet_logits`` (the tail ends at the embedding), or an
-            unknown ``birdnet_tail`` block.
+        ParameterError: a window not at 48 kHz, ``birdnet_logits`` or ``birdnet_zero_shot`` (the tail ends at the
+            embedding), or an unknown ``birdnet_tail`` block.
         MissingExtraError: the BirdNET extra is missing (building the tail needs its TFLite file).
     """
 
@@ -51,6 +51,8 @@ class BirdNetFinetune(BirdNetProbe):
             raise ParameterError(f"a birdnet_finetune model takes {BIRDNET_SAMPLE_RATE} Hz windows (features.sample_rate), got {features.sample_rate}")
         if config.birdnet_logits:
             raise ParameterError("ModelConfig.birdnet_logits: a birdnet_finetune model feeds the tail's embeddings only; set it false")
+        if config.birdnet_zero_shot:
+            raise ParameterError("ModelConfig.birdnet_zero_shot: a birdnet_finetune model's tail has no BirdNET classifier; set it 0")
         super().__init__(config, features)
         try:
             cut = shared_cut(config.birdnet_tail)

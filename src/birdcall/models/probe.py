@@ -11,6 +11,12 @@ BirdNET comes from :func:`birdcall.birdnet.shared_model` at the first forward pa
 :func:`birdcall.models.load_model` stops such a file at once and a model built in code at its first window, both
 with a one-line :class:`~birdcall.errors.MissingExtraError` naming ``make birdnet``. BirdNET V2.4 is licensed CC BY-NC-SA 4.0: such a model is for non-commercial use only.
 
+With ``birdnet_zero_shot`` > 0 BirdNET's own classifier joins the output: BirdNET gives its 6522 class logits in
+the same pass as the embeddings, so for the species it knows (``zero_shot_index``, set from the taxonomy's
+scientific names at training) the output logit is ``(1 - a) * head + a * BirdNET`` (max over the sub-windows).
+The head is trained alone on embeddings; BirdNET's classifier, trained on far more recordings than any user's
+set, is what holds up on noisy continuous recordings (NIPS4B soundscape benchmark: ``benchmarks/RESULTS.md``).
+
 Several probes scoring the same windows (the folds of a run, an ensemble) would each run BirdNET on them; the
 features of the last batch are kept once per process (keyed by a digest of the windows and the feature
 settings), so BirdNET runs once per batch whatever the ensemble size.
@@ -18,6 +24,7 @@ settings), so BirdNET runs once per batch whatever the ensemble size.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -72,8 +79,14 @@ class BirdNetProbe(nn.Module):
             window=features.clip_duration, segment=3.0, step=config.birdnet_step, pool=config.birdnet_pool, logits=config.birdnet_logits
         )
         self.num_inputs = feature_dim(self.birdnet_config, embedding_dim=_EMBEDDING_DIM, num_classes=_NUM_CLASSES)
-        if features.clip_samples == self.num_inputs:  # forward tells waveforms from features by their width
+        self.zero_shot = float(config.birdnet_zero_shot)
+        # what BirdNET gives per window at inference: the head's inputs, then (zero-shot) its class logits
+        self.scoring_config = dataclasses.replace(self.birdnet_config, logits=True) if self.zero_shot else self.birdnet_config
+        self.num_scoring = feature_dim(self.scoring_config, embedding_dim=_EMBEDDING_DIM, num_classes=_NUM_CLASSES)
+        if features.clip_samples in (self.num_inputs, self.num_scoring):  # forward tells waveforms from features by their width
             raise ParameterError(f"a {features.clip_samples}-sample window is as wide as the {self.num_inputs} features: change sample_rate")
+        if self.zero_shot:  # BirdNET's class of each output species, -1 where it has none (set_zero_shot_index)
+            self.register_buffer("zero_shot_index", torch.full((config.num_classes,), -1, dtype=torch.long))
         self.register_buffer("feature_mean", torch.zeros(self.num_inputs))
         self.register_buffer("feature_scale", torch.ones(self.num_inputs))
         self.drop = nn.Dropout(config.drop_rate)
@@ -133,20 +146,49 @@ class BirdNetProbe(nn.Module):
             for classifier in classifiers if head is None else [classifiers[head]]:
                 classifier.bias.copy_(prior)
 
+    def set_zero_shot_index(self, index) -> None:
+        """BirdNET's class index of each output species (``(num_classes,)``, -1: BirdNET does not know it), as
+        :meth:`birdcall.birdnet.BirdNetModel.species_index` gives for the taxonomy's scientific names."""
+        if not self.zero_shot:
+            raise ParameterError("set_zero_shot_index: the model was built with birdnet_zero_shot 0")
+        idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        if idx.shape != (self.num_classes,) or bool(((idx < -1) | (idx >= _NUM_CLASSES)).any()):
+            raise ParameterError(f"zero-shot index: expected {self.num_classes} BirdNET class indices in [-1, {_NUM_CLASSES}), got shape {tuple(idx.shape)}")
+        self.zero_shot_index.copy_(idx)
+
     def birdnet_features(self, waveform: torch.Tensor) -> torch.Tensor:
-        """``(B, N)`` waveform windows -> raw BirdNET features ``(B, num_inputs)`` (no gradient: BirdNET is frozen)."""
+        """``(B, N)`` waveform windows -> BirdNET's outputs ``(B, num_scoring)``: the head's raw inputs, then (with
+        ``birdnet_zero_shot``) BirdNET's class logits (no gradient: BirdNET is frozen)."""
         expected = self.feature_config.clip_samples
         if waveform.ndim != 2 or waveform.shape[1] != expected:
             raise ParameterError(f"a birdnet_probe model takes (batch, {expected}) windows, got shape {tuple(waveform.shape)}")
         x = waveform.detach().float().cpu().numpy()
-        out = birdnet_features(x, sample_rate=self.feature_config.sample_rate, config=self.birdnet_config)
-        if out.shape[1] != self.num_inputs:
-            raise ParameterError(f"BirdNET gave {out.shape[1]} features per window, the head takes {self.num_inputs}")
+        out = birdnet_features(x, sample_rate=self.feature_config.sample_rate, config=self.scoring_config)
+        if out.shape[1] != self.num_scoring:
+            raise ParameterError(f"BirdNET gave {out.shape[1]} features per window, the model takes {self.num_scoring}")
         return torch.from_numpy(np.array(out, dtype=np.float32)).to(self.feature_mean.device)
+
+    def split_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Waveform ``(B, N)``, BirdNET outputs ``(B, num_scoring)`` or the head's raw features ``(B, num_inputs)``
+        (training) -> ``(raw features, BirdNET's class logits or None)``. The logits come with ``birdnet_zero_shot``
+        only, and not from raw features: the head alone scores those."""
+        if x.ndim != 2 or x.shape[1] not in (self.num_inputs, self.num_scoring):
+            x = self.birdnet_features(x)
+        if self.zero_shot and x.shape[1] == self.num_scoring:
+            return x[:, : self.num_inputs], x[:, -_NUM_CLASSES:]
+        return x, None
 
     def raw_features(self, x: torch.Tensor) -> torch.Tensor:
         """Waveform ``(B, N)`` -> raw BirdNET features; raw features ``(B, num_inputs)`` (training) pass through."""
-        return self.birdnet_features(x) if x.ndim != 2 or x.shape[1] != self.num_inputs else x
+        return self.split_inputs(x)[0]
+
+    def blend_zero_shot(self, logits: torch.Tensor, birdnet_logits: torch.Tensor | None) -> torch.Tensor:
+        """``(1 - a) * logits + a * BirdNET's logit`` for the species BirdNET knows; ``logits`` elsewhere."""
+        if birdnet_logits is None:
+            return logits
+        index = self.zero_shot_index
+        prior = birdnet_logits[:, index.clamp(min=0)].to(logits.dtype)
+        return torch.where(index >= 0, (1 - self.zero_shot) * logits + self.zero_shot * prior, logits)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Waveform ``(B, N)`` or raw BirdNET features ``(B, num_inputs)`` -> the first head's standardised features."""
@@ -169,9 +211,13 @@ class BirdNetProbe(nn.Module):
         return x if pre_logits else self.classifier(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Waveform windows ``(B, N)`` (or precomputed raw features ``(B, num_inputs)``, as training uses) -> logits;
-        with several heads, the logit of their mean probability."""
+        """Waveform windows ``(B, N)`` (or precomputed BirdNET outputs, as training and validation use) -> logits;
+        with several heads, the logit of their mean probability; with ``birdnet_zero_shot``, blended with
+        BirdNET's own (:meth:`blend_zero_shot`)."""
+        raw, birdnet_logits = self.split_inputs(x)
         if not len(self.extra_heads):
-            return self.forward_head(self.forward_features(x))
-        p = torch.sigmoid(self.head_logits(x)).mean(dim=1).clamp(1e-7, 1 - 1e-7)
-        return torch.log(p) - torch.log1p(-p)
+            logits = self.forward_head((raw - self.feature_mean) / self.feature_scale)
+        else:
+            p = torch.sigmoid(self.head_logits(raw)).mean(dim=1).clamp(1e-7, 1 - 1e-7)
+            logits = torch.log(p) - torch.log1p(-p)
+        return self.blend_zero_shot(logits, birdnet_logits)

@@ -63,6 +63,9 @@ class ProbeConfig:
             epochs before train the head alone on the frozen network (linear probing, then fine-tuning:
             Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features").
         tail_lr: ``birdnet_finetune`` only: the tail's learning rate as a fraction of ``lr``.
+        zero_shot: weight of BirdNET's own classifier in the model's output (``ModelConfig.birdnet_zero_shot``):
+            for each species BirdNET knows by the taxonomy's ``scientific_name``, the output logit is
+            ``(1 - zero_shot) * head + zero_shot * BirdNET``; the head itself trains alone. 0: off.
     """
 
     clips: bool = True
@@ -75,10 +78,12 @@ class ProbeConfig:
     tail: str = "BLOCK_4-3"
     tail_epochs: int = 5
     tail_lr: float = 0.1
+    zero_shot: float = 0.0
 
     def __post_init__(self) -> None:
         check_fields(self)
         check_number(self, "tail_epochs", ge=0)
+        check_number(self, "zero_shot", ge=0, le=1)
         check_number(self, "tail_lr", gt=0, le=10)
         if not re.fullmatch(r"BLOCK_\d+-\d+", self.tail):
             raise ParameterError(f"ProbeConfig: tail must name a BirdNET block like 'BLOCK_4-3', got {self.tail!r}")

@@ -48,7 +48,8 @@ def model_overrides(config: TrainConfig) -> dict:
     extra = {k: getattr(config.net, k) for k in ("pool", "drop_path_rate") if getattr(config.net, k) is not None}
     arch = model_config(config.model, num_classes=1).arch
     if arch in BIRDNET_FAMILIES:
-        extra.update(birdnet_step=config.probe.step, birdnet_pool=config.probe.pool, birdnet_logits=config.probe.logits)
+        extra.update(birdnet_step=config.probe.step, birdnet_pool=config.probe.pool, birdnet_logits=config.probe.logits,
+                     birdnet_zero_shot=config.probe.zero_shot)
         extra.update({key: getattr(config.probe, key) for key in ("hidden", "heads") if getattr(config.probe, key) is not None})
         if arch == "birdnet_finetune":
             extra.update(birdnet_tail=config.probe.tail)

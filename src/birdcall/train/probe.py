@@ -18,6 +18,10 @@ Training windows, each turned into BirdNET features once (:class:`birdcall.birdn
 Validation uses the validation clips' whole-clip features, as ``evaluate`` and the out-of-fold scores of every
 other family use whole clips.
 
+With ``probe.zero_shot`` the head trains alone on the embeddings as above, and BirdNET's own classifier joins
+the output for the species it knows (:class:`birdcall.models.BirdNetProbe`); validation scores the clips that
+way (their features then carry BirdNET's class logits).
+
 With ``heads: 2`` (``probe.heads``) the model averages two heads: one fitted on the clips and background
 negatives only, one on every window including the views (on the NIPS4B soundscape benchmark the average of a
 clip-trained and a view-trained probe beat either alone).
@@ -35,6 +39,7 @@ import dataclasses
 import hashlib
 import math
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +50,7 @@ from torch import nn
 from ..audio import load
 from ..augment.legacy import flat_repr
 from ..birdnet import NON_COMMERCIAL_NOTE, BirdNetFeatureConfig, clip_features, shared_model, window_features
-from ..birdnet.model import BIRDNET_LICENSE, BIRDNET_VERSION
+from ..birdnet.model import BIRDNET_LICENSE, BIRDNET_VERSION, species_index
 from ..birdnet.port import shared_cut
 from ..birdnet.store import FeatureStore, file_key
 from ..data.dataset import ClipTable
@@ -176,6 +181,19 @@ def _param_groups(model, config: TrainConfig) -> list[dict]:
     return out
 
 
+def _zero_shot_index(model, table: ClipTable, birdnet) -> np.ndarray:
+    """BirdNET's class of each species of ``table`` (by scientific name), set on ``model``. A taxonomy without
+    scientific names, or one BirdNET knows none of, gives a warning and a model whose head scores alone (a
+    recipe that asks for the blend still trains on a data set of frogs or of unnamed species)."""
+    names = table.labels.scientific_names
+    index = species_index(birdnet.labels, names) if names else np.full(len(table.labels), -1, dtype=np.int64)
+    if not (index >= 0).any():
+        why = "taxonomy.csv has no scientific_name column" if not names else f"BirdNET knows none of the {len(names)} species by scientific name"
+        warnings.warn(f"probe.zero_shot: {why}; the head scores alone", stacklevel=3)
+    model.set_zero_shot_index(index)
+    return index
+
+
 def _row_groups(is_view: np.ndarray, heads: int) -> list[np.ndarray]:
     """The training rows of each head: one head learns from every row; with several, the first learns from the
     clip rows only (never a view) and the others from every row."""
@@ -205,12 +223,14 @@ def fit_probe(
     paths = list(table.frame["path"])
     rate = config.features.sample_rate
     store = store or FeatureStore()
+    zero_shot = _zero_shot_index(model, table, birdnet) if getattr(model, "zero_shot", 0.0) else None
     started = time.perf_counter()
     with make_progress(disable=not show_progress) as progress:
         x_train, y_train, is_view = probe_training_features(
             table, config, train_idx, targets=targets, birdnet_config=model.birdnet_config, birdnet=birdnet, store=store, progress=progress
         )
-        x_val = _clip_matrix([paths[i] for i in val_idx], store=store, birdnet=birdnet, config=model.birdnet_config, sample_rate=rate,
+        # validated as it will score: with BirdNET's class logits when they join the output (model.scoring_config)
+        x_val = _clip_matrix([paths[i] for i in val_idx], store=store, birdnet=birdnet, config=model.scoring_config, sample_rate=rate,
                              progress=progress, label="validation clips")  # fmt: skip
     y_val = targets[val_idx]
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
@@ -238,6 +258,8 @@ def fit_probe(
                      "note": NON_COMMERCIAL_NOTE if getattr(birdnet, "license", BIRDNET_LICENSE) == BIRDNET_LICENSE else None,
                      "digest": getattr(birdnet, "digest", None)},
     }  # fmt: skip
+    if zero_shot is not None:
+        extra["zero_shot"] = {"weight": model.zero_shot, "species_known": int((zero_shot >= 0).sum()), "species": len(zero_shot)}
     history: list[dict] = []
     best = {"score": -np.inf, "epoch": 0, "metrics": {}}
     start_epoch = 1

@@ -116,3 +116,55 @@ def test_without_the_extra_loading_names_make_birdnet_and_the_header_still_reads
     assert "\n" not in str(err.value) and not isinstance(err.value, CheckpointError)
     with pytest.raises(MissingExtraError, match="make birdnet"):  # a model built in code fails at its first window
         model(torch.zeros(1, FEATURES.clip_samples))
+
+
+@pytest.mark.parametrize("preset, heads", [("birdnet_mlp", 1), ("birdnet_probe", 2)])
+def test_zero_shot_blends_birdnets_own_logit_for_the_species_it_knows(standin, tmp_path, preset, heads):
+    a = 0.25
+    model = create_model(preset, num_classes=3, features=FEATURES, birdnet_zero_shot=a, heads=heads).eval()
+    model.set_standardization(np.random.default_rng(4).standard_normal((50, model.num_inputs)) * 2 + 1)
+    model.set_zero_shot_index([5, -1, 9])  # species 1: BirdNET does not know it
+    x = _windows(seed=5)
+    outputs = window_features(x, sample_rate=RATE, model=standin, config=BirdNetFeatureConfig(window=5.0, step=1.0, logits=True))
+    assert outputs.shape == (3, 2048 + 6522) and model.num_scoring == 2048 + 6522
+    embeddings, birdnet_logits = torch.from_numpy(outputs[:, :2048]), outputs[:, 2048:]
+    with torch.no_grad():
+        if heads == 1:
+            head = model.forward_head((embeddings - model.feature_mean) / model.feature_scale)
+        else:
+            p = torch.sigmoid(model.head_logits(embeddings)).mean(dim=1)
+            head = torch.log(p) - torch.log1p(-p)
+        got = model(torch.from_numpy(x))
+        from_outputs = model(torch.from_numpy(outputs))  # validation passes BirdNET's outputs
+        from_embeddings = model(embeddings)  # training passes the head's inputs: the head alone
+    expected = head.clone()
+    expected[:, 0] = (1 - a) * head[:, 0] + a * torch.from_numpy(birdnet_logits[:, 5])
+    expected[:, 2] = (1 - a) * head[:, 2] + a * torch.from_numpy(birdnet_logits[:, 9])
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(from_outputs, expected)
+    torch.testing.assert_close(from_embeddings, head)
+    assert (got[:, [0, 2]] - head[:, [0, 2]]).abs().max() > 0.05  # the blend moved the known species
+    path = save_model(model, tmp_path / "zs.safetensors", labels=LabelSet(("a", "b", "c")))
+    loaded, _, info = load_model(path)
+    assert info["model"]["birdnet_zero_shot"] == a and loaded.zero_shot_index.tolist() == [5, -1, 9]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(torch.from_numpy(x)), got)
+
+
+def test_zero_shot_settings_are_checked():
+    with pytest.raises(ParameterError, match="birdnet_zero_shot"):
+        create_model("birdnet_mlp", num_classes=2, features=FEATURES, birdnet_zero_shot=1.5)
+    plain = create_model("birdnet_mlp", num_classes=2, features=FEATURES)
+    assert not hasattr(plain, "zero_shot_index") and plain.num_scoring == plain.num_inputs  # off: nothing new in the file
+    with pytest.raises(ParameterError, match="birdnet_zero_shot 0"):
+        plain.set_zero_shot_index([1, 2])
+    model = create_model("birdnet_mlp", num_classes=2, features=FEATURES, birdnet_zero_shot=0.5)
+    for bad in ([1, 2, 3], [1, 6522], [-2, 0]):
+        with pytest.raises(ParameterError, match="zero-shot index"):
+            model.set_zero_shot_index(bad)
+
+
+def test_a_finetune_model_refuses_zero_shot():
+    features = FeatureConfig(sample_rate=48000, clip_duration=5.0)
+    with pytest.raises(ParameterError, match="birdnet_finetune model's tail has no BirdNET classifier"):
+        create_model("birdnet_finetune", num_classes=2, features=features, birdnet_zero_shot=0.5)

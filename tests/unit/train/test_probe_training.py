@@ -2,18 +2,22 @@
 windows (clips, background negatives, soundscape-style views), the feature cache, and the same features at
 training and at inference."""
 
+import shutil
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from birdcall.birdnet import BirdNetFeatureConfig
+from birdcall.audio import load
+from birdcall.birdnet import BirdNetFeatureConfig, clip_features
 from birdcall.birdnet.store import FeatureStore
 from birdcall.errors import ParameterError
 from birdcall.features import FeatureConfig
 from birdcall.models import load_model
 from birdcall.models import probe as probe_module
+from birdcall.data import read_clip_table
 from birdcall.train import TrainConfig, fit
 from birdcall.train.config import ProbeConfig
 from birdcall.train.loop import encode_targets
@@ -152,3 +156,46 @@ def test_a_probe_on_the_real_birdnet_trains_scores_and_names_its_licence(tiny_ta
     model, labels, info = load_model(result.best_path)
     assert info["extra"]["backbone"]["license"] == BIRDNET_LICENSE and "non-commercial" in info["extra"]["backbone"]["note"]
     engine_matches_oof(model, labels, tiny_table, tmp_path / "run", atol=1e-4, count=3)
+
+
+def _renamed_copy(tiny_data, root, names):
+    """A copy of the tiny data set whose taxonomy has these scientific names (the stand-in's classes are
+    "Avis standin<i>")."""
+    shutil.copytree(tiny_data, root)
+    taxonomy = pd.read_csv(root / "taxonomy.csv")
+    taxonomy["scientific_name"] = names
+    taxonomy.to_csv(root / "taxonomy.csv", index=False)
+    return read_clip_table(root)
+
+
+def test_a_zero_shot_run_maps_species_by_name_and_validates_with_the_blend(tiny_data, probe_config, standin, tmp_path, engine_matches_oof):
+    table = _renamed_copy(tiny_data, tmp_path / "data", ["Avis standin7", "Nycticichla viridus", "AVIS STANDIN11"])
+    config = replace(probe_config, probe=replace(probe_config.probe, zero_shot=0.5))
+    result = fit(table, config, tmp_path / "run", show_progress=False)
+    model, labels, info = load_model(result.best_path)
+    assert model.zero_shot_index.tolist() == [7, -1, 11]  # by scientific name, case-insensitive; -1: unknown to BirdNET
+    assert info["extra"]["zero_shot"] == {"weight": 0.5, "species_known": 2, "species": 3}
+    engine_matches_oof(model, labels, table, tmp_path / "run", atol=2e-5)  # validation scored as the engine scores
+    oof = pd.read_csv(tmp_path / "run" / "oof.csv").set_index("filename")
+    paths = table.frame.set_index("filename").loc[oof.index, "path"]
+    embeddings = np.stack([clip_features(load(p, sample_rate=RATE), RATE, standin, BirdNetFeatureConfig(window=5.0)) for p in paths])
+    with torch.no_grad():
+        head = torch.sigmoid(model(torch.from_numpy(embeddings))).numpy()  # the head alone
+    codes = list(labels.codes)
+    np.testing.assert_allclose(oof[codes[1]], head[:, 1], atol=2e-5)  # the species BirdNET does not know: the head's score
+    assert np.abs(oof[codes[0]].to_numpy() - head[:, 0]).max() > 1e-3  # a known one: blended
+
+
+def test_zero_shot_without_species_birdnet_knows_warns_and_the_head_scores_alone(tiny_data, probe_config, standin, tmp_path):
+    table = _renamed_copy(tiny_data, tmp_path / "data", ["Monticichla flavensis", "Nycticichla viridus", "Phyllornis punctata"])
+    config = replace(probe_config, probe=replace(probe_config.probe, zero_shot=0.5))
+    with pytest.warns(UserWarning, match="BirdNET knows none of the 3 species by scientific name; the head scores alone"):
+        fit(table, config, tmp_path / "run", show_progress=False)
+    fit(table, probe_config, tmp_path / "plain", show_progress=False)
+    columns = ["train_loss", "val_loss", "cmap", "macro_auc"]
+    got, plain = (pd.read_csv(tmp_path / name / "metrics.csv")[columns] for name in ("run", "plain"))
+    pd.testing.assert_frame_equal(got, plain, atol=1e-6)  # the same head, validated alone
+    model, _, info = load_model(tmp_path / "run" / "best.safetensors")
+    assert model.zero_shot_index.tolist() == [-1, -1, -1] and info["extra"]["zero_shot"]["species_known"] == 0
+    with pytest.raises(ParameterError, match="zero_shot"):
+        ProbeConfig(zero_shot=-0.1)
