@@ -199,3 +199,22 @@ def test_zero_shot_without_species_birdnet_knows_warns_and_the_head_scores_alone
     assert model.zero_shot_index.tolist() == [-1, -1, -1] and info["extra"]["zero_shot"]["species_known"] == 0
     with pytest.raises(ParameterError, match="zero_shot"):
         ProbeConfig(zero_shot=-0.1)
+
+
+@pytest.mark.birdnet
+@pytest.mark.integration
+def test_zero_shot_on_the_real_birdnet_finds_species_by_name_and_scores_as_validated(tiny_data, tmp_path, engine_matches_oof):
+    """The real BirdNET V2.4: its labels give the index, and the engine's blended scores equal the validation's."""
+    from birdcall.birdnet import shared_model
+
+    probe_module._LAST.clear()
+    table = _renamed_copy(tiny_data, tmp_path / "data", ["Turdus merula", "Avis imaginaria", "Erithacus rubecula"])
+    config = TrainConfig(model="birdnet_probe", features=FeatureConfig(pad="wrap"), epochs=2, batch_size=16, threads=2, data={"val_fraction": 0.3},
+                         probe=ProbeConfig(views=0, zero_shot=0.5))  # fmt: skip
+    result = fit(table, config, tmp_path / "run", show_progress=False)
+    model, labels, info = load_model(result.best_path)
+    index = model.zero_shot_index.tolist()
+    assert index[1] == -1 and min(index[0], index[2]) >= 0
+    assert [shared_model().labels[i][0] for i in (index[0], index[2])] == ["Turdus merula", "Erithacus rubecula"]
+    assert info["extra"]["zero_shot"]["species_known"] == 2
+    engine_matches_oof(model, labels, table, tmp_path / "run", atol=1e-4, count=3)
