@@ -65,7 +65,8 @@ class ProbeConfig:
         tail_lr: ``birdnet_finetune`` only: the tail's learning rate as a fraction of ``lr``.
         zero_shot: weight of BirdNET's own classifier in the model's output (``ModelConfig.birdnet_zero_shot``):
             for each species BirdNET knows by the taxonomy's ``scientific_name``, the output logit is
-            ``(1 - zero_shot) * head + zero_shot * BirdNET``; the head itself trains alone. 0: off.
+            ``(1 - zero_shot) * head + zero_shot * BirdNET``; the head itself trains alone (with ``logits`` true
+            as well its inputs already carry BirdNET's logits, and a one-head model trains inside the blend). 0: off.
     """
 
     clips: bool = True
