@@ -80,8 +80,6 @@ class BirdNetProbe(nn.Module):
         )
         self.num_inputs = feature_dim(self.birdnet_config, embedding_dim=_EMBEDDING_DIM, num_classes=_NUM_CLASSES)
         self.zero_shot = float(config.birdnet_zero_shot)
-        # what BirdNET gives per window at inference: the head's inputs, then (zero-shot) its class logits
-        self.scoring_config = dataclasses.replace(self.birdnet_config, logits=True) if self.zero_shot else self.birdnet_config
         self.num_scoring = feature_dim(self.scoring_config, embedding_dim=_EMBEDDING_DIM, num_classes=_NUM_CLASSES)
         if features.clip_samples in (self.num_inputs, self.num_scoring):  # forward tells waveforms from features by their width
             raise ParameterError(f"a {features.clip_samples}-sample window is as wide as the {self.num_inputs} features: change sample_rate")
@@ -97,6 +95,12 @@ class BirdNetProbe(nn.Module):
         if config.heads > 1:  # each extra head's own standardisation (only then: no zero-size tensors in the file)
             self.register_buffer("extra_mean", torch.zeros(config.heads - 1, self.num_inputs))
             self.register_buffer("extra_scale", torch.ones(config.heads - 1, self.num_inputs))
+
+    @property
+    def scoring_config(self) -> BirdNetFeatureConfig:
+        """What BirdNET gives per window at inference and validation: the head's inputs, then (zero-shot) its
+        class logits. A property: a subclass that sets its own ``birdnet_config`` (``birdnet_finetune``) scores with it."""
+        return dataclasses.replace(self.birdnet_config, logits=True) if self.zero_shot else self.birdnet_config
 
     def _head(self, config: ModelConfig) -> tuple[nn.Module, nn.Linear]:
         if config.hidden:
