@@ -220,7 +220,7 @@ class BirdNetProbe(nn.Module):
         BirdNET's own (:meth:`blend_zero_shot`)."""
         raw, birdnet_logits = self.split_inputs(x)
         if not len(self.extra_heads):
-            logits = self.forward_head((raw - self.feature_mean) / self.feature_scale)
+            logits = self.forward_head(self.forward_features(raw))
         else:
             p = torch.sigmoid(self.head_logits(raw)).mean(dim=1).clamp(1e-7, 1 - 1e-7)
             logits = torch.log(p) - torch.log1p(-p)

@@ -223,7 +223,7 @@ def fit_probe(
     paths = list(table.frame["path"])
     rate = config.features.sample_rate
     store = store or FeatureStore()
-    zero_shot = _zero_shot_index(model, table, birdnet) if getattr(model, "zero_shot", 0.0) else None
+    zero_shot = _zero_shot_index(model, table, birdnet) if model.zero_shot else None
     started = time.perf_counter()
     with make_progress(disable=not show_progress) as progress:
         x_train, y_train, is_view = probe_training_features(
