@@ -75,14 +75,15 @@ bench-nips4b: birdnet
 # Issue 16's soundscape benchmark (~90 min on 2 cores the first time; BirdNET features are cached, reruns take ~60 min,
 # most of it training birdnet_finetune's tail): 5-fold CV on continuous recordings assembled from ../shared/data/nips4b;
 # MFCC+LR, BirdNET zero-shot and embeddings+LR, the birdnet_probe / birdnet_mlp / birdnet_finetune recipes and
-# ablations (birdnet_mlp without the zero-shot blend: 2heads; the recipe: zs), each also after --smooth, and ensembles.
+# ablations (the probes without the zero-shot blend: 2heads, clips, clips+views; the recipes: zs), each also after --smooth, and ensembles.
 # The rows of all invocations end up in one table (runs/nips4b_soundscape/benchmark.json).
 SOUNDSCAPE = $(PY) benchmarks/nips4b_soundscape_cv.py --out runs/nips4b_soundscape --quiet
 bench-soundscape: birdnet
-	$(SOUNDSCAPE) --systems mfcc,birdnet,cnn --config src/birdcall/recipes/birdnet_probe.yaml --tag 2heads
-	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_probe.yaml --tag clips probe.views=0 probe.heads=1
-	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_probe.yaml --tag clips+views probe.heads=1
-	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_mlp.yaml --tag clips+views probe.heads=1
+	$(SOUNDSCAPE) --systems mfcc,birdnet,cnn --config src/birdcall/recipes/birdnet_probe.yaml --tag 2heads probe.zero_shot=0
+	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_probe.yaml --tag clips probe.views=0 probe.heads=1 probe.zero_shot=0
+	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_probe.yaml --tag clips+views probe.heads=1 probe.zero_shot=0
+	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_mlp.yaml --tag clips+views probe.heads=1 probe.zero_shot=0
+	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_probe.yaml --tag zs
 	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_mlp.yaml --tag 2heads probe.zero_shot=0
 	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_mlp.yaml --tag zs
 	$(SOUNDSCAPE) --systems cnn --config src/birdcall/recipes/birdnet_finetune.yaml --tag ft-lr1
