@@ -90,13 +90,13 @@ bench-soundscape: birdnet
 	$(PY) benchmarks/soundscape_ensemble.py --run runs/nips4b_soundscape "birdcall birdnet_mlp (birdnet_mlp 2heads)" "birdcall birdnet_finetune (birdnet_finetune ft-lr1)"
 	$(PY) benchmarks/soundscape_ensemble.py --run runs/nips4b_soundscape "birdcall birdnet_probe (birdnet_probe 2heads)" "birdcall birdnet_mlp (birdnet_mlp 2heads)" "birdcall birdnet_finetune (birdnet_finetune ft-lr1)"
 
-# Issue 17's self-training loop on the soundscape benchmark (after bench-soundscape, whose birdnet_finetune and
-# birdnet_mlp runs are the teachers): per fold, pseudo-label the unlabelled NIPS4B recordings with the fold's own
-# teachers (~8 min per fold), train the CNN student (src/birdcall/recipes/cnn_distill.yaml, ~51 min per fold on 2 cores), then
-# round 2: pseudo-label with teachers + student and fine-tune the student (20 epochs, ~18 min per fold). Fold 0: 78 min.
+# Issue 17's self-training loop on the soundscape benchmark (after bench-soundscape, whose birdnet_mlp recipe run, with
+# its zero-shot blend, is the teacher): per fold, pseudo-label the unlabelled NIPS4B recordings with the fold's own
+# teacher (~2 min per fold), train the CNN student (src/birdcall/recipes/cnn_distill.yaml, ~25 min per fold on 2 cores),
+# then round 2: pseudo-label with teacher + student (a BirdNET-based + CNN ensemble) and fine-tune the student for 20 epochs.
 bench-distill: birdnet
-	$(PY) benchmarks/self_training.py --teacher runs/nips4b_soundscape/birdnet_finetune-ft-lr1 --teacher runs/nips4b_soundscape/birdnet_mlp-2heads \
-		--rounds 2 --refine-epochs 20 --refine-lr 1e-3 --tag st --quiet
+	$(PY) benchmarks/self_training.py --teacher runs/nips4b_soundscape/birdnet_mlp-zs \
+		--rounds 2 --refine-epochs 20 --refine-lr 1e-3 --tag zs --out runs/nips4b_soundscape --quiet
 
 # Issue 5's speed benchmark (~10 min): every backend end to end on a 10-min soundscape vs BirdNET, memory vs length.
 bench-inference: birdnet
