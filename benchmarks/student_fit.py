@@ -97,11 +97,11 @@ def main(argv=None) -> int:
     for k in (int(f) for f in args.folds.split(",")):
         for name, (t, s) in (("taught", taught(args.run, args.student, args.labels, k, args.unlabeled, args.threads)),
                              ("unseen", unseen(args.run, args.teacher_scores, args.student_scores, k))):  # fmt: skip
-            rows.append({"fold": k, "windows": name, **agreement(t, s)})
+            rows.append({"fold": k, "set": name, **agreement(t, s)})
     table = pd.DataFrame(rows)
-    print(table.to_markdown(index=False, floatfmt=".3f"))
-    means = table.groupby("windows")[["bce", "bce_floor", "logit_r", "cmap_on_teacher"]].mean()
-    print("\nmean over folds:\n" + means.to_markdown(floatfmt=".3f"))
+    print(table.round(3).to_markdown(index=False))
+    means = table.groupby("set")[["windows", "bce", "bce_floor", "logit_r", "cmap_on_teacher"]].mean()
+    print("\nmean over folds:\n" + means.round(3).to_markdown())
     return 0
 
 
