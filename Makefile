@@ -27,7 +27,7 @@ browser:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
 # What CI runs: every tier that needs no GPU and no network (default, integration and slow: the demo acceptance and
-# browser tests included; ~10–15 min: measured 10 min 38 s of tests, 11 min 57 s with a fresh .venv, 2026-12-05),
+# browser tests included; ~10–15 min: measured 11 min 37 s of tests, 12 min 52 s with a fresh .venv, 2026-12-05),
 # and the `birdnet` and `ray` tests, with the optional BirdNET and Ray extras installed first (in CI they fail rather
 # than skip without them).
 test: setup browser birdnet ray
