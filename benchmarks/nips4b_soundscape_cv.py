@@ -250,6 +250,11 @@ def _cached(path: Path, compute):
 # ------------------------------------------------------------------------------------------------------------
 
 
+def score_slug(name: str) -> str:
+    """The file name stem of a system's window scores (``RUN/scores/<stem>_fold<k>.csv``)."""
+    return "".join(ch if ch.isalnum() or ch in "+-." else "_" for ch in name)
+
+
 def score_windows(solution: pd.DataFrame, scores: pd.DataFrame, codes: list[str], birds: list[str]) -> dict:
     scores = scores.set_index("row_id").reindex(solution["row_id"])
     if scores.isna().any().any():
@@ -361,7 +366,7 @@ def main(argv=None) -> int:
         results.setdefault(name, {"folds": {}, "scores": []})
         results[name]["folds"][k] = row
         results[name]["scores"].append(scores.set_index("row_id").reindex(solutions[k]["row_id"]).reset_index())
-        slug = "".join(ch if ch.isalnum() or ch in "+-." else "_" for ch in name)
+        slug = score_slug(name)
         (run_dir / "scores").mkdir(exist_ok=True)  # every system's window scores, for offline ensembles and checks
         results[name]["scores"][-1].to_csv(run_dir / "scores" / f"{slug}_fold{k}.csv", index=False, float_format="%.6g")
         print(f"{name} fold {k}: cmAP {row['cmap']:.4f}, birds {row['birds_cmap']:.4f}, train {train_s:.0f} s, RTF {audio_seconds[k] / max(infer_s, 1e-9):.0f}")

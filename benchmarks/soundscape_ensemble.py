@@ -22,14 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nips4b_soundscape_cv import DEFAULT_DATA, REPO_ROOT, score_windows
+from nips4b_soundscape_cv import DEFAULT_DATA, REPO_ROOT, score_slug, score_windows
 
 from birdcall.layout import DatasetLayout
-
-
-def slug(name: str) -> str:
-    """The file name stem the benchmark gives a system's scores."""
-    return "".join(ch if ch.isalnum() or ch in "+-." else "_" for ch in name)
 
 
 def main(argv=None) -> int:
@@ -58,10 +53,10 @@ def main(argv=None) -> int:
         per_fold = []
         for k in fold_ids:
             if name.startswith("ensemble"):
-                members = [pd.read_csv(args.run / "scores" / f"{slug(s)}_fold{k}.csv").set_index("row_id")[codes] for s in args.systems]
+                members = [pd.read_csv(args.run / "scores" / f"{score_slug(s)}_fold{k}.csv").set_index("row_id")[codes] for s in args.systems]
                 scores = (sum(members) / len(members)).reset_index()
             else:
-                path = args.run / "scores" / f"{slug(name)}_fold{k}.csv"
+                path = args.run / "scores" / f"{score_slug(name)}_fold{k}.csv"
                 if not path.is_file():
                     raise SystemExit(f"{path}: no scores of {name!r} for fold {k} (run the benchmark for it first)")
                 scores = pd.read_csv(path)

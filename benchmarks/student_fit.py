@@ -30,6 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nips4b_soundscape_cv import score_slug
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_UNLABELED = REPO_ROOT.parent / "shared" / "data" / "nips4b" / "unlabeled"
 EPS = 1e-6
@@ -52,14 +55,11 @@ def agreement(teacher: np.ndarray, student: np.ndarray) -> dict:
             "cmap_on_teacher": cmap}  # fmt: skip
 
 
-def _slug(name: str) -> str:  # as nips4b_soundscape_cv.py names its score files
-    return "".join(ch if ch.isalnum() or ch in "+-." else "_" for ch in name)
-
-
 def taught(run: Path, student: str, labels: str, k: int, unlabeled: Path, threads: int) -> tuple[np.ndarray, np.ndarray]:
-    from birdcall.audio import info
     from birdcall.infer.pseudo_labels import pseudo_label, read_pseudo_labels
     from birdcall.layout import RunLayout
+    from birdcall.train.config import PseudoLabelConfig
+    from birdcall.train.soft_labels import _durations  # the recording lengths training's min_seconds filter reads
 
     out = run / "student_fit" / student / f"fold{k}.parquet"
     pseudo_label([RunLayout(run / student).fold(k).root], [unlabeled], out, threads=threads, show_progress=False)
@@ -70,14 +70,14 @@ def taught(run: Path, student: str, labels: str, k: int, unlabeled: Path, thread
     rows = [order[w] for w in key(teacher)]
     codes = list(teacher.labels.codes)
     columns = [list(mine.labels.codes).index(c) for c in codes]
-    durations = {f: info(f).duration for f in dict.fromkeys(teacher.files)}
-    keep = np.array([durations[f] - s >= 1.0 for f, s in zip(teacher.files, teacher.start)])
+    durations, min_seconds = _durations(teacher.files), PseudoLabelConfig().min_seconds  # the recipe's default, 1 s
+    keep = np.array([durations[f] - s >= min_seconds for f, s in zip(teacher.files, teacher.start)])
     return teacher.probs[keep], mine.probs[rows][:, columns][keep]
 
 
 def unseen(run: Path, teacher_system: str, student_system: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-    t = pd.read_csv(run / "scores" / f"{_slug(teacher_system)}_fold{k}.csv").set_index("row_id")
-    s = pd.read_csv(run / "scores" / f"{_slug(student_system)}_fold{k}.csv").set_index("row_id").reindex(t.index)
+    t = pd.read_csv(run / "scores" / f"{score_slug(teacher_system)}_fold{k}.csv").set_index("row_id")
+    s = pd.read_csv(run / "scores" / f"{score_slug(student_system)}_fold{k}.csv").set_index("row_id").reindex(t.index)
     codes = [c for c in t.columns if c in s.columns]
     return t[codes].to_numpy(), s[codes].to_numpy()
 

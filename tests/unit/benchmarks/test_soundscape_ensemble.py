@@ -34,7 +34,7 @@ def _run_folder(root, ensemble, systems, folds=(0, 1, 2), windows=12, seed=0):
         for name in systems:
             frame = pd.DataFrame(np.clip(labels * 0.4 + rng.random(labels.shape) * 0.6, 0, 1), columns=CODES).assign(row_id=ids)
             scores[name][k] = frame
-            frame.to_csv(root / "run" / "scores" / f"{ensemble.slug(name)}_fold{k}.csv", index=False)
+            frame.to_csv(root / "run" / "scores" / f"{ensemble.score_slug(name)}_fold{k}.csv", index=False)
     return data, truth, scores
 
 

@@ -34,4 +34,4 @@ def test_agreement_of_a_teacher_with_itself_and_with_a_student_that_ranks_it_bac
 
 def test_score_file_names_follow_the_benchmark(load_benchmark):
     fit = load_benchmark("student_fit")
-    assert fit._slug("CNN cnn_mobilenetv3_large (cnn_distill zs-r1)") == "CNN_cnn_mobilenetv3_large__cnn_distill_zs-r1_"
+    assert fit.score_slug("CNN cnn_mobilenetv3_large (cnn_distill zs-r1)") == "CNN_cnn_mobilenetv3_large__cnn_distill_zs-r1_"
