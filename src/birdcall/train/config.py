@@ -122,6 +122,10 @@ class PseudoLabelConfig:
         min_seconds: windows holding less audio than this are left out: the tail of a recording a little longer
             than a whole number of windows (NIPS4B's 5.004-s files give a 4-ms second window, padded) teaches
             nothing but padding.
+        augment: augment the pseudo-labelled windows as labelled items are (background noise, the waveform
+            stage, in-batch sum-mixing and the batch stage). False gives the student each window exactly as the
+            teacher scored it, so its target stays the teacher's verdict on what the student hears (consistent
+            teaching); augmented views then come from labelling augmented copies of the recordings.
     """
 
     labels: str | None = None
@@ -132,6 +136,7 @@ class PseudoLabelConfig:
     min_confidence: float = 0.0
     ratio: float = 0.5
     min_seconds: float = 1.0
+    augment: bool = True
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -105,7 +105,10 @@ def train_one_epoch(
         if n_pseudo:
             parts.append((waveforms[-n_pseudo:], targets[-n_pseudo:]))
         mixed = []
-        for part_waveforms, part_targets in parts:
+        for i, (part_waveforms, part_targets) in enumerate(parts):
+            if i == 1 and not config.pseudo.augment:  # pseudo-labelled windows as the teacher scored them
+                mixed.append((part_waveforms, part_targets))
+                continue
             part_waveforms, part_targets = sum_mix(
                 part_waveforms, part_targets, generator=generator, p=config.data.mix_p, min_gain_db=config.data.mix_min_gain_db, max_gain_db=config.data.mix_max_gain_db
             )
@@ -118,7 +121,10 @@ def train_one_epoch(
         if len(spec_augment.transforms):
             with torch.no_grad():  # the front end has no trainable parameters
                 features = frontend(waveforms)
-            features, targets = spec_augment(features.cpu(), targets.cpu(), generator=generator)
+            features, targets = features.cpu(), targets.cpu()
+            cut = len(features) if config.pseudo.augment or not n_pseudo else n_labelled  # unaugmented pseudo rows keep theirs
+            head = spec_augment(features[:cut], targets[:cut], generator=generator)
+            features, targets = torch.cat([head[0], features[cut:]]), torch.cat([head[1], targets[cut:]])
             waveforms, targets = features.to(device), targets.to(device)  # the model takes features as they are
         with _autocast(device, config.amp):
             logits = clip_logits(model(waveforms))
@@ -252,7 +258,7 @@ def _pseudo_dataset(table: ClipTable, config: TrainConfig):
 
     cache = AudioCache(config.data.cache_dir, sample_rate=config.features.sample_rate) if config.data.cache_dir else None
     return load_pseudo_windows(config.pseudo, table.labels, config.features, read=cache.get if cache else MemoryReader(config.features.sample_rate),
-                               augment=waveform_augment(config, table.background_files), seed=config.seed)  # fmt: skip
+                               augment=waveform_augment(config, table.background_files) if config.pseudo.augment else None, seed=config.seed)  # fmt: skip
 
 
 def _lineage(config: TrainConfig, pseudo_source, teacher, init_report) -> dict:

@@ -157,3 +157,50 @@ def test_recording_tails_shorter_than_min_seconds_are_left_out(tiny_table, tiny_
     assert (source.windows, source.dropped, source.short) == (2, 1, 1) and list(dataset.starts) == [0.0, 1.0]
     _, source = _pseudo_dataset(tiny_table, _student_config(tiny_config, labels, folder, min_seconds=0.0))
     assert source.windows == 3
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_pseudo_augment_false_gives_the_student_the_teachers_window(tiny_table, tiny_config, labels_file, unlabeled, augment):
+    """With ``pseudo.augment: false`` every pseudo-labelled row reaches the model as the window the teacher scored
+    (no noise, no sum-mix, no spectrogram masks) with its own soft target; with ``true`` some rows do not."""
+    from birdcall.models import create_model
+    from birdcall.train.losses import build_loss
+    from birdcall.train.loop import train_one_epoch
+
+    config = _student_config(tiny_config, labels_file, unlabeled, ratio=0.5, augment=augment)
+    config = replace(config, data=replace(config.data, mix_p=1.0),
+                     augment={"waveform": [{"name": "background_noise", "p": 1.0, "snr_db": [0.0, 3.0]}],
+                              "spectrogram": [{"name": "time_mask", "p": 1.0}]})  # fmt: skip
+    targets = encode_targets(tiny_table, config.data.secondary_weight)
+    idx = np.arange(len(tiny_table.frame))
+    train_ds, _ = _datasets(tiny_table, config, targets, idx, idx[:0])
+    pseudo_ds, _ = _pseudo_dataset(tiny_table, config)
+    loader = _train_loader(train_ds, config, torch.Generator().manual_seed(0), 0, 1, pseudo=pseudo_ds)
+    model = create_model("test_cnn", num_classes=3, features=config.features)
+    with torch.no_grad():
+        clean = model.frontend(torch.stack([torch.from_numpy(pseudo_ds.window(i)) for i in range(len(pseudo_ds))]))
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.frontend = model, model.frontend
+
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return self.inner(x)
+
+    spy = Spy()
+    optimizer = torch.optim.SGD(spy.parameters(), lr=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    criterion = build_loss("bce")
+    train_one_epoch(spy, loader, optimizer, scheduler, criterion, config=config, generator=torch.Generator().manual_seed(1), epoch=1,
+                    device=torch.device("cpu"), pseudo_per_batch=loader.batch_sampler.per_batch)  # fmt: skip
+    rows = torch.cat([x[-loader.batch_sampler.per_batch :] for x in seen])  # features: the spectrogram stage ran in the loop
+    labelled = torch.cat([x[: -loader.batch_sampler.per_batch] for x in seen])
+    nearest = torch.cdist(rows.flatten(1), clean.flatten(1)).min(dim=1).values
+    if augment:
+        assert (nearest > 1e-3).any()
+    else:
+        assert (nearest < 1e-4).all()  # every row is one of the teacher's windows, untouched
+    assert not any((torch.cdist(labelled.flatten(1), clean.flatten(1)).min(dim=1).values < 1e-4).tolist())  # labelled rows stay augmented
