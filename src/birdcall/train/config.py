@@ -123,7 +123,7 @@ class PseudoLabelConfig:
             than a whole number of windows (NIPS4B's 5.004-s files give a 4-ms second window, padded) teaches
             nothing but padding.
         augment: augment the pseudo-labelled windows as labelled items are (background noise, the waveform
-            stage, in-batch sum-mixing and the batch stage). False gives the student each window exactly as the
+            stage, in-batch sum-mixing, the batch and spectrogram stages). False gives the student each window as the
             teacher scored it, so its target stays the teacher's verdict on what the student hears (consistent
             teaching); augmented views then come from labelling augmented copies of the recordings.
     """

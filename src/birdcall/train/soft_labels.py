@@ -6,7 +6,7 @@ Two sources, which a recipe may combine (``TrainConfig.pseudo`` and ``TrainConfi
   read from the ``pseudo-label`` Parquet file (its one owner is :mod:`birdcall.infer.pseudo_labels`). The
   window is fixed (the teacher saw exactly it), so the only augmentations applied are those that keep its
   content: background noise and the waveform stage, plus in-batch sum-mixing with other pseudo-labelled
-  windows (union of the soft labels). Cheap: the teacher ran once.
+  windows (union of the soft labels); with ``pseudo.augment: false``, none of them. Cheap: the teacher ran once.
 - **Online** (:class:`OnlineTeacher`): a teacher in memory scores every batch of labelled items *after* their
   augmentations (soundscape mixing, random crops, sum-mix), so the targets match what the student sees. It
   costs one teacher forward pass per batch.

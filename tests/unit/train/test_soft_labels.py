@@ -212,3 +212,5 @@ def test_config_refusals():
         TrainConfig(distill={"loss": "mse"})
     with pytest.raises(ParameterError, match="power"):
         TrainConfig(pseudo={"power": 0})
+    with pytest.raises(ParameterError, match="pseudo.augment: expected true or false"):
+        TrainConfig(pseudo={"augment": "maybe"})
