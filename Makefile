@@ -27,7 +27,7 @@ browser:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
 # What CI runs: every tier that needs no GPU and no network (default, integration and slow: the demo acceptance and
-# browser tests included; ~10–15 min: measured 11 min 37 s of tests, 12 min 52 s with a fresh .venv, 2026-12-05),
+# browser tests included; ~10–15 min: measured 10 min 13 s of tests, 11 min 22 s with a fresh .venv, 2026-12-05),
 # and the `birdnet` and `ray` tests, with the optional BirdNET and Ray extras installed first (in CI they fail rather
 # than skip without them).
 test: setup browser birdnet ray
@@ -92,11 +92,12 @@ bench-soundscape: birdnet
 
 # Issue 17's self-training loop on the soundscape benchmark (after bench-soundscape, whose birdnet_mlp recipe run, with
 # its zero-shot blend, is the teacher): per fold, pseudo-label the unlabelled NIPS4B recordings with the fold's own
-# teacher (~2 min per fold), train the CNN student (src/birdcall/recipes/cnn_distill.yaml, ~25 min per fold on 2 cores),
-# then round 2: pseudo-label with teacher + student (a BirdNET-based + CNN ensemble) and fine-tune the student for 20 epochs.
+# teacher (~2 min per fold), train the CNN student (src/birdcall/recipes/cnn_distill.yaml, ~27 min per fold on 2 cores),
+# then rounds 2 and 3: pseudo-label with teacher + the last student (a BirdNET-based + CNN ensemble, ~30 s per fold) and
+# fine-tune that student for 20 epochs (~9 min per fold). Measured 2026-12-05: ~4 h for 5 folds; each round gained.
 bench-distill: birdnet
 	$(PY) benchmarks/self_training.py --teacher runs/nips4b_soundscape/birdnet_mlp-zs \
-		--rounds 2 --refine-epochs 20 --refine-lr 1e-3 --tag zs --out runs/nips4b_soundscape --quiet
+		--rounds 3 --refine-epochs 20 --refine-lr 1e-3 --tag zs --out runs/nips4b_soundscape --quiet
 
 # Issue 5's speed benchmark (~10 min): every backend end to end on a 10-min soundscape vs BirdNET, memory vs length.
 bench-inference: birdnet
