@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 
 SAMPLE_RATE = 32000
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3")
 
 
 def make_view(y: np.ndarray, *, other: np.ndarray | None, bed: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
@@ -53,20 +52,17 @@ def make_view(y: np.ndarray, *, other: np.ndarray | None, bed: np.ndarray | None
 
 
 def build_views(source: Path, background: Path, out: Path, *, views: int = 4, seed: int = 0) -> dict:
-    from birdcall.audio import load, write_audio
+    from birdcall.audio import AUDIO_EXTENSIONS, write_audio
+    from birdcall.augment.waveform.add_background_noise import find_audio_files
+    from birdcall.data.mixed_windows import MemoryReader
     from birdcall.data.soundscape import _rms, background_bed
     from birdcall.errors import AudioLoadError
 
-    files = sorted(p for p in source.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
-    beds = sorted(p for p in background.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)  # not recursive: a view is named by its stem
+    beds = find_audio_files(background)
     if not files or not beds:
         raise SystemExit(f"no audio in {source if not files else background}")
-    cache: dict[Path, np.ndarray] = {}
-
-    def read(path: Path) -> np.ndarray:
-        if path not in cache:
-            cache[path] = load(path, sample_rate=SAMPLE_RATE)
-        return cache[path]
+    read = MemoryReader(SAMPLE_RATE)  # every recording is read again as another's second source
 
     out.mkdir(parents=True, exist_ok=True)
     written = kept = 0
@@ -77,6 +73,7 @@ def build_views(source: Path, background: Path, out: Path, *, views: int = 4, se
         except AudioLoadError as err:
             skipped.append(f"{path.name}: {err.cause}")
             continue
+        level = _rms(y)
         for j in range(1, views + 1):
             target = out / f"{path.stem}_v{j}.flac"
             if target.exists():
@@ -84,9 +81,9 @@ def build_views(source: Path, background: Path, out: Path, *, views: int = 4, se
                 continue
             rng = np.random.default_rng([seed, i, j])
             bed = None
-            if rng.random() < 0.8 and _rms(y) > 0:
+            if rng.random() < 0.8 and level > 0:
                 snr = rng.uniform(0.0, 20.0)
-                level_db = 20.0 * np.log10(_rms(y)) - snr
+                level_db = 20.0 * np.log10(level) - snr
                 bed = background_bed(read, beds, y.size, fade_samples=int(0.05 * SAMPLE_RATE), level_db=(level_db, level_db), rng=rng, random_start=True)
             other = None
             if rng.random() < 0.5:

@@ -162,7 +162,7 @@ def test_recording_tails_shorter_than_min_seconds_are_left_out(tiny_table, tiny_
 @pytest.mark.parametrize("augment", [False, True])
 def test_pseudo_augment_false_gives_the_student_the_teachers_window(tiny_table, tiny_config, labels_file, unlabeled, augment):
     """With ``pseudo.augment: false`` every pseudo-labelled row reaches the model as the window the teacher scored
-    (no noise, no sum-mix, no spectrogram masks) with its own soft target; with ``true`` some rows do not."""
+    (no noise, no sum-mix, no spectrogram masks); with ``true`` some rows do not. Labelled rows stay augmented."""
     from birdcall.models import create_model
     from birdcall.train.losses import build_loss
     from birdcall.train.loop import train_one_epoch
