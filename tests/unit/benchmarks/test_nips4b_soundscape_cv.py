@@ -81,8 +81,22 @@ def test_benchmark_scores_mfcc_and_cnn_on_the_same_recordings(bench, small_data,
     assert (out / "soundscapes" / "fold0" / "solution.csv").stat().st_mtime_ns == stamp
     assert again["systems"]["MFCC + LR"]["pooled"]["cmap"] == pytest.approx(pooled["MFCC + LR"]["cmap"])
     assert set(again["systems"]) == set(result["systems"])  # the CNN rows of the first run are kept in the file
-    assert "## Soundscape CV" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "## Soundscape CV" in printed
     assert np.isfinite(result["systems"]["MFCC + LR"]["pooled"]["birds_cmap"])
+    # the CNN is scored on the backend `predict` picks, its one-off export timed apart (with training, not the RTF)
+    from birdcall.infer.cache import can_export, cached_export
+
+    for k in (0, 1):
+        row = result["systems"]["CNN test_cnn (cpu_default)"]["folds"][str(k)]
+        best = out / "cnn" / f"fold{k}" / "best.safetensors"
+        assert row["export_seconds"] >= 0 and row["train_seconds"] >= row["export_seconds"]
+        assert f"CNN test_cnn (cpu_default) fold {k}: scored on {row['backend']}" in printed
+        if can_export(best) == "":  # OpenVINO installed: the export was made before the clock started, and it ran
+            assert row["backend"] == "openvino"
+            assert cached_export(best, export=lambda *a: pytest.fail("exported again")).path is not None
+        else:
+            assert row["backend"] == "torch"
 
 
 @pytest.mark.integration
