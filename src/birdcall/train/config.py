@@ -175,17 +175,28 @@ class DistillConfig:
         weight: share of the distillation term in the loss of labelled items, in [0, 1].
         loss: ``"bce"`` or ``"kl"``.
         temperature: ``T`` > 0.
+        embedding_weight: weight of an *embedding* distillation term on the pseudo-labelled windows (0: off). The
+            student's pooled features, through a linear map trained with it (a training aid, not part of the model
+            file), regress BirdNET V2.4's embeddings of each window: mean and max of the 1024-d embeddings of its
+            3-s sub-windows (the features ``birdnet_probe`` models classify), standardised per dimension over the
+            windows. They are computed once when training starts (needs ``make birdnet``). The term is the mean
+            squared error over the pseudo-labelled rows, weighted by their share of the batch as
+            ``pseudo.weight`` is. Needs ``pseudo.labels`` with ``pseudo.augment: false`` (the target describes
+            the window as it is) and a ``cnn``-family student. A student taught this way learns from BirdNET
+            (CC BY-NC-SA 4.0: non-commercial), and its metadata says so.
     """
 
     teacher: str | None = None
     weight: float = 0.5
     loss: str = "bce"
     temperature: float = 1.0
+    embedding_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_fields(self)
         check_number(self, "weight", ge=0, le=1)
         check_number(self, "temperature", gt=0)
+        check_number(self, "embedding_weight", ge=0)
         check_choice(self, "loss", DISTILL_LOSSES)
         if self.teacher is not None and not self.teacher.strip():
             raise ParameterError("DistillConfig.teacher must be a model path or null, got ''")
@@ -381,6 +392,8 @@ class TrainConfig:
         for key, value in (("pseudo.labels", self.pseudo.labels), ("distill.teacher", self.distill.teacher), ("init_from", self.init_from)):
             if value is not None and "{fold}" in value and self.folds < 2:
                 raise ParameterError(f"TrainConfig.{key} has '{{fold}}' but folds={self.folds}: only K-fold runs have a fold number")
+        if self.distill.embedding_weight > 0 and (self.pseudo.labels is None or self.pseudo.augment):
+            raise ParameterError("TrainConfig.distill.embedding_weight > 0 needs pseudo.labels with pseudo.augment: false (its targets describe the windows as they are)")
         if self.loss.loss == "bce+focal" and self.loss.bce_weight == 0 and self.loss.focal_weight == 0:
             raise ParameterError("TrainConfig.loss.bce_weight and focal_weight are both 0: the loss would be 0")
         if self.folds < 0 or self.folds == 1:

@@ -80,12 +80,15 @@ def _autocast(device: torch.device, enabled: bool):
 def train_one_epoch(
     model, loader, optimizer, scheduler, criterion, *, config: TrainConfig, generator: torch.Generator, epoch: int,
     device: torch.device, ema: ModelEma | None = None, scaler=None, progress=None, pseudo_per_batch: int = 0, teacher=None,
+    distiller=None,
 ) -> float:
     """One pass over ``loader``; returns the mean loss. A non-finite loss stops with the epoch and step.
 
     ``pseudo_per_batch``: the last rows of each batch are pseudo-labelled windows (soft targets, loss weight
     ``config.pseudo.weight``). ``teacher``: an :class:`~birdcall.train.soft_labels.OnlineTeacher` whose logits on
     the labelled rows enter the loss with weight ``config.distill.weight`` (:func:`soft_label_loss`).
+    ``distiller``: an :class:`~birdcall.train.soft_labels.EmbeddingDistiller` whose term on the embedding targets
+    the pseudo-labelled windows carry (a third element of the batch) is added to the loss.
 
     Per batch: sum-mix (union labels), the waveform-domain batch stage of ``config.augment`` (mixup/cutmix),
     then, when a spectrogram stage is configured (masks, spectrogram cutmix), the front end runs here, the
@@ -97,7 +100,8 @@ def train_one_epoch(
     frontend = _unwrap(model).frontend
     total, count = 0.0, 0
     task = progress.add_task(f"epoch {epoch} train", total=len(loader), rate="") if progress else None
-    for step, (waveforms, targets) in enumerate(loader):
+    for step, (waveforms, targets, *rest) in enumerate(loader):
+        embeddings = rest[0].to(device) if rest and distiller is not None else None
         # A batch is labelled items then `pseudo_per_batch` pseudo-labelled windows (PseudoBatchSampler): each part
         # is mixed within itself, so hard and soft labels never meet in one item.
         n_pseudo = pseudo_per_batch if 0 < pseudo_per_batch < len(waveforms) else 0
@@ -127,8 +131,13 @@ def train_one_epoch(
             features, targets = torch.cat([head[0], features[cut:]]), torch.cat([head[1], targets[cut:]])
             waveforms, targets = features.to(device), targets.to(device)  # the model takes features as they are
         with _autocast(device, config.amp):
-            logits = clip_logits(model(waveforms))
+            if embeddings is not None:
+                logits, pooled = distiller(_unwrap(model), waveforms)
+            else:
+                logits = clip_logits(model(waveforms))
         loss = soft_label_loss(criterion, logits.float(), targets, n_pseudo=n_pseudo, config=config, teacher_logits=teacher_logits)
+        if embeddings is not None:
+            loss = loss + distiller.loss(pooled, embeddings, rows=len(logits))
         if not torch.isfinite(loss):
             raise BirdcallError(f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step} (lower lr or enable grad_clip)")
         optimizer.zero_grad(set_to_none=True)
@@ -268,6 +277,11 @@ def _lineage(config: TrainConfig, pseudo_source, teacher, init_report) -> dict:
     teachers = list(pseudo_source.teachers) if pseudo_source is not None else []
     if teacher is not None:
         teachers.append({**teacher.describe(), "use": "online distillation"})
+    if config.distill.embedding_weight > 0:
+        from ..birdnet import BIRDNET_LICENSE, BIRDNET_VERSION, NON_COMMERCIAL_NOTE
+
+        teachers.append({"path": f"BirdNET V{BIRDNET_VERSION}", "digest": None, "model": "birdnet", "sample_rate": 48000, "license": BIRDNET_LICENSE,
+                         "note": NON_COMMERCIAL_NOTE, "use": "embedding distillation"})  # fmt: skip
     notes = [n for n in ([pseudo_source.note] if pseudo_source is not None else []) + [t.get("note") for t in teachers] if n]
     if teachers:
         extra["teachers"] = teachers
@@ -283,7 +297,7 @@ def _lineage(config: TrainConfig, pseudo_source, teacher, init_report) -> dict:
 
 def _train_loader(train_ds: ClipDataset, config: TrainConfig, generator: torch.Generator, rank: int, world: int, pseudo=None):
     if pseudo is not None:  # batches of labelled items then pseudo-labelled windows
-        from .soft_labels import PseudoBatchSampler, pseudo_per_batch
+        from .soft_labels import PseudoBatchSampler, collate_soft, pseudo_per_batch
 
         weights = None
         if config.data.balanced_sampling:
@@ -292,7 +306,7 @@ def _train_loader(train_ds: ClipDataset, config: TrainConfig, generator: torch.G
             weights = class_balanced_weights(train_ds.targets)
         batches = PseudoBatchSampler(len(train_ds), len(pseudo), batch_size=config.batch_size, per_batch=pseudo_per_batch(config.pseudo, config.batch_size),
                                      generator=generator, labelled_weights=weights, rank=rank, world=world, seed=config.seed)  # fmt: skip
-        return torch.utils.data.DataLoader(torch.utils.data.ConcatDataset([train_ds, pseudo]), batch_sampler=batches,
+        return torch.utils.data.DataLoader(torch.utils.data.ConcatDataset([train_ds, pseudo]), batch_sampler=batches, collate_fn=collate_soft,
                                            num_workers=config.num_workers, persistent_workers=config.num_workers > 0)  # fmt: skip
     sampler = None
     if world > 1:
@@ -391,6 +405,15 @@ def _fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, train_id
     targets = encode_targets(table, config.data.secondary_weight)
     train_ds, val_ds = _datasets(table, config, targets, np.asarray(train_idx), np.asarray(val_idx))
     pseudo_ds, pseudo_source = _pseudo_dataset(table, config)
+    if config.distill.embedding_weight > 0:  # BirdNET's embeddings of the pseudo-labelled windows, once per run
+        from .soft_labels import embedding_targets
+
+        if world > 1:
+            raise ParameterError("distill.embedding_weight trains in one process: run it without torchrun")
+        started = time.perf_counter()
+        pseudo_ds.embeddings = embedding_targets(pseudo_ds)
+        if is_main and show_progress:
+            print(f"embedding targets: {pseudo_ds.embeddings.shape[1]} values for each of {len(pseudo_ds)} windows ({time.perf_counter() - started:.1f} s)")
     loader_generator = torch.Generator()
     train_loader = _train_loader(train_ds, config, loader_generator, rank, world, pseudo=pseudo_ds)
     teacher = None
@@ -410,13 +433,18 @@ def _fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, train_id
         if is_main and show_progress:
             print(init_report.line())
     model = model.to(device)
+    distiller = None
+    if pseudo_ds is not None and pseudo_ds.embeddings is not None:
+        from .soft_labels import EmbeddingDistiller
+
+        distiller = EmbeddingDistiller(model, pseudo_ds.embeddings.shape[1], weight=config.distill.embedding_weight).to(device)
     weights = class_weights(train_ds.targets, power=config.loss.class_weight_power) if config.loss.class_weight_power else None
     criterion = build_loss(
         config.loss.loss, label_smoothing=config.loss.label_smoothing, class_weights=weights, gamma=config.loss.focal_gamma, alpha=config.loss.focal_alpha,
         bce_weight=config.loss.bce_weight, focal_weight=config.loss.focal_weight,
     ).to(device)  # fmt: skip
     optimizer = build_optimizer(
-        model, name=config.optim.optimizer, lr=config.optim.lr, weight_decay=config.optim.weight_decay, momentum=config.optim.momentum, no_decay_bias_norm=config.optim.no_decay_bias_norm
+        model if distiller is None else nn.ModuleList([model, distiller]), name=config.optim.optimizer, lr=config.optim.lr, weight_decay=config.optim.weight_decay, momentum=config.optim.momentum, no_decay_bias_norm=config.optim.no_decay_bias_norm
     )
     steps = len(train_loader)
     scheduler = build_scheduler(optimizer, warmup_steps=int(config.optim.warmup_epochs * steps), total_steps=config.epochs * steps, min_lr_ratio=config.optim.min_lr_ratio)
@@ -432,6 +460,8 @@ def _fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, train_id
     if state is not None:
         _unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if distiller is not None:
+            distiller.load_state_dict(state["distiller"])
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
@@ -451,7 +481,7 @@ def _fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, train_id
                     part.set_epoch(epoch)
             loss = train_one_epoch(
                 model, train_loader, optimizer, scheduler, criterion, config=config, generator=mix_generator, epoch=epoch,
-                device=device, ema=ema, scaler=scaler, progress=progress, teacher=teacher,
+                device=device, ema=ema, scaler=scaler, progress=progress, teacher=teacher, distiller=distiller,
                 pseudo_per_batch=train_loader.batch_sampler.per_batch if pseudo_ds is not None else 0,
             )  # fmt: skip
             if is_main:
@@ -462,7 +492,7 @@ def _fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, train_id
                 save_train_state(
                     layout.state, model=_unwrap(model).state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                     ema=ema.state_dict() if ema is not None else None, scaler=scaler.state_dict() if scaler is not None else None,
-                    epoch=epoch, history=history, best=best, fingerprint=fingerprint,
+                    epoch=epoch, history=history, best=best, fingerprint=fingerprint, distiller=distiller.state_dict() if distiller is not None else None,
                 )  # fmt: skip
                 progress.console.print(
                     f"epoch {epoch}/{config.epochs}  loss {loss:.4f}" + "".join(f"  {k} {v:.4f}" for k, v in metrics.items()) + f"  ({row['seconds']:.1f} s)",

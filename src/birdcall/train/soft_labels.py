@@ -7,6 +7,9 @@ Two sources, which a recipe may combine (``TrainConfig.pseudo`` and ``TrainConfi
   window is fixed (the teacher saw exactly it), so the only augmentations applied are those that keep its
   content: background noise and the waveform stage, plus in-batch sum-mixing with other pseudo-labelled
   windows (union of the soft labels); with ``pseudo.augment: false``, none of them. Cheap: the teacher ran once.
+- **Embeddings** (:func:`embedding_targets`, :class:`EmbeddingDistiller`, ``distill.embedding_weight``): BirdNET's
+  embeddings of each pseudo-labelled window, regressed from the student's pooled features through a linear map,
+  a far richer target per window (2048 values) than the teacher's species probabilities.
 - **Online** (:class:`OnlineTeacher`): a teacher in memory scores every batch of labelled items *after* their
   augmentations (soundscape mixing, random crops, sum-mix), so the targets match what the student sees. It
   costs one teacher forward pass per batch.
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..data.labels import LabelSet
 from ..errors import AudioLoadError, ParameterError
@@ -31,7 +35,8 @@ from ..features import FeatureConfig
 from ..features.crop import crop_or_pad
 from .config import PseudoLabelConfig
 
-__all__ = ["OnlineTeacher", "PseudoBatchSampler", "PseudoWindows", "fold_path", "load_pseudo_windows", "pseudo_per_batch", "transform_soft_labels"]
+__all__ = ["EmbeddingDistiller", "OnlineTeacher", "PseudoBatchSampler", "PseudoWindows", "collate_soft", "embedding_targets", "fold_path", "load_pseudo_windows",
+           "pseudo_per_batch", "transform_soft_labels"]
 
 
 def fold_path(template: str, fold: int | None) -> str:
@@ -139,8 +144,11 @@ class PseudoWindows:
 
     Window ``i`` is ``files[i]`` from ``starts[i]`` for one clip, padded as the student pads (``features.pad``)
     when the recording ends inside it: what the teacher scored. ``augment`` (background noise, gain...) runs on
-    it with a generator seeded by ``(seed, epoch, index)``.
+    it with a generator seeded by ``(seed, epoch, index)``. With ``embeddings`` set (an ``(n, D)`` array,
+    :func:`embedding_targets`) an item is ``(waveform, soft target, embedding)``.
     """
+
+    embeddings: np.ndarray | None = None
 
     def __init__(self, files: Sequence[Path], starts: np.ndarray, targets: np.ndarray, features: FeatureConfig, *,
                  read: Callable[[Path], np.ndarray], augment=None, seed: int = 0):  # fmt: skip
@@ -175,7 +183,94 @@ class PseudoWindows:
                 y = self.augment(y, sample_rate=self.features.sample_rate, rng=rng)
         except AudioLoadError as err:
             raise ClipReadError(err.path, f"{_READ_FAILED} ({err.cause})") from None
-        return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)), torch.from_numpy(self.targets[index])
+        item = (torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)), torch.from_numpy(self.targets[index]))
+        return item if self.embeddings is None else (*item, torch.from_numpy(self.embeddings[index]))
+
+
+def collate_soft(batch: Sequence[tuple]) -> tuple:
+    """Collate labelled items ``(waveform, target)`` and pseudo-labelled windows that may carry an embedding
+    target ``(waveform, target, embedding)``: ``(waveforms, targets)``, plus ``(k, D)`` embeddings of the last
+    ``k`` rows when they carry one (:class:`PseudoBatchSampler` puts the pseudo-labelled windows last)."""
+    waveforms = torch.stack([item[0] for item in batch])
+    targets = torch.stack([item[1] for item in batch])
+    extra = [item[2] for item in batch if len(item) > 2]
+    if not extra:
+        return waveforms, targets
+    if any(len(item) > 2 for item in batch[: len(batch) - len(extra)]):
+        raise ParameterError("collate_soft: items with an embedding target must come last in the batch")
+    return waveforms, targets, torch.stack(extra)
+
+
+def embedding_targets(windows: PseudoWindows, *, model=None, batch_size: int = 32) -> np.ndarray:
+    """BirdNET's features of every window of ``windows`` as regression targets, ``(n, 2 * embedding_dim)`` float32.
+
+    Each window as the student gets it (:meth:`PseudoWindows.window`, unaugmented) goes through
+    :func:`birdcall.birdnet.window_features` (sub-windows of BirdNET's segment length, 1 s apart; mean and max
+    of their embeddings), then every dimension is standardised over the windows (a dimension that does not
+    vary becomes 0), so the squared error weighs dimensions alike.
+
+    Args:
+        windows: the pseudo-labelled windows.
+        model: BirdNET or anything with its call signature; None: :func:`birdcall.birdnet.shared_model`.
+        batch_size: windows per BirdNET call.
+
+    Raises:
+        MissingExtraError: BirdNET is not installed (one line naming ``make birdnet``).
+        ParameterError: BirdNET's segment is longer than the student's window.
+    """
+    from ..birdnet import BirdNetFeatureConfig, shared_model, window_features
+
+    model = model if model is not None else shared_model()
+    window = windows.features.clip_duration
+    segment = float(model.segment_samples) / float(model.sample_rate)
+    if segment > window + 1e-9:
+        raise ParameterError(f"distill.embedding_weight: BirdNET's segments are {segment:g} s, longer than the student's {window:g}-s windows")
+    config = BirdNetFeatureConfig(window=window, segment=min(segment, window), step=1.0, pool="meanmax")
+    rate = windows.features.sample_rate
+    chunks = []
+    for first in range(0, len(windows), batch_size):
+        batch = np.stack([windows.window(i) for i in range(first, min(first + batch_size, len(windows)))])
+        chunks.append(window_features(batch, sample_rate=rate, model=model, config=config))
+    x = np.concatenate(chunks).astype(np.float64)
+    scale = x.std(axis=0)
+    return np.where(scale > 1e-8, (x - x.mean(axis=0)) / np.where(scale > 1e-8, scale, 1.0), 0.0).astype(np.float32)
+
+
+class EmbeddingDistiller(nn.Module):
+    """The embedding-distillation term of ``distill.embedding_weight``: a linear map from the student's pooled
+    features to the embedding targets, trained with the student and left out of its model file.
+
+    :meth:`forward` runs the student once and gives both its logits and its pooled features (the input of its
+    classifier, before dropout), so the term costs one matrix product per batch.
+
+    Args:
+        model: a ``cnn``-family student (``forward_head(x, pre_logits=True)``, ``drop``, ``classifier``).
+        dim: width of the targets.
+        weight: the term's weight.
+
+    Raises:
+        ParameterError: a student of another family.
+    """
+
+    def __init__(self, model: nn.Module, dim: int, *, weight: float):
+        super().__init__()
+        if not all(hasattr(model, name) for name in ("forward_features", "forward_head", "drop", "classifier", "num_features")):
+            raise ParameterError(f"distill.embedding_weight needs a cnn-family student, got {type(model).__name__}")
+        self.proj = nn.Linear(int(model.num_features), int(dim))
+        self.weight = float(weight)
+
+    def forward(self, model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, pooled features)`` of ``inputs`` (waveforms or front-end features); the logits are what
+        ``model(inputs)`` gives."""
+        pooled = model.forward_head(model.forward_features(inputs), pre_logits=True)
+        return model.classifier(model.drop(pooled)), pooled
+
+    def loss(self, pooled: torch.Tensor, targets: torch.Tensor, *, rows: int) -> torch.Tensor:
+        """``weight * share * mean((proj(pooled[-k:]) - targets) ** 2)`` for the ``k = len(targets)`` last rows of
+        a batch of ``rows``, ``share = k / rows`` (as pseudo-labelled rows count in the batch's mean loss)."""
+        k = len(targets)
+        error = torch.mean((self.proj(pooled[rows - k :].float()) - targets.float()) ** 2)
+        return self.weight * (k / rows) * error
 
 
 class PseudoBatchSampler:

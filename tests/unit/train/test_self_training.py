@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from birdcall.errors import ParameterError
 from birdcall.infer.pseudo_labels import pseudo_label, read_pseudo_labels
@@ -204,3 +205,112 @@ def test_pseudo_augment_false_gives_the_student_the_teachers_window(tiny_table, 
     else:
         assert (nearest < 1e-4).all()  # every row is one of the teacher's windows, untouched
     assert not any((torch.cdist(labelled.flatten(1), clean.flatten(1)).min(dim=1).values < 1e-4).tolist())  # labelled rows stay augmented
+
+
+@pytest.fixture
+def small_birdnet():
+    """BirdNET replaced by a small deterministic stand-in with 0.5-s segments (the tiny student's windows are 1 s)."""
+    from birdcall.birdnet import using_model
+    from birdcall.testing.birdnet import StandInBirdNet
+
+    model = StandInBirdNet(embedding_dim=16, num_classes=4, sample_rate=8000, segment_samples=4000)
+    with using_model(model):
+        yield model
+
+
+def test_embedding_targets_are_birdnets_standardised_window_features(tiny_table, tiny_config, labels_file, unlabeled, small_birdnet):
+    from birdcall.birdnet import BirdNetFeatureConfig, window_features
+    from birdcall.train.soft_labels import embedding_targets
+
+    pseudo_ds, _ = _pseudo_dataset(tiny_table, _student_config(tiny_config, labels_file, unlabeled, augment=False))
+    targets = embedding_targets(pseudo_ds, batch_size=7)  # batches of 7 over 20 windows: the last one short
+    windows = np.stack([pseudo_ds.window(i) for i in range(len(pseudo_ds))])
+    raw = window_features(windows, sample_rate=tiny_config.features.sample_rate, model=small_birdnet,
+                          config=BirdNetFeatureConfig(window=1.0, segment=0.5, step=1.0, pool="meanmax")).astype(np.float64)  # fmt: skip
+    assert targets.shape == (20, 32) and targets.dtype == np.float32
+    varying = raw.std(axis=0) > 1e-8
+    np.testing.assert_allclose(targets[:, varying], ((raw[:, varying] - raw[:, varying].mean(axis=0)) / raw[:, varying].std(axis=0)), atol=1e-4)
+    np.testing.assert_array_equal(targets[:, ~varying], 0.0)  # BirdNET's ReLU leaves some dimensions at 0 everywhere
+    assert varying.sum() > 8
+    with pytest.raises(ParameterError, match="segments are 3 s, longer than the student's 1-s windows"):
+        from birdcall.testing.birdnet import StandInBirdNet
+
+        embedding_targets(pseudo_ds, model=StandInBirdNet(sample_rate=8000, segment_samples=24000))
+
+
+def test_embedding_distiller_gives_the_models_logits_and_the_hand_computed_term():
+    from birdcall.features import FeatureConfig
+    from birdcall.models import create_model
+    from birdcall.train.soft_labels import EmbeddingDistiller
+
+    features = FeatureConfig(n_mels=32, n_fft=512, hop_length=256, fmax=8000.0, clip_duration=1.0)
+    model = create_model("test_cnn", num_classes=3, features=features).eval()
+    distiller = EmbeddingDistiller(model, 5, weight=0.5)
+    x = torch.randn(4, features.clip_samples)
+    with torch.no_grad():
+        logits, pooled = distiller(model, x)
+        torch.testing.assert_close(logits, model(x))
+        assert pooled.shape == (4, model.num_features)
+        targets = torch.randn(3, 5)
+        expected = 0.5 * (3 / 4) * ((pooled[1:] @ distiller.proj.weight.T + distiller.proj.bias - targets) ** 2).mean()
+        torch.testing.assert_close(distiller.loss(pooled, targets, rows=4), expected)
+    with pytest.raises(ParameterError, match="cnn-family student"):
+        EmbeddingDistiller(torch.nn.Linear(3, 3), 5, weight=1.0)
+
+
+def test_a_student_with_embedding_distillation_trains_resumes_and_names_birdnet(tiny_table, tiny_config, labels_file, unlabeled, small_birdnet, tmp_path,
+                                                                               monkeypatch):
+    base = replace(_student_config(tiny_config, labels_file, unlabeled, augment=False, ratio=0.5), augment={"waveform": []})
+    config = replace(base, distill=replace(base.distill, embedding_weight=1.0))
+    targets = encode_targets(tiny_table, config.data.secondary_weight)
+    idx = np.arange(len(tiny_table.frame))
+    train_ds, _ = _datasets(tiny_table, config, targets, idx, idx[:0])
+    pseudo_ds, _ = _pseudo_dataset(tiny_table, config)
+    from birdcall.train.soft_labels import embedding_targets
+
+    pseudo_ds.embeddings = embedding_targets(pseudo_ds)
+    loader = _train_loader(train_ds, config, torch.Generator().manual_seed(0), 0, 1, pseudo=pseudo_ds)
+    for waveforms, batch_targets, embeddings in loader:  # the embedding targets of the pseudo-labelled rows, in order
+        assert embeddings.shape == (2, 32)
+        for w, e in zip(waveforms[2:], embeddings):
+            i = next(i for i in range(len(pseudo_ds)) if np.array_equal(pseudo_ds.window(i), w.numpy()))
+            np.testing.assert_array_equal(e.numpy(), pseudo_ds.embeddings[i])
+
+    result = fit(tiny_table, config, tmp_path / "emb", show_progress=False)
+    teachers = read_model_info(result.best_path)["extra"]["teachers"]
+    assert teachers[-1]["use"] == "embedding distillation" and teachers[-1]["license"] == "CC BY-NC-SA 4.0"
+    assert "non-commercial" in read_model_info(result.best_path)["extra"]["note"]
+    student, _, _ = load_model(result.best_path)
+    assert not any("proj" in name for name, _ in student.named_parameters())  # the map is not part of the model
+    plain = fit(tiny_table, base, tmp_path / "plain", show_progress=False)
+    a, _, _ = load_model(plain.best_path)
+    assert max((pa - pb).abs().max().item() for pa, pb in zip(a.parameters(), student.parameters())) > 1e-4  # the term trains the student
+
+    from birdcall.train import loop as loop_module
+
+    original = loop_module.train_one_epoch
+
+    def killed_at_epoch_2(*args, epoch, **kwargs):
+        if epoch == 2:
+            raise KeyboardInterrupt  # as if the job were killed during epoch 2
+        return original(*args, epoch=epoch, **kwargs)
+
+    monkeypatch.setattr(loop_module, "train_one_epoch", killed_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_table, config, tmp_path / "cut", show_progress=False)
+    monkeypatch.setattr(loop_module, "train_one_epoch", original)
+    fit(tiny_table, config, tmp_path / "cut", resume=True, show_progress=False)  # the linear map's state is restored too
+    a, b = load_file(tmp_path / "emb" / "last.safetensors"), load_file(tmp_path / "cut" / "last.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], msg=key)
+
+
+def test_embedding_distillation_config_refusals(labels_file, unlabeled):
+    with pytest.raises(ParameterError, match="embedding_weight > 0 needs pseudo.labels with pseudo.augment: false"):
+        TrainConfig(distill={"embedding_weight": 1.0})
+    with pytest.raises(ParameterError, match="embedding_weight > 0 needs pseudo.labels"):
+        TrainConfig(pseudo={"labels": str(labels_file), "audio": str(unlabeled)}, distill={"embedding_weight": 1.0})
+    with pytest.raises(ParameterError, match="embedding_weight"):
+        TrainConfig(distill={"embedding_weight": -1.0})
+    TrainConfig(pseudo={"labels": str(labels_file), "audio": str(unlabeled), "augment": False}, distill={"embedding_weight": 0.5})
