@@ -30,7 +30,7 @@ from ..data.cache import AudioCache
 from ..data.dataset import ClipDataset, ClipTable, check_clip_audio
 from ..data.mixed_windows import MemoryReader, MixedWindowDataset
 from ..data.soundscape import clip_calls
-from ..errors import BirdcallError, ParameterError
+from ..errors import BirdcallError, CheckpointError, ParameterError
 from ..fileio import hash_files
 from ..layout import ModelLayout
 from ..models import BIRDNET_FAMILIES, clip_logits, create_model, model_config
@@ -444,8 +444,10 @@ def _fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, train_id
         bce_weight=config.loss.bce_weight, focal_weight=config.loss.focal_weight,
     ).to(device)  # fmt: skip
     optimizer = build_optimizer(
-        model if distiller is None else nn.ModuleList([model, distiller]), name=config.optim.optimizer, lr=config.optim.lr, weight_decay=config.optim.weight_decay, momentum=config.optim.momentum, no_decay_bias_norm=config.optim.no_decay_bias_norm
-    )
+        model if distiller is None else nn.ModuleList([model, distiller]),  # the linear map learns with the student
+        name=config.optim.optimizer, lr=config.optim.lr, weight_decay=config.optim.weight_decay, momentum=config.optim.momentum,
+        no_decay_bias_norm=config.optim.no_decay_bias_norm,
+    )  # fmt: skip
     steps = len(train_loader)
     scheduler = build_scheduler(optimizer, warmup_steps=int(config.optim.warmup_epochs * steps), total_steps=config.epochs * steps, min_lr_ratio=config.optim.min_lr_ratio)
     ema = ModelEma(model, decay=config.ema_decay, warmup=config.ema_warmup) if config.ema_decay else None
@@ -461,6 +463,8 @@ def _fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, train_id
         _unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if distiller is not None:
+            if not isinstance(state.get("distiller"), dict):
+                raise CheckpointError(layout.state, "no state of the embedding-distillation map to resume from")
             distiller.load_state_dict(state["distiller"])
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None:
