@@ -30,7 +30,7 @@ from ..data.cache import AudioCache
 from ..data.dataset import ClipDataset, ClipTable, check_clip_audio
 from ..data.mixed_windows import MemoryReader, MixedWindowDataset
 from ..data.soundscape import clip_calls
-from ..errors import BirdcallError, CheckpointError, ParameterError
+from ..errors import BirdcallError, ParameterError
 from ..fileio import hash_files
 from ..layout import ModelLayout
 from ..models import BIRDNET_FAMILIES, clip_logits, create_model, model_config
@@ -130,11 +130,8 @@ def train_one_epoch(
             head = spec_augment(features[:cut], targets[:cut], generator=generator)
             features, targets = torch.cat([head[0], features[cut:]]), torch.cat([head[1], targets[cut:]])
             waveforms, targets = features.to(device), targets.to(device)  # the model takes features as they are
-        with _autocast(device, config.amp):
-            if embeddings is not None:
-                logits, pooled = distiller(_unwrap(model), waveforms)
-            else:
-                logits = clip_logits(model(waveforms))
+        with _autocast(device, config.amp):  # with embedding targets, one pass gives the logits and the pooled features
+            logits, pooled = distiller(_unwrap(model), waveforms) if embeddings is not None else (clip_logits(model(waveforms)), None)
         loss = soft_label_loss(criterion, logits.float(), targets, n_pseudo=n_pseudo, config=config, teacher_logits=teacher_logits)
         if embeddings is not None:
             loss = loss + distiller.loss(pooled, embeddings, rows=len(logits))
@@ -278,10 +275,9 @@ def _lineage(config: TrainConfig, pseudo_source, teacher, init_report) -> dict:
     if teacher is not None:
         teachers.append({**teacher.describe(), "use": "online distillation"})
     if config.distill.embedding_weight > 0:
-        from ..birdnet import BIRDNET_LICENSE, BIRDNET_VERSION, NON_COMMERCIAL_NOTE
+        from .soft_labels import EmbeddingDistiller
 
-        teachers.append({"path": f"BirdNET V{BIRDNET_VERSION}", "digest": None, "model": "birdnet", "sample_rate": 48000, "license": BIRDNET_LICENSE,
-                         "note": NON_COMMERCIAL_NOTE, "use": "embedding distillation"})  # fmt: skip
+        teachers.append(EmbeddingDistiller.describe())
     notes = [n for n in ([pseudo_source.note] if pseudo_source is not None else []) + [t.get("note") for t in teachers] if n]
     if teachers:
         extra["teachers"] = teachers
@@ -405,15 +401,6 @@ def _fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, train_id
     targets = encode_targets(table, config.data.secondary_weight)
     train_ds, val_ds = _datasets(table, config, targets, np.asarray(train_idx), np.asarray(val_idx))
     pseudo_ds, pseudo_source = _pseudo_dataset(table, config)
-    if config.distill.embedding_weight > 0:  # BirdNET's embeddings of the pseudo-labelled windows, once per run
-        from .soft_labels import embedding_targets
-
-        if world > 1:
-            raise ParameterError("distill.embedding_weight trains in one process: run it without torchrun")
-        started = time.perf_counter()
-        pseudo_ds.embeddings = embedding_targets(pseudo_ds)
-        if is_main and show_progress:
-            print(f"embedding targets: {pseudo_ds.embeddings.shape[1]} values for each of {len(pseudo_ds)} windows ({time.perf_counter() - started:.1f} s)")
     loader_generator = torch.Generator()
     train_loader = _train_loader(train_ds, config, loader_generator, rank, world, pseudo=pseudo_ds)
     teacher = None
@@ -434,10 +421,12 @@ def _fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, train_id
             print(init_report.line())
     model = model.to(device)
     distiller = None
-    if pseudo_ds is not None and pseudo_ds.embeddings is not None:
-        from .soft_labels import EmbeddingDistiller
+    if config.distill.embedding_weight > 0:  # BirdNET's embeddings of the pseudo-labelled windows, once per run
+        if world > 1:
+            raise ParameterError("distill.embedding_weight trains in one process: run it without torchrun")
+        from .soft_labels import embedding_distiller
 
-        distiller = EmbeddingDistiller(model, pseudo_ds.embeddings.shape[1], weight=config.distill.embedding_weight).to(device)
+        distiller = embedding_distiller(pseudo_ds, model, weight=config.distill.embedding_weight, log=print if is_main and show_progress else None).to(device)
     weights = class_weights(train_ds.targets, power=config.loss.class_weight_power) if config.loss.class_weight_power else None
     criterion = build_loss(
         config.loss.loss, label_smoothing=config.loss.label_smoothing, class_weights=weights, gamma=config.loss.focal_gamma, alpha=config.loss.focal_alpha,
@@ -463,9 +452,7 @@ def _fit(table: ClipTable, config: TrainConfig, run_dir: str | Path, *, train_id
         _unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if distiller is not None:
-            if not isinstance(state.get("distiller"), dict):
-                raise CheckpointError(layout.state, "no state of the embedding-distillation map to resume from")
-            distiller.load_state_dict(state["distiller"])
+            distiller.resume(state, layout.state)
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None:
             ema.load_state_dict(state["ema"])

@@ -30,13 +30,13 @@ import torch
 from torch import nn
 
 from ..data.labels import LabelSet
-from ..errors import AudioLoadError, ParameterError
+from ..errors import AudioLoadError, CheckpointError, ParameterError
 from ..features import FeatureConfig
 from ..features.crop import crop_or_pad
 from .config import PseudoLabelConfig
 
-__all__ = ["EmbeddingDistiller", "OnlineTeacher", "PseudoBatchSampler", "PseudoWindows", "collate_soft", "embedding_targets", "fold_path", "load_pseudo_windows",
-           "pseudo_per_batch", "transform_soft_labels"]
+__all__ = ["EmbeddingDistiller", "OnlineTeacher", "PseudoBatchSampler", "PseudoWindows", "collate_soft", "embedding_distiller", "embedding_targets", "fold_path",
+           "load_pseudo_windows", "pseudo_per_batch", "transform_soft_labels"]
 
 
 def fold_path(template: str, fold: int | None) -> str:
@@ -265,6 +265,24 @@ class EmbeddingDistiller(nn.Module):
         pooled = model.forward_head(model.forward_features(inputs), pre_logits=True)
         return model.classifier(model.drop(pooled)), pooled
 
+    def resume(self, state: dict, path: Path) -> None:
+        """Load the map's weights from a training state (``path``: the file, for the error).
+
+        Raises:
+            CheckpointError: the state holds no weights of the map.
+        """
+        if not isinstance(state.get("distiller"), dict):
+            raise CheckpointError(path, "no state of the embedding-distillation map to resume from")
+        self.load_state_dict(state["distiller"])
+
+    @staticmethod
+    def describe() -> dict:
+        """The entry naming BirdNET, whose embeddings taught the student, in the student's metadata (as a teacher)."""
+        from ..birdnet import BIRDNET_LICENSE, BIRDNET_SAMPLE_RATE, BIRDNET_VERSION, NON_COMMERCIAL_NOTE
+
+        return {"path": f"BirdNET V{BIRDNET_VERSION}", "digest": None, "model": "birdnet", "sample_rate": BIRDNET_SAMPLE_RATE, "license": BIRDNET_LICENSE,
+                "note": NON_COMMERCIAL_NOTE, "use": "embedding distillation"}  # fmt: skip
+
     def loss(self, pooled: torch.Tensor, targets: torch.Tensor, *, rows: int) -> torch.Tensor:
         """``weight * share * mean((proj(pooled[-k:]) - targets) ** 2)`` for the ``k = len(targets)`` last rows of
         a batch of ``rows``, ``share = k / rows`` (as pseudo-labelled rows count in the batch's mean loss)."""
@@ -384,3 +402,14 @@ class OnlineTeacher:
 
         return teacher_entry(self.source)
 
+
+def embedding_distiller(windows: PseudoWindows, model: nn.Module, *, weight: float, log: Callable[[str], object] | None = None) -> EmbeddingDistiller:
+    """Set ``windows.embeddings`` (:func:`embedding_targets`, BirdNET run once) and return the
+    :class:`EmbeddingDistiller` of ``model`` for them; ``log`` gets one line with the time it took."""
+    import time
+
+    started = time.perf_counter()
+    windows.embeddings = embedding_targets(windows)
+    if log is not None:
+        log(f"embedding targets: {windows.embeddings.shape[1]} values for each of {len(windows)} windows ({time.perf_counter() - started:.1f} s)")
+    return EmbeddingDistiller(model, windows.embeddings.shape[1], weight=weight)

@@ -305,6 +305,17 @@ def test_a_student_with_embedding_distillation_trains_resumes_and_names_birdnet(
     for key in a:
         torch.testing.assert_close(a[key], b[key], msg=key)
 
+    from birdcall.errors import CheckpointError
+    from birdcall.train.checkpoint import load_train_state, save_train_state
+
+    state_path = tmp_path / "cut" / "train_state.pt"
+    state = load_train_state(state_path)
+    assert set(state["distiller"]) == {"proj.weight", "proj.bias"}
+    state.pop("format")
+    save_train_state(state_path, **{**state, "distiller": None})  # a state without the map's weights
+    with pytest.raises(CheckpointError, match="train_state.pt.*no state of the embedding-distillation map"):
+        fit(tiny_table, config, tmp_path / "cut", resume=True, show_progress=False)
+
 
 def test_embedding_distillation_config_refusals(labels_file, unlabeled):
     with pytest.raises(ParameterError, match="embedding_weight > 0 needs pseudo.labels with pseudo.augment: false"):
