@@ -27,7 +27,7 @@ browser:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
 # What CI runs: every tier that needs no GPU and no network (default, integration and slow: the demo acceptance and
-# browser tests included; ~10–15 min: measured 11 min 0 s of tests, 12 min 9 s with a fresh .venv, 2026-12-05),
+# browser tests included; ~10–15 min: measured 11 min 1 s of tests, 12 min 23 s with a fresh .venv, 2026-12-05),
 # and the `birdnet` and `ray` tests, with the optional BirdNET and Ray extras installed first (in CI they fail rather
 # than skip without them).
 test: setup browser birdnet ray
