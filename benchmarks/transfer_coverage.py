@@ -10,7 +10,9 @@ the soundscape benchmark's saved window scores (``RUN/scores/<system>_fold<k>.cs
   cmAP averages), and its *coverage*: the windows of the transfer set where the teacher gives it a probability
   >= ``--threshold``, averaged over the folds (each fold's student learnt from its own fold's labels);
 - per coverage group (``--bins``, e.g. ``2,10``: 0-2, 3-10, > 10 windows): the species, the mean AP of each
-  system and the student's mean as a share of the teacher's.
+  system and the student's mean as a share of the teacher's;
+- with ``--known-by SYSTEM`` (e.g. ``"BirdNET zero-shot"``, which scores 0 every species BirdNET does not know),
+  the same means for the species that system scores above 0 somewhere ("known") and the others.
 
 No model runs; it takes a few seconds.
 
@@ -69,6 +71,7 @@ def main(argv=None) -> int:
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--bins", default="2,10", help="upper bounds of the coverage groups, increasing")
     p.add_argument("--species", action="store_true", help="also print the per-species table")
+    p.add_argument("--known-by", default=None, help="also group species by whether this system ever scores them above 0")
     args = p.parse_args(argv)
     try:
         fold_ids = [int(k) for k in args.only_fold.split(",")] if args.only_fold is not None else list(range(args.folds))
@@ -82,7 +85,7 @@ def main(argv=None) -> int:
     species = [c for c in solutions[0].columns if c != "row_id"]
     truth = pd.concat(solutions, ignore_index=True)
     scores = {}
-    for name in systems:
+    for name in [*systems, *([args.known_by] if args.known_by else [])]:
         frames = []
         for k, solution in zip(fold_ids, solutions):
             path = args.run / "scores" / f"{score_slug(name)}_fold{k}.csv"
@@ -100,20 +103,31 @@ def main(argv=None) -> int:
         rows[name] = per_species_ap(y, scores[name])
     rows = rows[rows["positives"] > 0].reset_index(drop=True)  # cmAP leaves out species without positives
     rows["group"] = groups(rows["coverage"].to_numpy(), bins)
+    if args.known_by:
+        known = dict(zip(species, (scores[args.known_by] > 0).any(axis=0)))
+        rows["known"] = ["known" if known[c] else "not known" for c in rows["species"]]
     if args.species:
         print(_markdown(rows.sort_values("coverage")))
         print()
-    summary = []
-    order = [g for g in groups(np.array([0, *[b + 1 for b in bins]]), bins)]
-    for group in [*order, "all"]:
-        part = rows if group == "all" else rows[rows["group"] == group]
+    order = groups(np.array([0, *[b + 1 for b in bins]]), bins)
+    print(_markdown(_summary(rows, "group", [*order, "all"], "teacher coverage (windows)", systems, args.teacher, args.student)))
+    if args.known_by:
+        print()
+        print(_markdown(_summary(rows, "known", ["known", "not known", "all"], f"known by {args.known_by}", systems, args.teacher, args.student)))
+    return 0
+
+
+def _summary(rows: pd.DataFrame, column: str, values: list[str], title: str, systems: list[str], teacher: str, student: str) -> pd.DataFrame:
+    """Mean AP of each system over the species of each value of ``column`` ("all": every species)."""
+    out = []
+    for value in values:
+        part = rows if value == "all" else rows[rows[column] == value]
         if not len(part):
             continue
         means = {name: float(part[name].mean()) for name in systems}
-        summary.append({"teacher coverage (windows)": group, "species": len(part), **{f"{n} AP": m for n, m in means.items()},
-                        "student / teacher": means[args.student] / means[args.teacher] if means[args.teacher] > 0 else float("nan")})  # fmt: skip
-    print(_markdown(pd.DataFrame(summary)))
-    return 0
+        out.append({title: value, "species": len(part), **{f"{n} AP": m for n, m in means.items()},
+                    "student / teacher": means[student] / means[teacher] if means[teacher] > 0 else float("nan")})  # fmt: skip
+    return pd.DataFrame(out)
 
 
 if __name__ == "__main__":

@@ -65,5 +65,16 @@ def test_groups_by_coverage_and_the_all_row_is_pooled_cmap(bench, tmp_path, caps
         pooled = pd.concat(scores[name], ignore_index=True)[CODES].to_numpy()
         assert float(summary["all"][1 + j]) == pytest.approx(score_arrays(y, pooled)["cmap"], abs=1e-3)
     assert float(summary["all"][3]) == pytest.approx(float(summary["all"][2]) / float(summary["all"][1]), abs=2e-3)
+    # a zero-shot system that scores only aaa and ccc: the species it "knows"
+    for k in (0, 1):
+        zs = scores[systems[0]][k].copy()
+        zs[["bbb", "ddd"]] = 0.0
+        zs.to_csv(run / "scores" / f"{bench.score_slug('zero-shot (z)')}_fold{k}.csv", index=False)
+    assert bench.main([*argv, "--known-by", "zero-shot (z)"]) == 0
+    lines = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    known = {c[1].strip(): [v.strip() for v in c[2:-1]] for c in lines if c[1].strip() in ("known", "not known")}
+    assert known["known"][0] == "2" and known["not known"][0] == "2"
+    ap = {line[1].strip(): float(line[4]) for line in lines if line[1].strip() in CODES}  # the teacher's AP per species
+    assert float(known["known"][1]) == pytest.approx((ap["aaa"] + ap["ccc"]) / 2, abs=2e-3)
     with pytest.raises(SystemExit, match="no scores of 'CNN \\(x\\)'"):
         bench.main([*argv[:-1], "CNN (x)"])
