@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nips4b_soundscape_cv import REPO_ROOT, score_slug
+from nips4b_soundscape_cv import REPO_ROOT, cv, score_slug
 
 from birdcall.layout import DatasetLayout
 from birdcall.metrics.scores import per_species_ap
@@ -48,12 +48,6 @@ def groups(values: np.ndarray, bins: list[int]) -> list[str]:
     """Group names of ``values`` for upper bounds ``bins`` (``[2, 10]`` -> ``"0-2"``, ``"3-10"``, ``"> 10"``)."""
     names = [f"0-{bins[0]}", *(f"{a + 1}-{b}" for a, b in zip(bins, bins[1:])), f"> {bins[-1]}"]
     return [names[int(np.searchsorted(bins, v, side="left"))] for v in values]
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -107,13 +101,13 @@ def main(argv=None) -> int:
         known = dict(zip(species, (scores[args.known_by] > 0).any(axis=0)))
         rows["known"] = ["known" if known[c] else "not known" for c in rows["species"]]
     if args.species:
-        print(_markdown(rows.sort_values("coverage")))
+        print(cv.markdown(rows.sort_values("coverage"), digits=3))
         print()
     order = groups(np.array([0, *[b + 1 for b in bins]]), bins)
-    print(_markdown(_summary(rows, "group", [*order, "all"], "teacher coverage (windows)", systems, args.teacher, args.student)))
+    print(cv.markdown(_summary(rows, "group", [*order, "all"], "teacher coverage (windows)", systems, args.teacher, args.student), digits=3))
     if args.known_by:
         print()
-        print(_markdown(_summary(rows, "known", ["known", "not known", "all"], f"known by {args.known_by}", systems, args.teacher, args.student)))
+        print(cv.markdown(_summary(rows, "known", ["known", "not known", "all"], f"known by {args.known_by}", systems, args.teacher, args.student), digits=3))
     return 0
 
 
