@@ -48,3 +48,22 @@ def engine_matches_oof():
             np.testing.assert_allclose(results[i].scores[codes].to_numpy(float)[0], oof.loc[name, codes].to_numpy(float), atol=atol)
 
     return check
+
+
+@pytest.fixture
+def kill_training_at(monkeypatch):
+    """``kill_training_at(k)``: every later ``fit`` dies at the start of epoch ``k`` (``KeyboardInterrupt``, as a
+    killed job would); ``kill_training_at(None)``: runs finish again."""
+    from birdcall.train import loop as loop_module
+
+    original = loop_module.train_one_epoch
+
+    def install(epoch_to_kill: int | None) -> None:
+        def killed(*args, epoch, **kwargs):
+            if epoch == epoch_to_kill:
+                raise KeyboardInterrupt
+            return original(*args, epoch=epoch, **kwargs)
+
+        monkeypatch.setattr(loop_module, "train_one_epoch", original if epoch_to_kill is None else killed)
+
+    return install

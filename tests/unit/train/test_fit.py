@@ -40,21 +40,14 @@ def test_select_last_keeps_the_final_epoch(tiny_table, tiny_config, tmp_path):
         replace(tiny_config, select="median")
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(tiny_table, tiny_config, tmp_path, monkeypatch):
+def test_resume_after_interruption_equals_uninterrupted_run(tiny_table, tiny_config, tmp_path, kill_training_at):
     full = fit(tiny_table, tiny_config, tmp_path / "full", show_progress=False)
 
-    original = loop_module.train_one_epoch
-
-    def killed_at_epoch_3(*args, epoch, **kwargs):
-        if epoch == 3:
-            raise KeyboardInterrupt  # as if the job were killed during epoch 3
-        return original(*args, epoch=epoch, **kwargs)
-
-    monkeypatch.setattr(loop_module, "train_one_epoch", killed_at_epoch_3)
+    kill_training_at(3)  # as if the job were killed during epoch 3
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_table, tiny_config, tmp_path / "cut", show_progress=False)
     assert pd.read_csv(tmp_path / "cut" / "metrics.csv")["epoch"].tolist() == [1, 2]
-    monkeypatch.setattr(loop_module, "train_one_epoch", original)
+    kill_training_at(None)
     resumed = fit(tiny_table, tiny_config, tmp_path / "cut", resume=True, show_progress=False)
 
     a, b = load_file(tmp_path / "full" / "last.safetensors"), load_file(tmp_path / "cut" / "last.safetensors")

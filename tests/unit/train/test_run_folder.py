@@ -10,30 +10,16 @@ import pytest
 from birdcall.config import to_yaml
 from birdcall.errors import ParameterError
 from birdcall.train import fit, fit_folds
-from birdcall.train import loop as loop_module
 
 
-def _killed_at(monkeypatch, epoch_to_kill):
-    """Make the next ``fit`` die at the start of epoch ``epoch_to_kill`` (as a killed job would)."""
-    original = loop_module.train_one_epoch
-
-    def killed(*args, epoch, **kwargs):
-        if epoch == epoch_to_kill:
-            raise KeyboardInterrupt
-        return original(*args, epoch=epoch, **kwargs)
-
-    monkeypatch.setattr(loop_module, "train_one_epoch", killed)
-    return original
-
-
-def test_resume_refuses_the_state_of_another_run_even_when_config_yaml_was_rewritten(tiny_table, tiny_config, tmp_path, monkeypatch):
+def test_resume_refuses_the_state_of_another_run_even_when_config_yaml_was_rewritten(tiny_table, tiny_config, tmp_path, kill_training_at):
     # Old behaviour: a new run rewrote config.yaml before its first epoch ended; resumed, it compared its config
     # with that rewritten file, passed, and continued the old run's weights, optimiser and schedule.
     old = replace(tiny_config, epochs=2)
-    original = _killed_at(monkeypatch, 2)
+    kill_training_at(2)
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_table, old, tmp_path, show_progress=False)
-    monkeypatch.setattr(loop_module, "train_one_epoch", original)
+    kill_training_at(None)
     new = replace(old, optim=replace(old.optim, lr=6e-3))
     to_yaml(new, tmp_path / "config.yaml")  # what the new run had written before it was killed
     state_before = (tmp_path / "train_state.pt").read_bytes()
@@ -46,12 +32,12 @@ def test_resume_refuses_the_state_of_another_run_even_when_config_yaml_was_rewri
         fit(tiny_table, nested, tmp_path, resume=True, show_progress=False)
 
 
-def test_resume_refuses_another_clip_table(tiny_table, tiny_config, tmp_path, monkeypatch):
+def test_resume_refuses_another_clip_table(tiny_table, tiny_config, tmp_path, kill_training_at):
     config = replace(tiny_config, epochs=2)
-    original = _killed_at(monkeypatch, 2)
+    kill_training_at(2)
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_table, config, tmp_path, show_progress=False)
-    monkeypatch.setattr(loop_module, "train_one_epoch", original)
+    kill_training_at(None)
     fewer = replace(tiny_table, frame=tiny_table.frame.iloc[1:].reset_index(drop=True))
     with pytest.raises(ParameterError, match=r"resume refused: the clip table differs \(files, labels, split\)"):
         fit(fewer, config, tmp_path, resume=True, show_progress=False)
@@ -128,12 +114,12 @@ def test_folds_one_at_a_time_into_one_run_and_their_guards(tiny_table, tiny_conf
     assert sorted(pd.read_csv(tmp_path / "summary.csv")["fold"].astype(str)) == ["0", "1", "oof"]
 
 
-def test_k_fold_resume_restarts_a_model_that_never_finished_an_epoch(tiny_table, tiny_config, tmp_path, monkeypatch):
+def test_k_fold_resume_restarts_a_model_that_never_finished_an_epoch(tiny_table, tiny_config, tmp_path, kill_training_at):
     config = replace(tiny_config, folds=2, epochs=1)
-    original = _killed_at(monkeypatch, 1)
+    kill_training_at(1)
     with pytest.raises(KeyboardInterrupt):
         fit_folds(tiny_table, config, tmp_path, show_progress=False)
-    monkeypatch.setattr(loop_module, "train_one_epoch", original)
+    kill_training_at(None)
     assert (tmp_path / "fold0" / "config.yaml").is_file() and not (tmp_path / "fold0" / "train_state.pt").exists()
     with pytest.raises(ParameterError, match="already holds a training run"):
         fit_folds(tiny_table, config, tmp_path, show_progress=False)

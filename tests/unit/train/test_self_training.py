@@ -259,7 +259,7 @@ def test_embedding_distiller_gives_the_models_logits_and_the_hand_computed_term(
 
 
 def test_a_student_with_embedding_distillation_trains_resumes_and_names_birdnet(tiny_table, tiny_config, labels_file, unlabeled, small_birdnet, tmp_path,
-                                                                               monkeypatch):
+                                                                               kill_training_at):
     base = replace(_student_config(tiny_config, labels_file, unlabeled, augment=False, ratio=0.5), augment={"waveform": []})
     config = replace(base, distill=replace(base.distill, embedding_weight=1.0))
     targets = encode_targets(tiny_table, config.data.secondary_weight)
@@ -286,19 +286,10 @@ def test_a_student_with_embedding_distillation_trains_resumes_and_names_birdnet(
     a, _, _ = load_model(plain.best_path)
     assert max((pa - pb).abs().max().item() for pa, pb in zip(a.parameters(), student.parameters())) > 1e-4  # the term trains the student
 
-    from birdcall.train import loop as loop_module
-
-    original = loop_module.train_one_epoch
-
-    def killed_at_epoch_2(*args, epoch, **kwargs):
-        if epoch == 2:
-            raise KeyboardInterrupt  # as if the job were killed during epoch 2
-        return original(*args, epoch=epoch, **kwargs)
-
-    monkeypatch.setattr(loop_module, "train_one_epoch", killed_at_epoch_2)
+    kill_training_at(2)  # as if the job were killed during epoch 2
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_table, config, tmp_path / "cut", show_progress=False)
-    monkeypatch.setattr(loop_module, "train_one_epoch", original)
+    kill_training_at(None)
     fit(tiny_table, config, tmp_path / "cut", resume=True, show_progress=False)  # the linear map's state is restored too
     a, b = load_file(tmp_path / "emb" / "last.safetensors"), load_file(tmp_path / "cut" / "last.safetensors")
     assert a.keys() == b.keys()
