@@ -126,6 +126,10 @@ class PseudoLabelConfig:
             stage, in-batch sum-mixing, the batch and spectrogram stages). False gives the student each window as the
             teacher scored it, so its target stays the teacher's verdict on what the student hears (consistent
             teaching); augmented views then come from labelling augmented copies of the recordings.
+        balance: class-balanced drawing of the pseudo-labelled windows: the power of the inverse frequency of
+            the species the teacher hears in a window (transformed target >= 0.5), as ``data.balanced_sampling``
+            weighs labelled clips (0.5: inverse square root; a window takes its rarest species' weight; windows
+            with none form one class). 0 (default): every window once per cycle, in shuffled order.
     """
 
     labels: str | None = None
@@ -137,10 +141,12 @@ class PseudoLabelConfig:
     ratio: float = 0.5
     min_seconds: float = 1.0
     augment: bool = True
+    balance: float = 0.0
 
     def __post_init__(self) -> None:
         check_fields(self)
         check_number(self, "min_seconds", ge=0)
+        check_number(self, "balance", ge=0)
         check_number(self, "weight", gt=0)
         check_number(self, "power", gt=0)
         check_number(self, "threshold", ge=0, lt=1)

@@ -293,15 +293,10 @@ def _lineage(config: TrainConfig, pseudo_source, teacher, init_report) -> dict:
 
 def _train_loader(train_ds: ClipDataset, config: TrainConfig, generator: torch.Generator, rank: int, world: int, pseudo=None):
     if pseudo is not None:  # batches of labelled items then pseudo-labelled windows
-        from .soft_labels import PseudoBatchSampler, collate_soft, pseudo_per_batch
+        from .soft_labels import collate_soft, pseudo_batches
 
-        weights = None
-        if config.data.balanced_sampling:
-            from ..data.sampling import class_balanced_weights
-
-            weights = class_balanced_weights(train_ds.targets)
-        batches = PseudoBatchSampler(len(train_ds), len(pseudo), batch_size=config.batch_size, per_batch=pseudo_per_batch(config.pseudo, config.batch_size),
-                                     generator=generator, labelled_weights=weights, rank=rank, world=world, seed=config.seed)  # fmt: skip
+        batches = pseudo_batches(config.pseudo, train_ds.targets, pseudo, batch_size=config.batch_size, generator=generator,
+                                 balanced=config.data.balanced_sampling, rank=rank, world=world, seed=config.seed)  # fmt: skip
         return torch.utils.data.DataLoader(torch.utils.data.ConcatDataset([train_ds, pseudo]), batch_sampler=batches, collate_fn=collate_soft,
                                            num_workers=config.num_workers, persistent_workers=config.num_workers > 0)  # fmt: skip
     sampler = None

@@ -297,13 +297,15 @@ class PseudoBatchSampler:
     Indices address ``ConcatDataset([labelled, pseudo])``: labelled items are ``0 .. n_labelled - 1``, pseudo-
     labelled windows follow. An epoch is one pass over the labelled items (shuffled, or drawn with
     ``labelled_weights`` when given: class-balanced sampling) in full batches; pseudo-labelled windows come from a
-    shuffled order that continues across epochs, so every window is used once before any repeats. With
+    shuffled order that continues across epochs, so every window is used once before any repeats, or, with
+    ``pseudo_weights``, are drawn with replacement in proportion to them (``pseudo.balance``). With
     ``world > 1`` (DistributedDataParallel), rank ``rank`` takes every ``world``-th batch. Every draw comes from
     ``generator`` (reseeded per epoch by the loop) and from the epoch number, so a resumed run draws the same.
     """
 
     def __init__(self, n_labelled: int, n_pseudo: int, *, batch_size: int, per_batch: int, generator: torch.Generator,
-                 labelled_weights: np.ndarray | None = None, rank: int = 0, world: int = 1, seed: int = 0):  # fmt: skip
+                 labelled_weights: np.ndarray | None = None, pseudo_weights: np.ndarray | None = None, rank: int = 0, world: int = 1,
+                 seed: int = 0):  # fmt: skip
         if not 0 < per_batch < batch_size:
             raise ParameterError(f"PseudoBatchSampler: per_batch must be in 1..batch_size-1, got {per_batch} of {batch_size}")
         if n_labelled < 1 or n_pseudo < 1:
@@ -312,6 +314,12 @@ class PseudoBatchSampler:
         self.batch_size, self.per_batch = batch_size, per_batch
         self.generator, self.rank, self.world, self.seed = generator, rank, world, seed
         self.labelled_weights = None if labelled_weights is None else torch.as_tensor(labelled_weights, dtype=torch.double)
+        self.pseudo_weights = None
+        if pseudo_weights is not None:
+            w = np.asarray(pseudo_weights, dtype=np.float64)
+            if w.shape != (n_pseudo,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                raise ParameterError(f"PseudoBatchSampler: pseudo_weights must be {n_pseudo} finite values >= 0, not all 0")
+            self.pseudo_weights = w / w.sum()
         self.epoch = 1
 
     def set_epoch(self, epoch: int) -> None:
@@ -330,6 +338,8 @@ class PseudoBatchSampler:
     def _pseudo_order(self, count: int) -> np.ndarray:
         """Pseudo-labelled windows for this epoch: positions ``(epoch - 1) * count ...`` of an endless sequence of
         seeded permutations, so consecutive epochs continue where the last stopped."""
+        if self.pseudo_weights is not None:  # weighted draws, with replacement, seeded by the epoch
+            return np.random.default_rng([self.seed, 7919, self.epoch, 1]).choice(self.n_pseudo, size=count, p=self.pseudo_weights)
         first = (self.epoch - 1) * count
         out, cycle = [], first // self.n_pseudo
         offset = first % self.n_pseudo
@@ -350,6 +360,23 @@ class PseudoBatchSampler:
         pseudo = self._pseudo_order(n_batches * self.per_batch) + self.n_labelled
         for b in range(self.rank, n_batches, self.world):
             yield [int(i) for i in labelled[b * k : (b + 1) * k]] + [int(i) for i in pseudo[b * self.per_batch : (b + 1) * self.per_batch]]
+
+
+def pseudo_batches(config: PseudoLabelConfig, labelled_targets: np.ndarray, pseudo: PseudoWindows, *, batch_size: int, generator: torch.Generator,
+                   balanced: bool = False, rank: int = 0, world: int = 1, seed: int = 0) -> PseudoBatchSampler:  # fmt: skip
+    """The :class:`PseudoBatchSampler` of a run: labelled items class-balanced when ``balanced``
+    (``data.balanced_sampling``); pseudo-labelled windows weighted by ``config.balance`` when it is > 0.
+
+    ``pseudo.balance`` is the power of :func:`birdcall.data.sampling.class_balanced_weights` over the species the
+    teacher hears in each window (transformed target >= 0.5; windows without any form one more class), so windows
+    of the species the teacher rarely heard come round more often.
+    """
+    from ..data.sampling import class_balanced_weights
+
+    labelled_weights = class_balanced_weights(labelled_targets) if balanced else None
+    pseudo_weights = class_balanced_weights(pseudo.targets >= 0.5, power=config.balance) if config.balance > 0 else None
+    return PseudoBatchSampler(len(labelled_targets), len(pseudo), batch_size=batch_size, per_batch=pseudo_per_batch(config, batch_size), generator=generator,
+                              labelled_weights=labelled_weights, pseudo_weights=pseudo_weights, rank=rank, world=world, seed=seed)  # fmt: skip
 
 
 def _logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:

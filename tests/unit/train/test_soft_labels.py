@@ -2,6 +2,7 @@
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +12,19 @@ from birdcall.data.labels import LabelSet
 from birdcall.errors import ParameterError
 from birdcall.features import FeatureConfig
 from birdcall.train import TrainConfig
+from birdcall.train.config import PseudoLabelConfig
 from birdcall.train.cv import fold_config
 from birdcall.train.loop import soft_label_loss
 from birdcall.train.losses import build_loss, distillation_loss
-from birdcall.train.soft_labels import OnlineTeacher, PseudoBatchSampler, PseudoWindows, fold_path, pseudo_per_batch, transform_soft_labels
+from birdcall.train.soft_labels import (
+    OnlineTeacher,
+    PseudoBatchSampler,
+    PseudoWindows,
+    fold_path,
+    pseudo_batches,
+    pseudo_per_batch,
+    transform_soft_labels,
+)
 
 
 def _sigmoid(x):
@@ -143,6 +153,33 @@ def test_pseudo_batch_sampler_ranks_split_batches_and_weights_are_used():
     assert {i for batches in drawn for b in batches for i in b[:3]} == {3, 7}
     with pytest.raises(ParameterError, match="per_batch"):
         PseudoBatchSampler(12, 5, batch_size=4, per_batch=4, generator=torch.Generator())
+
+
+def test_pseudo_batches_balance_draws_windows_of_rare_teacher_species_more_often():
+    # 9 windows where the teacher hears species 0, 1 window where it hears species 1, 2 windows with none
+    targets = np.zeros((12, 2), dtype=np.float32)
+    targets[:9, 0] = 0.9
+    targets[9, 1] = 0.6
+    targets[10:, 1] = 0.4  # below 0.5: the teacher does not hear it
+    pseudo = PseudoWindows([Path(f"w{i}") for i in range(12)], np.zeros(12), targets, FeatureConfig(), read=lambda path: None)
+    labelled = np.eye(2, dtype=np.float32)[[0, 1] * 50]
+
+    def draws(balance, epochs=4):
+        sampler = pseudo_batches(PseudoLabelConfig(labels="l", audio="a", balance=balance), labelled, pseudo, batch_size=4, generator=torch.Generator(), seed=5)
+        return np.array([i - 100 for batches in _epochs(sampler, epochs) for b in batches for i in b[2:]])
+
+    uniform = draws(0.0)
+    assert len(uniform) == 4 * 50 * 2 and np.bincount(uniform, minlength=12).min() >= 16  # each window once per cycle of 12
+    # power 1: each class (species 0, species 1, none) is drawn about a third of the time: window 9 alone holds species 1
+    full = draws(1.0)
+    shares = np.array([np.isin(full, group).mean() for group in (range(9), [9], [10, 11])])
+    assert np.allclose(shares, 1 / 3, atol=0.06), shares
+    assert np.bincount(uniform, minlength=12)[9] < 40 < 100 < np.bincount(full, minlength=12)[9]  # 400 draws: 1/12 against 1/3
+    assert (draws(1.0) == full).all()  # seeded by (seed, epoch): a resumed run draws the same
+    with pytest.raises(ParameterError, match="pseudo_weights"):
+        PseudoBatchSampler(4, 3, batch_size=4, per_batch=1, generator=torch.Generator(), pseudo_weights=np.zeros(3))
+    with pytest.raises(ParameterError, match="balance"):
+        PseudoLabelConfig(labels="l", audio="a", balance=-0.5)
 
 
 def test_pseudo_windows_cut_the_teachers_window_and_pad_like_the_student():
