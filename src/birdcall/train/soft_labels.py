@@ -337,7 +337,8 @@ class PseudoBatchSampler:
 
     def _pseudo_order(self, count: int) -> np.ndarray:
         """Pseudo-labelled windows for this epoch: positions ``(epoch - 1) * count ...`` of an endless sequence of
-        seeded permutations, so consecutive epochs continue where the last stopped."""
+        seeded permutations, so consecutive epochs continue where the last stopped; with ``pseudo_weights``,
+        ``count`` weighted draws seeded by the epoch."""
         if self.pseudo_weights is not None:  # weighted draws, with replacement, seeded by the epoch
             return np.random.default_rng([self.seed, 7919, self.epoch, 1]).choice(self.n_pseudo, size=count, p=self.pseudo_weights)
         first = (self.epoch - 1) * count
