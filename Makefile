@@ -27,14 +27,15 @@ browser:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
 # What CI runs: every tier that needs no GPU and no network (default, integration and slow: the demo acceptance and
-# browser tests included; ~10–15 min: measured 11 min 1 s of tests, 12 min 23 s with a fresh .venv, 2026-12-05),
+# browser tests included; ~10–17 min on 2 cores, which vary by day: 11 min 1 s of tests, 12 min 23 s with a fresh .venv
+# on 2026-12-05 afternoon; 14 min 36 s and 16 min 39 s that evening, when training epochs were also ~1.35× slower),
 # and the `birdnet` and `ray` tests, with the optional BirdNET and Ray extras installed first (in CI they fail rather
 # than skip without them).
 test: setup browser birdnet ray
 	$(PY) -m pytest -m "not gpu and not network" -q
 
-# The quick default tier (plain `pytest` does the same; no `integration` or `slow` tests): ~1.5 min on 2 cores
-# (measured 1 min 20 s, 2026-12-04). No extra needed: `birdnet` and `ray` tests skip without them.
+# The quick default tier (plain `pytest` does the same; no `integration` or `slow` tests): ~1.5–3 min on 2 cores
+# (measured 1 min 20 s on 2026-12-04, 2 min 45 s on 2026-12-05 evening). No extra needed: `birdnet` and `ray` tests skip without them.
 test-fast: setup
 	$(PY) -m pytest -q
 
