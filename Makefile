@@ -27,8 +27,9 @@ browser:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
 # What CI runs: every tier that needs no GPU and no network (default, integration and slow: the demo acceptance and
-# browser tests included; ~10–17 min on 2 cores, which vary by day: 11 min 1 s of tests, 12 min 23 s with a fresh .venv
-# on 2026-12-05 afternoon; 14 min 36 s and 16 min 39 s that evening, when training epochs were also ~1.35× slower),
+# browser tests included; ~10–22 min on 2 cores, which vary by day: 11 min 1 s of tests, 12 min 23 s with a fresh .venv
+# on 2026-12-05 afternoon; 14 min 36 s / 16 min 39 s that evening and 19 min 14 s / 21 min 17 s past midnight,
+# when training epochs were also ~1.35× slower),
 # and the `birdnet` and `ray` tests, with the optional BirdNET and Ray extras installed first (in CI they fail rather
 # than skip without them).
 test: setup browser birdnet ray
