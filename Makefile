@@ -27,9 +27,10 @@ browser:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
 # What CI runs: every tier that needs no GPU and no network (default, integration and slow: the demo acceptance and
-# browser tests included; ~10–22 min on 2 cores, which vary by day: 11 min 1 s of tests, 12 min 23 s with a fresh .venv
+# browser tests included; ~10–55 min on 2 cores, which vary by day: 11 min 1 s of tests, 12 min 23 s with a fresh .venv
 # on 2026-12-05 afternoon; 14 min 36 s / 16 min 39 s that evening and 19 min 14 s / 21 min 17 s past midnight,
-# when training epochs were also ~1.35× slower),
+# when training epochs were also ~1.35× slower; 49 min 46 s / 53 min 33 s on 2026-12-06 night, when training epochs
+# took 44–81 s against 36–37 s the day before; CI's limit is 90 min),
 # and the `birdnet` and `ray` tests, with the optional BirdNET and Ray extras installed first (in CI they fail rather
 # than skip without them).
 test: setup browser birdnet ray
