@@ -39,8 +39,10 @@ def _soundscape_cv():
     return module
 
 
+ss = _soundscape_cv()  # loaded once: it also loads nips4b_cv.py
+
+
 def parse_args(argv=None):
-    ss = _soundscape_cv()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="the nips4b_soundscape_cv.py run folder")
     p.add_argument("--data", type=Path, default=ss.DEFAULT_DATA)
@@ -62,7 +64,6 @@ def main(argv=None) -> int:
     from birdcall.train.cv import assign_folds
 
     args = parse_args(argv)
-    ss = _soundscape_cv()
     config = from_yaml(TrainConfig, args.config)
     table = read_clip_table(args.data)
     codes = list(table.labels.codes)
