@@ -112,6 +112,21 @@ def clip_durations(table) -> list[float]:
     return [info(p).duration for p in table.frame["path"]]
 
 
+def fold_setup(data: Path, table, n_folds: int, recipe_seed: int, seed: int):
+    """The benchmark's folds, background groups and source clips: (fold of each clip, groups, clips).
+
+    Clip folds come from ``assign_folds`` with the recipe's seed (as ``nips4b_cv.py``), background groups from
+    ``seed``. ``transfer_mixtures.py`` calls this too, so its mixtures leave out exactly the clips and backgrounds
+    this benchmark validates on.
+    """
+    from birdcall.train.cv import assign_folds
+
+    folds = assign_folds(table, n_splits=n_folds, seed=recipe_seed)
+    groups = background_groups(table.background_files, n_folds, seed)
+    frame = table.frame.assign(duration=clip_durations(table))
+    return folds, groups, source_clips(frame, read_events(data))
+
+
 def fold_data_root(run_dir: Path, data: Path, fold: int, allowed: list[Path]) -> Path:
     """``RUN/data/fold<k>/``: symlinks to the data set's files, ``background/`` with only the allowed clips."""
     root = run_dir / "data" / f"fold{fold}"
@@ -315,7 +330,6 @@ def main(argv=None) -> int:
     import torch
 
     from birdcall.train import TrainConfig, fit_folds
-    from birdcall.train.cv import assign_folds
 
     args = parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
@@ -337,12 +351,8 @@ def main(argv=None) -> int:
     taxonomy = pd.read_csv(taxonomy_csv) if taxonomy_csv.is_file() else pd.DataFrame()
     taxon = taxonomy.set_index("species_code")["taxon"] if {"species_code", "taxon"} <= set(taxonomy.columns) else pd.Series(dtype=str)
     birds = [c for c in codes if taxon.get(c, "bird") == "bird"]
-    folds = assign_folds(table, n_splits=args.folds, seed=config.seed)
-    groups = background_groups(table.background_files, args.folds, args.seed)
+    folds, groups, clips_all = fold_setup(args.data, table, args.folds, config.seed, args.seed)
     scape = SoundscapeConfig(duration=args.duration, seed=args.seed)
-    durations = clip_durations(table)
-    frame = table.frame.assign(duration=durations)
-    clips_all = source_clips(frame, read_events(args.data))
     fold_list = [args.only_fold] if args.only_fold is not None else list(range(args.folds))
     print(f"# NIPS4B soundscape CV ({args.folds} folds{'' if args.only_fold is None else f', fold {args.only_fold} only'})\n")
     print(f"data: {args.data} ({len(table.frame)} clips, {len(codes)} species, {len(birds)} birds, {len(table.background_files)} background clips "

@@ -59,18 +59,14 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     from birdcall.config import from_yaml
     from birdcall.data import read_clip_table
-    from birdcall.data.soundscape import SoundscapeConfig, assemble_soundscapes, source_clips
+    from birdcall.data.soundscape import SoundscapeConfig, assemble_soundscapes
     from birdcall.train import TrainConfig
-    from birdcall.train.cv import assign_folds
 
     args = parse_args(argv)
     config = from_yaml(TrainConfig, args.config)
     table = read_clip_table(args.data)
     codes = list(table.labels.codes)
-    folds = assign_folds(table, n_splits=args.folds, seed=config.seed)
-    groups = ss.background_groups(table.background_files, args.folds, args.seed)
-    frame = table.frame.assign(duration=ss.clip_durations(table))
-    clips_all = source_clips(frame, ss.read_events(args.data))
+    folds, groups, clips_all = ss.fold_setup(args.data, table, args.folds, config.seed, args.seed)
     for k in [args.only_fold] if args.only_fold is not None else range(args.folds):
         clips = [c for c, f in zip(clips_all, folds) if f != k]
         held_out = {str(c.path) for c, f in zip(clips_all, folds) if f == k}
